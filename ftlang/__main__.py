@@ -1,0 +1,3 @@
+from ftlang.cli import main
+
+raise SystemExit(main())

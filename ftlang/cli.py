@@ -1,0 +1,83 @@
+"""The `ftlang` command line: a thin dispatcher.
+
+Each command lives in ftlang/commands/<name>.py and exposes
+    HELP: str
+    add_arguments(parser: argparse.ArgumentParser) -> None
+    run(args: argparse.Namespace) -> int
+Command modules import only the core dependencies at module level; torch & co. are imported inside
+`run` of the commands that train, prepare data or serve.
+
+Exit codes: 0 clean, 1 errors (or warnings under --strict), 2 usage errors, 3 a failed eval gate,
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from types import ModuleType
+
+from ftlang import __version__
+from ftlang.diagnostics import DiagnosticError
+
+COMMANDS = (
+    "check", "fmt", "plan", "schema", "explain", "run", "report", "data", "registry", "serve",
+)
+
+
+def _load(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(f"ftlang.commands.{name}")
+    except ModuleNotFoundError as e:
+        if e.name == f"ftlang.commands.{name}":
+            return None  # a command not built yet is simply absent from --help
+        raise
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
+    parser = argparse.ArgumentParser(prog="ftlang", description="A compiler for fine-tuning recipes.")
+    parser.add_argument("--version", action="version", version=f"ftlang {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    modules: dict[str, ModuleType] = {}
+    for name in COMMANDS:
+        module = _load(name)
+        if module is None:
+            continue
+        modules[name] = module
+        p = sub.add_parser(name, help=getattr(module, "HELP", None), description=getattr(module, "HELP", None))
+        module.add_arguments(p)
+    return parser, modules
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, modules = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(modules[args.command].run(args) or 0)
+    except DiagnosticError as e:
+        from ftlang.render import render
+
+        fmt = getattr(args, "format", None) or "human"
+        print(render(e.diagnostics, fmt), file=sys.stderr if fmt == "human" else sys.stdout)
+        return 1
+    except KeyboardInterrupt:
+        print("ftlang: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # noqa: BLE001 - the last line of defence: no traceback for users
+        if os.environ.get("FTLANG_DEBUG"):
+            raise
+        print(f"ftlang: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        print("help: this is a bug in ftlang; rerun with FTLANG_DEBUG=1 for the traceback and report it",
+              file=sys.stderr)
+        return 70
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
