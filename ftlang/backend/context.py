@@ -1,0 +1,35 @@
+"""What the training stage hands to the evaluation stage: one object, no globals.
+
+`ftlang run` (backend/run.py) builds it: plan → prepared data → model → train; then calls
+`ftlang.backend.finish.after_training(ctx)` which evaluates, checks gates, exports, registers and
+writes the report, returning the process exit code (0, or 3 when a gate failed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ftlang.plan import Plan
+
+
+@dataclass
+class RunContext:
+    plan: Plan
+    run_dir: Path  # runs/<recipe>/<hash12>-<UTC stamp>/ (or --out)
+    model: Any  # the trained model (a PeftModel, ftlang's adapter model, or the full model)
+    tokenizer: Any
+    data: Any  # ftlang.data.prepare.Prepared
+    #: every metrics.jsonl row written during training: {"step", "epoch", "loss"|"val_loss", "lr", ...}
+    history: list[dict] = field(default_factory=list)
+    #: wall seconds per stage ("load", "data", "train", ...) and train tokens/s
+    timings: dict[str, float] = field(default_factory=dict)
+    #: loads a fresh, unquantized copy of the base model (forgetting baseline, merge for export)
+    load_base: Callable[[], Any] | None = None
+    #: metrics of the base model before training, computed by the eval stage when it runs first
+    baseline_metrics: dict[str, float] = field(default_factory=dict)
+    device: str = "cpu"
+    force: bool = False  # --force: export even when a gate fails (recorded in the report)
+    peak_memory_bytes: int | None = None  # measured (RSS on CPU, max_memory_allocated on CUDA)
