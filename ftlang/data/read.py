@@ -1,0 +1,242 @@
+"""Torch-free readers for local data files: jsonl, json (an array of objects), csv, parquet.
+
+Every reader keeps the 1-based line each row starts on (csv: the header is line 1; parquet: the row
+number) so problems point at the data file. Bytes that are not UTF-8 are kept as surrogate escapes and
+reported per line instead of aborting the whole file. A problem that makes the rest of a file
+unreadable (a truncated JSON array, an unclosed CSV quote, a corrupt parquet footer) is a `FileProblem`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Entry:
+    """One row as read: its value (dict for a good row) or the problem that stopped it."""
+
+    line: int
+    value: Any
+    raw: str
+    code: str | None = None  # set when the row could not be read
+    message: str | None = None
+
+
+@dataclass
+class FileProblem:
+    code: str
+    message: str
+    line: int = 1
+
+
+@dataclass
+class ReadResult:
+    entries: list[Entry] = field(default_factory=list)
+    fatal: FileProblem | None = None  # the rest of the file is unreadable
+    columns: list[str] | None = None  # csv header / parquet schema
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    out: dict = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates)
+_LOOSE = json.JSONDecoder()
+
+
+def decode(data: bytes) -> tuple[str | None, FileProblem | None]:
+    """UTF-8 text (BOM stripped, bad bytes as surrogate escapes), or a whole-file encoding problem."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return None, FileProblem("FT602", "the file is UTF-16 encoded (it starts with a UTF-16 BOM); "
+                                          "ftlang reads UTF-8")
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    return data.decode("utf-8", errors="surrogateescape"), None
+
+
+def bad_utf8(text: str) -> str | None:
+    """A message naming the first non-UTF-8 byte of `text`, or None when it is clean."""
+    for col, ch in enumerate(text, 1):
+        if "\udc80" <= ch <= "\udcff":
+            return f"not valid UTF-8: byte 0x{ord(ch) - 0xDC00:02x} at column {col} (decode error)"
+    return None
+
+
+def printable_raw(text: str) -> str:
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+
+
+def _parse_object(text: str) -> tuple[Any, str | None, str | None]:
+    try:
+        return _DECODER.decode(text), None, None
+    except _DuplicateKey as e:
+        return None, "FT611", f"duplicate key {str(e)!r} in the JSON object"
+    except json.JSONDecodeError as e:
+        return None, "FT601", f"invalid JSON: {e.msg} (column {e.colno})"
+
+
+def read_jsonl(text: str) -> ReadResult:
+    out = ReadResult()
+    for i, line in enumerate(text.split("\n"), 1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            continue  # blank lines are not rows
+        raw = printable_raw(line)
+        problem = bad_utf8(line)
+        if problem:
+            out.entries.append(Entry(i, None, raw, "FT602", problem))
+            continue
+        value, code, message = _parse_object(line)
+        out.entries.append(Entry(i, value, raw, code, message))
+    return out
+
+
+def _line_of(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos) + 1
+
+
+def _skip_ws(text: str, i: int) -> int:
+    n = len(text)
+    while i < n and text[i] in " \t\r\n":
+        i += 1
+    return i
+
+
+def read_json(text: str) -> ReadResult:
+    """A JSON array of row objects; each row's line is the line its element starts on."""
+    out = ReadResult()
+    i = _skip_ws(text, 0)
+    if i >= len(text):
+        return out
+    if text[i] != "[":
+        kind = "an object" if text[i] == "{" else "a scalar"
+        out.fatal = FileProblem("FT601", f"a .json source must hold a JSON array (a list) of row objects, "
+                                         f"got {kind}", _line_of(text, i))
+        return out
+    i = _skip_ws(text, i + 1)
+    if i < len(text) and text[i] == "]":
+        return out
+    while True:
+        start = i
+        try:
+            value, end = _DECODER.raw_decode(text, i)
+            code = message = None
+        except _DuplicateKey as e:
+            value, end = _LOOSE.raw_decode(text, i)
+            value, code, message = None, "FT611", f"duplicate key {str(e)!r} in the JSON object"
+        except json.JSONDecodeError as e:
+            out.fatal = FileProblem("FT601", f"invalid JSON: {e.msg} (truncated file?)", _line_of(text, e.pos))
+            return out
+        raw = text[start:end]
+        problem = bad_utf8(raw)
+        if problem:
+            code, message, value = "FT602", problem, None
+        out.entries.append(Entry(_line_of(text, start), value, printable_raw(raw), code, message))
+        i = _skip_ws(text, end)
+        if i >= len(text):
+            out.fatal = FileProblem("FT601", "invalid JSON: the array is never closed with ']' (truncated file?)",
+                                    _line_of(text, len(text)))
+            return out
+        if text[i] == "]":
+            return out
+        if text[i] != ",":
+            out.fatal = FileProblem("FT601", f"invalid JSON: expecting ',' or ']' after an element, got {text[i]!r}",
+                                    _line_of(text, i))
+            return out
+        i = _skip_ws(text, i + 1)
+        if i < len(text) and text[i] == "]":
+            out.fatal = FileProblem("FT601", "invalid JSON: trailing comma before ']' (expecting a value)",
+                                    _line_of(text, i))
+            return out
+
+
+def read_csv(text: str, required: list[str]) -> ReadResult:
+    """A CSV file with a header row; `required` are the columns the declared format needs."""
+    out = ReadResult()
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header: list[str] | None = None
+    prev = 0
+    try:
+        for record in reader:
+            start, prev = prev + 1, reader.line_num
+            if header is None:
+                header = [h.strip() for h in record]
+                out.columns = header
+                missing = [c for c in required if c not in header]
+                if missing:
+                    out.fatal = FileProblem("FT603", f"missing required column {missing[0]!r}: the header has "
+                                                     f"{', '.join(header) or 'no columns'}", start)
+                    return out
+                continue
+            if not record:
+                continue
+            raw = printable_raw(",".join(record))
+            joined = "".join(record)
+            problem = bad_utf8(joined)
+            if problem:
+                out.entries.append(Entry(start, None, raw, "FT602", problem))
+            elif "\x00" in joined:
+                out.entries.append(Entry(start, None, raw, "FT601", "the CSV line contains a NUL control character"))
+            elif len(record) > len(header):
+                out.entries.append(Entry(start, None, raw, "FT613", f"row has {len(record)} cells but the header "
+                                                                     f"has {len(header)} columns (ragged row)"))
+            elif len(record) < len(header):
+                missing = header[len(record)]
+                out.entries.append(Entry(start, None, raw, "FT613", f"row has {len(record)} cells but the header "
+                                                                     f"has {len(header)} columns: column "
+                                                                     f"{missing!r} is missing"))
+            else:
+                out.entries.append(Entry(start, dict(zip(header, record, strict=True)), raw))
+    except csv.Error as e:
+        out.fatal = FileProblem("FT601", f"CSV error: {e} (an unclosed quote runs to the end of the file)",
+                                prev + 1)
+    return out
+
+
+def read_parquet(path: Path) -> ReadResult:
+    """Parquet via pyarrow (imported here, lazily). Line = 1-based row number."""
+    out = ReadResult()
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        out.fatal = FileProblem("FT614", "pyarrow is not installed, so this parquet file cannot be read")
+        return out
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # noqa: BLE001 - pyarrow raises several types for corrupt files
+        out.fatal = FileProblem("FT614", f"cannot read the parquet file (corrupt or not parquet): {e}")
+        return out
+    out.columns = list(table.column_names)
+    for i, row in enumerate(table.to_pylist(), 1):
+        out.entries.append(Entry(i, row, json.dumps(row, default=str, ensure_ascii=False)))
+    return out
+
+
+def read_file(path: Path, kind: str, required: list[str]) -> ReadResult:
+    """Read a local source file by kind (jsonl / chat_jsonl / json / csv / parquet)."""
+    if kind == "parquet":
+        return read_parquet(path)
+    text, problem = decode(path.read_bytes())
+    if problem is not None:
+        return ReadResult(fatal=problem)
+    assert text is not None
+    readers: dict[str, Callable[[str], ReadResult]] = {
+        "jsonl": read_jsonl, "chat_jsonl": read_jsonl, "json": read_json,
+        "csv": lambda t: read_csv(t, required),
+    }
+    return readers[kind](text)

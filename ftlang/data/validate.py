@@ -1,0 +1,169 @@
+"""Validation of every local source row against its declared format (torch-free: `ftlang check --data`).
+
+`load_source` is shared with `prepare`: it reads a source, normalizes each row to the canonical format
+and returns the good rows plus one positioned Diagnostic per bad row. `enforce` applies the source's
+`on_error` policy (fail, or skip up to a limit with a quarantine list).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ftlang.data.codes import declared_note, row_problem
+from ftlang.data.formats import RowError, normalize, required_columns
+from ftlang.data.read import read_file
+from ftlang.diagnostics import Diagnostic, DiagnosticError, Severity, error, info
+from ftlang.plan import Loc, Plan, SourcePlan
+from ftlang.source import Span
+
+MAX_LISTED = 20  # problems listed per source; the rest are counted
+
+
+@dataclass
+class SourceRows:
+    name: str
+    display: str  # the path (or hf id) spans and messages use
+    rows: list[dict] = field(default_factory=list)  # canonical rows with "_meta" {source, line}
+    problems: list[Diagnostic] = field(default_factory=list)  # one per bad row
+    fatal: Diagnostic | None = None  # the file as a whole is unreadable / empty
+    quarantined: list[dict] = field(default_factory=list)  # {source, line, code, reason, raw}
+    read: int = 0
+    fingerprint: str = ""
+
+
+def loc_span(loc: Loc | None) -> Span | None:
+    if loc is None:
+        return None
+    return Span(loc.file, 0, 0, loc.line, loc.column, loc.end_line, loc.end_column)
+
+
+def resolve_path(plan: Plan, src: SourcePlan, allow_outside: bool = False) -> Path:
+    """The source's absolute path; FT619 when it is missing or escapes the project root."""
+    assert src.path is not None
+    path = plan.resolve(src.path)
+    root = Path(plan.recipe.project_root).resolve()
+    real = path.resolve()
+    if not allow_outside and not (real == root or root in real.parents):
+        raise DiagnosticError(error("FT619", f"data path {src.path!r} escapes the project root {root}",
+                                    loc_span(src.loc), "keep data inside the project, or pass --allow-outside"))
+    if not path.is_file():
+        raise DiagnosticError(error("FT619", f"data file {src.path!r} does not exist ({path})", loc_span(src.loc),
+                                    "check the path: it is relative to the project root"))
+    return path
+
+
+def _labels(plan: Plan) -> list[str] | None:
+    return list(plan.model.task.labels) or None
+
+
+def load_source(plan: Plan, name: str, *, allow_outside: bool = False) -> SourceRows:
+    """Read one source and normalize every row. Row problems are collected, never raised."""
+    src = plan.data[name]
+    if src.kind == "hf_dataset":
+        from ftlang.data.hf import load_hf_source  # imports `datasets`: run time only
+
+        return load_hf_source(plan, src)
+    path = resolve_path(plan, src, allow_outside)
+    data = path.read_bytes()
+    display = os.fspath(path)
+    out = SourceRows(name, display, fingerprint=hashlib.sha256(data).hexdigest())
+    fmt = "chat" if src.kind == "chat_jsonl" and src.format is None else src.format
+    result = read_file(path, src.kind, required_columns(fmt, src.fields))
+    labels = _labels(plan)
+    for entry in result.entries:
+        out.read += 1
+        code, message = entry.code, entry.message
+        row = None
+        if code is None and src.max_row_chars is not None and len(entry.raw) > src.max_row_chars:
+            code, message = "FT608", (f"row is {len(entry.raw):,} chars long, longer than max_row_chars "
+                                      f"{src.max_row_chars:,}")
+        if code is None:
+            try:
+                row = normalize(entry.value, fmt, src.fields, labels)
+            except RowError as e:
+                code, message = e.code, e.message
+        if code is not None:
+            assert message is not None
+            out.problems.append(row_problem(code, message, display, entry.line, loc=src.loc, source=name))
+            out.quarantined.append({"source": name, "line": entry.line, "code": code, "reason": message,
+                                    "raw": entry.raw})
+            continue
+        assert row is not None
+        row["_meta"] = {"source": name, "line": entry.line}
+        out.rows.append(row)
+    if result.fatal is not None:
+        f = result.fatal
+        out.fatal = row_problem(f.code, f.message, display, f.line, loc=src.loc, source=name)
+    elif out.read == 0:
+        out.fatal = row_problem("FT609", "the source is empty: no rows", display, 1, loc=src.loc, source=name)
+    return out
+
+
+def _limit(src: SourcePlan, read: int) -> tuple[int, str]:
+    oe = src.on_error
+    if oe.max_rows is not None:
+        return oe.max_rows, f"{oe.max_rows} rows"
+    if oe.max_fraction is not None:
+        return int(oe.max_fraction * read), f"{oe.max_fraction:.4g} of {read} rows"
+    return read, "no limit"
+
+
+def policy_diagnostics(plan: Plan, rows: SourceRows) -> list[Diagnostic]:
+    """The diagnostics the source's on_error policy makes of its problems (listed up to MAX_LISTED)."""
+    src = plan.data[rows.name]
+    out: list[Diagnostic] = []
+    if rows.fatal is not None:
+        out.append(rows.fatal)
+    skip = src.on_error.mode == "skip"
+    for d in rows.problems[:MAX_LISTED]:
+        out.append(Diagnostic(d.code, Severity.WARNING if skip else Severity.ERROR, d.message, d.span, d.help,
+                              d.notes))
+    extra = len(rows.problems) - MAX_LISTED
+    if extra > 0:
+        out.append(Diagnostic("FT610" if not skip else rows.problems[MAX_LISTED].code,
+                              Severity.INFO, f"... and {extra} more bad rows in {rows.display} "
+                              f"({len(rows.problems)} in all)", rows.problems[MAX_LISTED].span, None,
+                              declared_note(src.loc, rows.name)))
+    if skip and rows.problems:
+        limit, text = _limit(src, rows.read)
+        if len(rows.problems) > limit:
+            out.append(error("FT610", f"source `{rows.name}`: {len(rows.problems)} of {rows.read} rows are bad, "
+                                      f"over the skip limit ({text})", loc_span(src.on_error.loc or src.loc),
+                             "fix the rows listed in the quarantine file, or raise skip(max = ...)",
+                             notes=(f"data file: {rows.display}",)))
+    return out
+
+
+def enforce(plan: Plan, rows: SourceRows) -> list[Diagnostic]:
+    """Raise DiagnosticError when the policy fails; else return the warnings (skipped rows)."""
+    diags = policy_diagnostics(plan, rows)
+    if any(d.severity is Severity.ERROR for d in diags):
+        raise DiagnosticError(diags)
+    return diags
+
+
+def check_plan_data(plan: Plan) -> list[Diagnostic]:
+    """Validate every local source of the plan; torch-free. Used by `ftlang check --data`."""
+    out: list[Diagnostic] = []
+    for name, src in plan.data.items():
+        if src.kind == "hf_dataset":
+            out.append(info("FT627", f"hf_dataset {src.hf_name!r} is not fetched by check; `ftlang run` "
+                                     "validates its rows", loc_span(src.loc)))
+            continue
+        if src.kind == "parquet":
+            try:
+                import pyarrow  # noqa: F401
+            except ImportError:
+                out.append(info("FT614", "pyarrow is not installed: parquet rows are not checked",
+                                loc_span(src.loc), "pip install pyarrow"))
+                continue
+        try:
+            rows = load_source(plan, name)
+        except DiagnosticError as e:
+            out.extend(e.diagnostics)
+            continue
+        out.extend(policy_diagnostics(plan, rows))
+    return out
