@@ -1,0 +1,89 @@
+"""Build the Lark LALR parser once and keep its tables in a JSON file in the user's cache dir.
+
+Lark's own `cache=` option pickles the parser; loading a pickle from a shared cache directory would
+let anyone who can write there run code, so the tables are stored as tagged JSON instead. Any
+problem with the cache (unwritable dir, corrupt or stale file) falls back to building in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ftlang.resources import grammar_path
+
+_FORMAT = 1  # bump when the encoding below changes
+
+
+def cache_dir() -> Path:
+    if os.environ.get("FTLANG_CACHE_DIR"):
+        return Path(os.environ["FTLANG_CACHE_DIR"])
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "ftlang"
+    return Path.home() / ".cache" / "ftlang"
+
+
+def _encode(obj: Any) -> Any:
+    # JSON has no tuples and only string keys; tag both so the tables round-trip exactly.
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) for k in obj):
+            return {"d": {k: _encode(v) for k, v in obj.items()}}
+        return {"m": [[_encode(k), _encode(v)] for k, v in obj.items()]}
+    if isinstance(obj, tuple):
+        return {"t": [_encode(v) for v in obj]}
+    if isinstance(obj, list):
+        return [_encode(v) for v in obj]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot cache a {type(obj).__name__}")
+
+
+def _decode(obj: Any) -> Any:
+    if isinstance(obj, list):
+        return [_decode(v) for v in obj]
+    if isinstance(obj, dict):
+        if "d" in obj:
+            return {k: _decode(v) for k, v in obj["d"].items()}
+        if "m" in obj:
+            return {_decode(k): _decode(v) for k, v in obj["m"]}
+        return tuple(_decode(v) for v in obj["t"])
+    return obj
+
+
+def load_lark(options: dict[str, Any], callbacks: dict[str, Any]) -> Any:
+    import lark
+    from lark import Lark
+    from lark.grammar import Rule
+    from lark.lexer import TerminalDef
+
+    text = grammar_path().read_text(encoding="utf-8")
+    key = hashlib.sha256(
+        json.dumps([_FORMAT, lark.__version__, text, sorted(options.items())]).encode()
+    ).hexdigest()[:24]
+    path = cache_dir() / f"grammar-{key}.json"
+    try:
+        blob = json.loads(path.read_text(encoding="utf-8"))
+        return Lark._load_from_dict(_decode(blob["data"]), _decode(blob["memo"]), lexer_callbacks=callbacks)
+    except Exception:  # noqa: BLE001 - a missing, stale or corrupt cache is rebuilt below
+        pass
+    parser = Lark(text, lexer_callbacks=callbacks, **options)
+    try:
+        data, memo = parser.memo_serialize([TerminalDef, Rule])
+        data["options"] = {k: v for k, v in data["options"].items() if k != "lexer_callbacks"}
+        blob = json.dumps({"data": _encode(data), "memo": _encode(memo)})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".grammar-", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(blob)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except Exception:  # noqa: BLE001 - an unwritable cache only costs the build time next run
+        pass
+    return parser

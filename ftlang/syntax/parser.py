@@ -1,0 +1,655 @@
+"""Parse .ft text into the frozen AST of ftlang/syntax/ast.py, with friendly syntax errors.
+
+    parse(source)          -> (Module | None, diagnostics)
+    parse_text(text, path) -> (Module | None, diagnostics)
+
+The Module is None exactly when an error diagnostic was produced. Lark is imported lazily and the
+LALR tables are built once per process and cached on disk as JSON (never pickle), so importing
+this module costs nothing and a warm `ftlang check` does not rebuild the grammar.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from ftlang.diagnostics import Diagnostic, error
+from ftlang.source import SourceFile, Span
+from ftlang.syntax import ast
+
+if TYPE_CHECKING:
+    from lark import Lark, Token, Tree
+
+# Recipes are a few kB; a cap keeps a pathological input from costing minutes of LALR time.
+MAX_CHARS = 12_000_000
+# Tree depth the lowering accepts; realistic recipes stay under 15 (lists of lists, calls in calls).
+MAX_DEPTH = 200
+# Errors collected per file before giving up (each later one needs a re-parse, so only for small files).
+MAX_ERRORS = 5
+_MULTI_ERROR_CHARS = 200_000
+# Python refuses int() of more digits than this (sys.int_info.default_max_str_digits is 4300).
+_MAX_DIGITS = 4000
+
+SYNTAX_CODES: dict[str, str] = {
+    "FT001": "Unexpected token: the parser found something it cannot use at this point.",
+    "FT002": "Unterminated string: a string must close with \" on the line where it starts; "
+             "write \\n for a newline inside it.",
+    "FT003": "Unclosed bracket: a '{', '[' or '(' is never closed before the end of the file.",
+    "FT004": "Invalid character: recipes are made of names, numbers, strings, brackets and operators; "
+             "other characters are allowed only inside strings and comments.",
+    "FT005": "Invalid escape in a string: the escapes are \\\" \\\\ \\/ \\n \\t \\r \\b \\f and \\uXXXX.",
+    "FT006": "Number out of range: a number too large to represent (or with more than 4000 digits).",
+    "FT007": "Nesting too deep: lists, calls and expressions may nest at most 200 levels.",
+    "FT008": "File too large: a recipe file may hold at most 12 million characters.",
+    "FT009": "Positional argument after a keyword argument: write positional arguments first, f(x, key = v).",
+    "FT010": "Missing '=': a key and its value are written `key = value`.",
+    "FT011": "Missing value: a value (number, string, name, list or call) must follow '='.",
+    "FT012": "Unmatched closing bracket: a '}', ']' or ')' with no opening bracket before it.",
+    "FT013": "A data source must be a call such as jsonl(\"file.jsonl\") or hf_dataset(\"org/name\").",
+    "FT014": "Expected a statement: a block holds `key = value`, `name { ... }`, `data`, `dataset`, "
+             "`gate`, `forgetting` or `alias` statements.",
+    "FT015": "Expected a top-level item: a file holds `import`, `param`, `recipe` and `model_card`.",
+}
+
+
+# ---------------------------------------------------------------------------- the Lark parser
+
+
+class _LexState(threading.local):
+    """Per-parse state the lexer callbacks fill in (a thread-local so parsers may run in threads)."""
+
+    def __init__(self) -> None:
+        self.comments: list[Token] = []
+        self.open: list[Token] = []  # unclosed brackets, innermost last
+        self.unmatched: Token | None = None  # the first closer with no opener at all
+        self.mismatch: tuple[Token, Token] | None = None  # (closer, the inner opener it skipped)
+
+
+_STATE = _LexState()
+_PAIRS = {"RBRACE": "LBRACE", "RSQB": "LSQB", "RPAR": "LPAR"}
+_LARK: Lark | None = None
+_LOCK = threading.Lock()
+_OPTIONS: dict[str, Any] = dict(
+    parser="lalr", lexer="contextual", propagate_positions=True, maybe_placeholders=False,
+    keep_all_tokens=True,
+)
+
+
+def _on_comment(tok: Token) -> Token:
+    _STATE.comments.append(tok)
+    return tok
+
+
+def _on_open(tok: Token) -> Token:
+    _STATE.open.append(tok)
+    return tok
+
+
+def _on_close(tok: Token) -> Token:
+    want = _PAIRS[tok.type]
+    if _STATE.open and _STATE.open[-1].type == want:
+        _STATE.open.pop()
+    elif any(o.type == want for o in _STATE.open):
+        if _STATE.mismatch is None:
+            _STATE.mismatch = (tok, _STATE.open[-1])
+        while _STATE.open[-1].type != want:
+            _STATE.open.pop()
+        _STATE.open.pop()
+    elif _STATE.unmatched is None:
+        _STATE.unmatched = tok
+    return tok
+
+
+def _callbacks() -> dict[str, Any]:
+    cb: dict[str, Any] = {"COMMENT": _on_comment}
+    for close, open_ in _PAIRS.items():
+        cb[open_] = _on_open
+        cb[close] = _on_close
+    return cb
+
+
+def get_lark() -> Lark:
+    """The process-wide Lark instance (built once; tables loaded from the JSON cache when present)."""
+    global _LARK
+    if _LARK is None:
+        with _LOCK:
+            if _LARK is None:
+                from ftlang.syntax.grammar_cache import load_lark
+
+                _LARK = load_lark(_OPTIONS, _callbacks())
+    return _LARK
+
+
+# ---------------------------------------------------------------------------- public entry points
+
+
+def parse_text(text: str, path: str = "<string>") -> tuple[ast.Module | None, list[Diagnostic]]:
+    return parse(SourceFile(path, text))
+
+
+def parse(source: SourceFile) -> tuple[ast.Module | None, list[Diagnostic]]:
+    text = source.text
+    if len(text) > MAX_CHARS:
+        return None, [error("FT008", f"file too large: {len(text):,} characters (at most {MAX_CHARS:,})",
+                            source.span(0, 0), "split the recipe; recipes are usually a few kilobytes")]
+    tree, diags, comments = _parse_collecting(source)
+    if tree is None:
+        return None, diags
+    deep = _too_deep(tree)
+    if deep is not None:
+        return None, [error("FT007", f"nesting too deep (more than {MAX_DEPTH} levels)",
+                            _span_of(source, deep),
+                            "flatten the list or expression; recipes rarely nest more than a few levels")]
+    lowering = _Lower(source)
+    items = tuple(lowering.top(t) for t in tree.children)
+    if lowering.diags:
+        return None, lowering.diags
+    module = ast.Module(source.span(0, len(text)), source.path, items,
+                        tuple(_comment(source, tok) for tok in comments))
+    return module, []
+
+
+def _comment(source: SourceFile, tok: Token) -> ast.Comment:
+    start = tok.start_pos
+    line_start = source.text.rfind("\n", 0, start) + 1
+    trailing = source.text[line_start:start].strip() != ""
+    return ast.Comment(source.span(start, tok.end_pos), str(tok).rstrip("\r"), trailing)
+
+
+# ---------------------------------------------------------------------------- syntax errors
+
+
+def _parse_collecting(source: SourceFile) -> tuple[Tree | None, list[Diagnostic], list[Token]]:
+    """Parse; on an error, blank the offending line and re-parse to find further independent errors."""
+    from lark.exceptions import LarkError, UnexpectedInput
+
+    lark = get_lark()
+    text = source.text
+    diags: list[Diagnostic] = []
+    while True:
+        _STATE.comments, _STATE.open, _STATE.unmatched, _STATE.mismatch = [], [], None, None
+        try:
+            tree = lark.parse(text)
+        except UnexpectedInput as e:
+            diag = _syntax_error(source, text, e)
+        except (LarkError, RecursionError) as e:  # defensive: never let the parser's internals escape
+            diag = error("FT001", f"cannot parse this file: {type(e).__name__}", source.span(0, 0))
+        else:
+            if diags:
+                return None, diags, []
+            return tree, [], list(_STATE.comments)
+        if any(d.span == diag.span for d in diags):
+            return None, diags, []
+        diags.append(diag)
+        if len(diags) >= MAX_ERRORS or len(text) > _MULTI_ERROR_CHARS or diag.code in ("FT003", "FT012"):
+            return None, diags, []
+        blanked = _blank_line(text, diag.span.line if diag.span else 1)
+        if blanked is None or blanked == text:
+            return None, diags, []
+        text = blanked
+
+
+def _blank_line(text: str, line: int) -> str | None:
+    """The text with one line replaced by spaces, or None when that would unbalance brackets."""
+    starts = [0]
+    for i, ch in enumerate(text):
+        if ch == "\n":
+            starts.append(i + 1)
+    if line > len(starts):
+        return None
+    start = starts[line - 1]
+    end = starts[line] - 1 if line < len(starts) else len(text)
+    segment = text[start:end]
+    code = segment.split("#", 1)[0] if '"' not in segment else segment
+    if any(code.count(o) != code.count(c) for o, c in ("{}", "[]", "()")):
+        return None
+    return text[:start] + " " * len(segment) + text[end:]
+
+
+def _syntax_error(source: SourceFile, text: str, e: Any) -> Diagnostic:
+    from lark.exceptions import UnexpectedCharacters, UnexpectedToken
+
+    lark = get_lark()
+    if isinstance(e, UnexpectedCharacters):
+        pos = e.pos_in_stream
+        ch = text[pos] if pos < len(text) else ""
+        if ch == '"':
+            eol = text.find("\n", pos)
+            eol = len(text) if eol < 0 else eol
+            return error("FT002", "unterminated string", source.span(pos, eol),
+                         'close the string with " on the same line (write \\n for a line break inside it)')
+        shown = repr(ch) if ch.isprintable() and ch != "" else f"U+{ord(ch):04X}" if ch else "end of file"
+        return error("FT004", f"invalid character {shown}", source.span(pos, min(pos + 1, len(text))),
+                     _expected_help(lark, e.allowed) + "; other characters belong inside strings or comments")
+    if not isinstance(e, UnexpectedToken):
+        return error("FT001", "syntax error", source.span(0, 0))
+    tok = e.token
+    at_end = tok.type == "$END"
+    if at_end and _STATE.open:
+        opener = _STATE.open[-1]
+        closer = {"LBRACE": "}", "LSQB": "]", "LPAR": ")"}[opener.type]
+        return error("FT003", f"unclosed '{opener}': it is never closed",
+                     source.span(opener.start_pos, opener.end_pos),
+                     f"add the matching '{closer}'", notes=(f"the file ends at line {source.line_count}",))
+    if _STATE.mismatch is not None and _STATE.mismatch[0] is tok:
+        opener = _STATE.mismatch[1]
+        closer = {"LBRACE": "}", "LSQB": "]", "LPAR": ")"}[opener.type]
+        return error("FT003", f"unclosed '{opener}' before '{tok}'", source.span(opener.start_pos, opener.end_pos),
+                     f"add the matching '{closer}' before the '{tok}' at line {source.position(tok.start_pos)[0]}")
+    if tok.type in _PAIRS and _STATE.unmatched is tok:
+        return error("FT012", f"unmatched '{tok}'", source.span(tok.start_pos, tok.end_pos),
+                     "remove it, or add the opening bracket it closes")
+    start = len(text) if at_end else tok.start_pos
+    end = len(text) if at_end else tok.end_pos
+    span = source.span(start, end)
+    found = "end of file" if at_end else f"'{_clip(str(tok))}'"
+    label = _label(lark, e)
+    try:
+        accepts = e.accepts or e.expected
+    except Exception:  # noqa: BLE001 - accepts needs the interactive parser; expected is the fallback
+        accepts = e.expected
+    expected = _expected_help(lark, accepts)
+    if label is not None:
+        code, message, hint = label
+        return error(code, f"{message}, found {found}", span, f"{hint}; {expected}")
+    notes: tuple[str, ...] = ()
+    if _STATE.open and tok.type in ("RECIPE", "MODEL_CARD", "IMPORT", "PARAM"):
+        opener = _STATE.open[-1]
+        notes = (f"the '{opener}' at {source.path}:{source.position(opener.start_pos)[0]}:"
+                 f"{source.position(opener.start_pos)[1]} is not closed",)
+        return error("FT003", f"unexpected {found} inside a block: is a '}}' missing?", span,
+                     "close the block before starting a new top-level item", notes=notes)
+    return error("FT001", f"unexpected {found}", span, expected)
+
+
+def _clip(s: str, n: int = 40) -> str:
+    s = s.encode("unicode_escape").decode("ascii") if not s.isprintable() else s
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+_TERMINAL_WORDS = {
+    "NAME": "a name", "STRING": "a string", "INT": "a number", "FLOAT": "a number", "PERCENT": "a number",
+    "SIZE": "a number", "$END": "end of file",
+}
+
+
+def _expected_help(lark: Lark, names: Any) -> str:
+    words: set[str] = set()
+    terms = {t.name: t for t in lark.terminals}
+    for name in names or ():
+        if name in _TERMINAL_WORDS:
+            words.add(_TERMINAL_WORDS[name])
+        elif name in terms and type(terms[name].pattern).__name__ == "PatternStr":
+            words.add(f"'{terms[name].pattern.value}'")
+        elif not name.startswith("__"):
+            words.add(name.lower())
+    operators = {"'<'", "'<='", "'>'", "'>='", "'=='", "'!='", "'+'", "'-'", "'*'", "'/'", "'and'", "'or'"}
+    if len(words & operators) >= 3:
+        words = (words - operators) | {"an operator"}
+    if not words:
+        return "check the syntax here"
+    ordered = sorted(words, key=lambda w: (w.startswith("'"), w))
+    return "expected one of: " + ", ".join(ordered)
+
+
+# Labelled examples for Lark's match_examples: (code, message, hint) → snippets that fail the same way.
+_EXAMPLES: dict[tuple[str, str, str], list[str]] = {
+    ("FT010", "missing '=' after key", "write `key = value`"): [
+        "recipe r { lr 1 }", "recipe r { train { lr 2e-4 } }", "recipe r { lr \"x\" }",
+        "param lr 1", "recipe r { a = 1, b 2 }", "recipe r { a = 1 b 2 }", "recipe r { a { } b 2 }", "model_card m { alias a [x] }",
+        "recipe r { data d jsonl(\"x\") }", "recipe r { dataset t d }",
+    ],
+    ("FT013", "a data source must be a call", 'write e.g. jsonl("data/file.jsonl")'): [
+        'recipe r { data d = "x.jsonl" }', "recipe r { data d = 3 }", "recipe r { data d = [a] }",
+    ],
+    ("FT001", "a dataset stage must be a name or a call", "write e.g. `dataset train = d | dedupe(exact)`"): [
+        'recipe r { dataset t = "x" }', "recipe r { dataset t = d | 3 }", 'recipe r { dataset t = d | "x" }',
+        "recipe r { dataset t = d | }",
+    ],
+    ("FT011", "missing value after '='", "give a value: a number, string, name, list or call"): [
+        "recipe r { lr = }", "recipe r { a = 1 b = }", "recipe r { a = 1, b = }", "recipe r { lr = , b = 1 }", "param lr =", "recipe r { train { lr = } }",
+        "recipe r { x = f(a = ) }", "recipe r { x = f(a = , b = 1) }", "model_card m { alias a = }",
+        "recipe r { dataset t = }", "recipe r { data d = }",
+    ],
+    ("FT014", "expected a statement", "a block holds `key = value`, `name { ... }`, data, dataset, gate, "
+                                      "forgetting or alias statements"): [
+        "recipe r { 42 }", 'recipe r { "x" }', "recipe r { [a] }", "recipe r { = 1 }", "recipe r { , }",
+        "recipe r { train { 1 } }", "recipe r { a = 1,, b = 2 }", "recipe r { ( }", "recipe r { - }",
+        "recipe r { true }",
+    ],
+    ("FT015", "expected `import`, `param`, `recipe` or `model_card` at the top level",
+     "start a top-level item here, or move this statement into a recipe"): [
+        "foo", "train { }", "x = 1", "42", '"x"', "recipe r { } }", "{", "data d = x", "gate x",
+    ],
+    ("FT001", "missing name", "name it, e.g. `recipe my_recipe { ... }`"): [
+        "recipe { }", "model_card { }", "param = 1", "recipe r extends { }", "recipe r { data = x }",
+        "recipe r { dataset = x }", "model_card m { alias = x }", "recipe r { forgetting on }",
+    ],
+    ("FT001", "missing '{' to open the block", "open the block with '{'"): [
+        "recipe r", "recipe r }", "model_card m", "recipe r extends b", "recipe r { train }",
+        "recipe r { method lora }", "recipe r { method lora r = 1 }", "recipe r { register \"x\" }",
+        "recipe r { train lr = 1 }",
+    ],
+    ("FT001", "comparisons cannot be chained", "join two comparisons with `and`: `a < b and b < c`"): [
+        f"recipe r {{ {stmt} a {op} b < c }}" for stmt in ("gate", "x =") for op in ("<", "<=", ">", ">=", "==", "!=")
+    ],
+    ("FT001", "unexpected token after a value", "separate statements with a newline or ','"): [
+        "recipe r { a = 1 2 }", 'recipe r { a = x "y" }', "recipe r { a = [a b] }", "recipe r { a = f(a b) }",
+        "recipe r { a = 1 ) }", "recipe r { a = x ] }", "recipe r { a = 1 < 2 < 3 }",
+    ],
+    ("FT001", "missing operand", "an operator needs a value on both sides"): [
+        "recipe r { gate a < }", "recipe r { gate a and }", "recipe r { gate not }", "recipe r { x = 1 + }",
+        "recipe r { gate }", "recipe r { x = a or }", "recipe r { x = (1 }",
+    ],
+    ("FT001", "expected a list item", "list items are values separated by ','"): [
+        "recipe r { x = [,] }", "recipe r { x = [a,,b] }", "recipe r { x = [a = 1] }",
+    ],
+    ("FT001", "expected an argument", "arguments are values or `key = value`, separated by ','"): [
+        "recipe r { x = f(,) }", "recipe r { x = f(a,,b) }",
+    ],
+    ("FT001", "`forgetting` needs `on NAME`", "write `forgetting on general`"): [
+        "recipe r { forgetting x }", "recipe r { forgetting }",
+    ],
+    ("FT001", "`import` needs a path string", 'write `import "stdlib/models/llama2.ft"`'): [
+        "import x", "import", "import 1",
+    ],
+}
+
+
+def _label(lark: Lark, e: Any) -> tuple[str, str, str] | None:
+    from lark.exceptions import UnexpectedInput
+
+    def parse_fn(snippet: str) -> Any:
+        saved = (_STATE.comments, _STATE.open, _STATE.unmatched, _STATE.mismatch)
+        _STATE.comments, _STATE.open, _STATE.unmatched, _STATE.mismatch = [], [], None, None
+        try:
+            return lark.parse(snippet)
+        finally:
+            _STATE.comments, _STATE.open, _STATE.unmatched, _STATE.mismatch = saved
+
+    try:
+        return e.match_examples(parse_fn, _EXAMPLES, use_accepts=True, token_type_match_fallback=True)
+    except UnexpectedInput:  # pragma: no cover - an example that parses; never let it escape
+        return None
+
+
+# ---------------------------------------------------------------------------- depth guard
+
+
+def _too_deep(tree: Tree) -> Any | None:
+    """The first subtree deeper than MAX_DEPTH (iteratively: the lowering below recurses)."""
+    from lark import Tree
+
+    stack: list[tuple[Any, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return node
+        for child in node.children:
+            if isinstance(child, Tree):
+                stack.append((child, depth + 1))
+    return None
+
+
+def _span_of(source: SourceFile, node: Any) -> Span:
+    from lark import Token
+
+    if isinstance(node, Token):
+        return source.span(node.start_pos, node.end_pos)
+    meta = node.meta
+    if getattr(meta, "empty", True):
+        return source.span(0, 0)
+    return source.span(meta.start_pos, meta.end_pos)
+
+
+# ---------------------------------------------------------------------------- lowering to the AST
+
+_VALUE_TOKENS = frozenset({"NAME", "STRING", "INT", "FLOAT", "PERCENT", "SIZE"})
+_OPS = {
+    "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!=",
+    "add": "+", "sub": "-", "mul": "*", "div": "/",
+}
+_SIZE_UNITS = {
+    "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+    "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40,
+}
+_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}
+
+
+class _Lower:
+    """Lark tree → AST. Collects diagnostics for literals the grammar accepts but cannot represent."""
+
+    def __init__(self, source: SourceFile) -> None:
+        self.source = source
+        self.diags: list[Diagnostic] = []
+
+    # -- helpers
+
+    def span(self, node: Any) -> Span:
+        return _span_of(self.source, node)
+
+    @staticmethod
+    def kids(tree: Tree) -> list[Any]:
+        """Children without punctuation and keywords (kept only for their positions)."""
+        from lark import Token
+
+        return [c for c in tree.children if not isinstance(c, Token) or c.type in _VALUE_TOKENS]
+
+    # -- top level
+
+    def top(self, t: Tree) -> ast.TopLevel:
+        kind = t.data
+        k = self.kids(t)
+        if kind == "import_stmt":
+            return ast.Import(self.span(t), self.string(k[0]))
+        if kind == "param_stmt":
+            return ast.Param(self.span(t), str(k[0]), self.span(k[0]), self.value(k[1]))
+        if kind == "recipe":
+            extends = None
+            if len(k) == 3:
+                name_tok = self.kids(k[1])[0]
+                extends = ast.Ident(self.span(name_tok), str(name_tok))
+            return ast.Recipe(self.span(t), str(k[0]), self.span(k[0]), extends, self.body(k[-1]))
+        if kind == "model_card":
+            return ast.ModelCard(self.span(t), str(k[0]), self.span(k[0]), self.body(k[-1]))
+        raise AssertionError(f"unknown top-level rule {kind}")
+
+    def body(self, t: Tree) -> tuple[ast.Stmt, ...]:
+        return tuple(self.stmt(s) for s in self.kids(t))
+
+    def stmt(self, t: Tree) -> ast.Stmt:
+        from lark import Token
+
+        kind = t.data
+        k = self.kids(t)
+        if kind == "assign":
+            return ast.Assign(self.span(t), str(k[0]), self.span(k[0]), self.value(k[1]))
+        if kind == "block":
+            label: ast.Ident | ast.Str | None = None
+            if len(k) == 3:
+                lab = self.kids(k[1])[0]
+                label = self.string(lab) if lab.type == "STRING" else ast.Ident(self.span(lab), str(lab))
+            return ast.Block(self.span(t), str(k[0]), self.span(k[0]), label, self.body(k[-1]))
+        if kind == "data_decl":
+            source = self.value(k[1])
+            assert isinstance(source, (ast.Call, ast.Ident))
+            body = self.body(k[2]) if len(k) == 3 else None
+            return ast.DataDecl(self.span(t), str(k[0]), self.span(k[0]), source, body)
+        if kind == "dataset_decl":
+            stages = tuple(self.value(s) for s in k[1:])
+            return ast.DatasetDecl(self.span(t), str(k[0]), self.span(k[0]), stages)  # type: ignore[arg-type]
+        if kind == "gate":
+            return ast.Gate(self.span(t), self.value(k[0]))
+        if kind == "forgetting":
+            target = self.value(k[0])
+            assert isinstance(target, ast.Ident)
+            return ast.Forgetting(self.span(t), target)
+        if kind == "alias_decl":
+            return ast.AliasDecl(self.span(t), str(k[0]), self.span(k[0]), self.value(k[1]))
+        raise AssertionError(f"unknown statement rule {kind}: {isinstance(t, Token)}")
+
+    # -- values
+
+    def value(self, t: Any) -> ast.Value:
+        kind = t.data
+        span = self.span(t)
+        k = self.kids(t)
+        if kind == "string":
+            return self.string(k[0])
+        if kind == "int":
+            return self.int_(k[0], span)
+        if kind == "float":
+            return self.float_(str(k[0]), span)
+        if kind == "percent":
+            text = str(k[0])
+            f = self.float_(text[:-1], span)
+            return ast.Percent(span, f.value / 100, text)
+        if kind == "size":
+            return self.size(str(k[0]), span)
+        if kind == "true":
+            return ast.Bool(span, True)
+        if kind == "false":
+            return ast.Bool(span, False)
+        if kind == "ident":
+            return ast.Ident(span, str(k[0]))
+        if kind == "atom":  # parenthesised expression: the parentheses carry no meaning
+            return self.value(k[0])
+        if kind == "list":
+            return ast.ListValue(span, tuple(self.value(c) for c in k))
+        if kind == "call":
+            return self.call(t, span, k)
+        if kind == "neg":
+            return self.negate(self.value(k[0]), span)
+        if kind == "not_op":
+            return ast.Not(span, self.value(k[0]))
+        if kind in ("or_op", "and_op"):
+            return ast.BoolOp(span, kind[:-3], self.value(k[0]), self.value(k[1]))
+        if kind in ("lt", "le", "gt", "ge", "eq", "ne"):
+            return ast.Compare(span, _OPS[kind], self.value(k[0]), self.value(k[1]))
+        if kind in ("add", "sub", "mul", "div"):
+            return ast.Arith(span, _OPS[kind], self.value(k[0]), self.value(k[1]))
+        raise AssertionError(f"unknown value rule {kind}")
+
+    def call(self, t: Tree, span: Span, k: list[Any]) -> ast.Call:
+        name = k[0]
+        args: list[ast.Value] = []
+        kwargs: list[ast.KwArg] = []
+        for a in k[1:]:
+            if a.data == "kwarg":
+                kk = self.kids(a)
+                kwargs.append(ast.KwArg(self.span(a), str(kk[0]), self.value(kk[1])))
+            else:
+                v = self.value(a)
+                if kwargs:
+                    self.diags.append(error(
+                        "FT009", "positional argument after a keyword argument", v.span,
+                        f"move it before `{kwargs[0].name} = ...`, or give it a name"))
+                args.append(v)
+        return ast.Call(span, str(name), self.span(name), tuple(args), tuple(kwargs))
+
+    @staticmethod
+    def negate(v: ast.Value, span: Span) -> ast.Value:
+        """`-2e-4` is one literal, not Neg(2e-4): the checker sees numbers, the formatter keeps the text."""
+        def flip(text: str) -> str:
+            return text[1:] if text.startswith("-") else "-" + text
+
+        if isinstance(v, ast.Int):
+            return ast.Int(span, -v.value, flip(v.text))
+        if isinstance(v, ast.Float):
+            return ast.Float(span, -v.value, flip(v.text))
+        if isinstance(v, ast.Percent):
+            return ast.Percent(span, -v.value, flip(v.text))
+        if isinstance(v, ast.Size):
+            return ast.Size(span, -v.value, flip(v.text))
+        return ast.Neg(span, v)
+
+    def string(self, tok: Token) -> ast.Str:
+        span = self.span(tok)
+        raw = str(tok)[1:-1]
+        if "\\" not in raw:
+            return ast.Str(span, raw)
+        out: list[str] = []
+        i = 0
+        while i < len(raw):
+            ch = raw[i]
+            if ch != "\\":
+                out.append(ch)
+                i += 1
+                continue
+            nxt = raw[i + 1]  # the grammar guarantees a character after every backslash
+            if nxt in _ESCAPES:
+                out.append(_ESCAPES[nxt])
+                i += 2
+                continue
+            if nxt == "u":
+                code, used = self.unicode_escape(raw, i)
+                if code is not None:
+                    out.append(chr(code))
+                    i += used
+                    continue
+                bad_end = i + 2 + len(raw[i + 2: i + 6])
+            else:
+                bad_end = i + 2
+            off = tok.start_pos + 1
+            shown = raw[i:bad_end]
+            self.diags.append(error("FT005", f"invalid escape '{_clip(shown)}' in a string",
+                                    self.source.span(off + i, off + bad_end),
+                                    "use \\\" \\\\ \\n \\t \\r or \\uXXXX (4 hex digits); "
+                                    "write a backslash as \\\\"))
+            i = bad_end
+        return ast.Str(span, "".join(out))
+
+    @staticmethod
+    def unicode_escape(raw: str, i: int) -> tuple[int | None, int]:
+        """Decode \\uXXXX at raw[i] (joining a surrogate pair); (None, 0) when invalid."""
+        def hex4(j: int) -> int | None:
+            h = raw[j: j + 4]
+            if len(h) == 4 and all(c in "0123456789abcdefABCDEF" for c in h):
+                return int(h, 16)
+            return None
+
+        hi = hex4(i + 2)
+        if hi is None:
+            return None, 0
+        if 0xD800 <= hi < 0xDC00 and raw[i + 6: i + 8] == "\\u":
+            lo = hex4(i + 8)
+            if lo is not None and 0xDC00 <= lo < 0xE000:
+                return 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00), 12
+        if 0xD800 <= hi < 0xE000:
+            return None, 0  # a lone surrogate cannot be written out as UTF-8
+        return hi, 6
+
+    def int_(self, tok: Token, span: Span) -> ast.Int:
+        text = str(tok)
+        if len(text) > _MAX_DIGITS:
+            self.diags.append(error("FT006", f"number with {len(text)} digits is out of range", span,
+                                    f"numbers may have at most {_MAX_DIGITS} digits"))
+            return ast.Int(span, 0, text)
+        return ast.Int(span, int(text), text)
+
+    def float_(self, text: str, span: Span) -> ast.Float:
+        import math
+
+        if len(text) > _MAX_DIGITS:
+            value = math.inf
+        else:
+            value = float(text)
+        if math.isinf(value):
+            self.diags.append(error("FT006", f"number {_clip(text)} is out of range", span,
+                                    "use a number below 1.8e308"))
+            value = 0.0
+        return ast.Float(span, value, text)
+
+    def size(self, text: str, span: Span) -> ast.Size:
+        from decimal import Decimal, InvalidOperation
+
+        unit = text.lstrip("0123456789.")
+        number = text[: len(text) - len(unit)]
+        if len(number) > _MAX_DIGITS:
+            self.diags.append(error("FT006", "size out of range", span, "use a smaller number or a larger unit"))
+            return ast.Size(span, 0, text)
+        try:
+            value = int(Decimal(number) * _SIZE_UNITS[unit])
+        except (InvalidOperation, ValueError):  # pragma: no cover - the token regex admits only digits
+            value = 0
+        return ast.Size(span, value, text)
