@@ -356,21 +356,46 @@ _EXAMPLES: dict[tuple[str, str, str], list[str]] = {
 }
 
 
-def _label(lark: Lark, e: Any) -> tuple[str, str, str] | None:
-    from lark.exceptions import UnexpectedInput
+_LABELS: tuple[dict[tuple[int, str], tuple[str, str, str]], dict[int, tuple[str, str, str]]] | None = None
 
-    def parse_fn(snippet: str) -> Any:
+
+def _label_tables(lark: Lark) -> tuple[dict, dict]:
+    """LR state (and token type) → label, from parsing each example once per process.
+
+    Unlike Lark's match_examples this keys on the automaton state alone, not the stack depth, so
+    an example written at the top of a recipe also labels the same mistake deep inside a block.
+    """
+    from lark.exceptions import UnexpectedToken
+
+    global _LABELS
+    if _LABELS is None:
+        exact: dict[tuple[int, str], tuple[str, str, str]] = {}
+        by_state: dict[int, tuple[str, str, str]] = {}
         saved = (_STATE.comments, _STATE.open, _STATE.unmatched, _STATE.mismatch)
-        _STATE.comments, _STATE.open, _STATE.unmatched, _STATE.mismatch = [], [], None, None
         try:
-            return lark.parse(snippet)
+            for label, snippets in _EXAMPLES.items():
+                for snippet in snippets:
+                    _STATE.comments, _STATE.open, _STATE.unmatched, _STATE.mismatch = [], [], None, None
+                    try:
+                        lark.parse(snippet)
+                    except UnexpectedToken as u:
+                        exact.setdefault((u.state.position, u.token.type), label)
+                        by_state.setdefault(u.state.position, label)
+                    except Exception:  # noqa: BLE001 - an example failing in the lexer labels nothing
+                        pass
         finally:
             _STATE.comments, _STATE.open, _STATE.unmatched, _STATE.mismatch = saved
+        _LABELS = (exact, by_state)
+    return _LABELS
 
-    try:
-        return e.match_examples(parse_fn, _EXAMPLES, use_accepts=True, token_type_match_fallback=True)
-    except UnexpectedInput:  # pragma: no cover - an example that parses; never let it escape
+
+def _label(lark: Lark, e: Any) -> tuple[str, str, str] | None:
+    state = getattr(e, "state", None)
+    position = getattr(state, "position", None)
+    if position is None:
         return None
+    exact, by_state = _label_tables(lark)
+    return exact.get((position, e.token.type)) or by_state.get(position)
 
 
 # ---------------------------------------------------------------------------- depth guard
