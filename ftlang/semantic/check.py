@@ -1,0 +1,163 @@
+"""The checker pipeline: an ordered tuple of passes over one shared state (sqlglot style).
+
+    parse+resolve → bind (types, names, paths) → rules → build plans → suppress & sort
+
+`check_file(path)` checks every recipe of a file (a file of only model cards checks its cards);
+`check_text(text, path)` does the same for text not on disk (fuzzing, editors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ftlang.diagnostics import Diagnostic, error, has_errors, sort_diagnostics
+from ftlang.plan import Plan
+from ftlang.source import SourceFile
+
+
+@dataclass
+class CheckResult:
+    diagnostics: list[Diagnostic]
+    plan: Plan | None  # the selected recipe's plan (or the only one's), None when it has errors
+    sources: dict[str, SourceFile]
+    plans: dict[str, Plan | None] = field(default_factory=dict)  # every checked recipe
+    recipes: list[str] = field(default_factory=list)  # recipes defined in the file, in order
+
+    @property
+    def ok(self) -> bool:
+        return not has_errors(self.diagnostics)
+
+
+@dataclass
+class _State:
+    path: Path
+    text: str | None
+    sets: dict[str, str]
+    recipe: str | None
+    program: object = None
+    contexts: dict = field(default_factory=dict)
+    diags: list[Diagnostic] = field(default_factory=list)
+    plans: dict[str, Plan | None] = field(default_factory=dict)
+
+
+def _resolve(st: _State) -> None:
+    from ftlang.semantic.resolve import Program, apply_sets, bind_recipes, load, project_root
+
+    program = Program(main=st.path, root=project_root(st.path))
+    if st.text is not None:
+        _load_text(program, st.path, st.text)
+    else:
+        load(program, st.path, [])
+    apply_sets(program, st.sets)
+    bind_recipes(program)
+    st.program = program
+    st.diags.extend(program.diags)
+
+
+def _load_text(program, path: Path, text: str) -> None:
+    from ftlang.semantic import resolve as R
+    from ftlang.syntax.parser import parse
+
+    source = SourceFile(str(path), text)
+    module, diags = parse(source)
+    program.sources[str(path)] = source
+    program.diags.extend(diags)
+    if module is None:
+        return
+    program.main_module = module
+    stack = [path.resolve()]
+    from ftlang.syntax import ast
+
+    for it in module.items:
+        if isinstance(it, ast.Import):
+            R._load_import(program, it, path, stack)
+    program.modules.append(module)
+    for it in module.items:
+        if isinstance(it, ast.ModelCard):
+            R._define(program, program.cards, it, "model card")
+        elif isinstance(it, ast.Recipe):
+            R._define(program, program.recipes, it, "recipe")
+        elif isinstance(it, ast.Param):
+            R._define(program, program.params, it, "param")
+
+
+def _selected(st: _State) -> list[str]:
+    names = st.program.main_recipes()
+    if st.recipe is not None:
+        return [st.recipe] if st.recipe in st.program.bound else []
+    return [n for n in names if n in st.program.bound]
+
+
+def _bind(st: _State) -> None:
+    from ftlang.semantic.build import bind, card_from_node
+    from ftlang.syntax import ast
+
+    if st.recipe is not None and st.recipe not in st.program.bound:
+        from ftlang.semantic.values import did_you_mean
+
+        guess = did_you_mean(st.recipe, st.program.bound)
+        st.diags.append(error("FT201", f"no recipe `{st.recipe}` in {st.path}", None,
+                              f"did you mean `{guess}`?" if guess else
+                              "recipes: " + (", ".join(st.program.main_recipes()) or "(none)")))
+    for name in _selected(st):
+        st.contexts[name] = bind(st.program, st.program.bound[name])
+    main = st.program.main_module
+    if main is not None:  # the file's own model cards are checked even when no recipe uses them
+        for it in main.items:
+            if isinstance(it, ast.ModelCard) and st.program.cards.get(it.name) is it:
+                st.diags.extend(card_from_node(it, st.program.param_values)[1])
+
+
+def _rules(st: _State) -> None:
+    from ftlang.semantic.rules import run_rules
+
+    for ctx in st.contexts.values():
+        ctx.diags.extend(run_rules(ctx))
+
+
+def _build(st: _State) -> None:
+    from ftlang.semantic.build import assemble
+
+    # resolution errors (imports, --set, duplicate names) make every plan of the file suspect
+    global_errors = has_errors(st.diags)
+    for name, ctx in st.contexts.items():
+        st.plans[name] = None if global_errors else assemble(ctx)
+        st.diags.extend(ctx.diags)
+
+
+def _finish(st: _State) -> None:
+    from ftlang.syntax.suppress import apply_suppressions
+
+    diags = sort_diagnostics(st.diags)
+    st.diags = apply_suppressions(diags, st.program.sources if st.program is not None else {})
+
+
+PASSES: tuple[Callable[[_State], None], ...] = (_resolve, _bind, _rules, _build, _finish)
+
+
+def _run(st: _State) -> CheckResult:
+    for p in PASSES:
+        p(st)
+    program = st.program
+    recipes = program.main_recipes() if program is not None else []
+    plan = None
+    if st.recipe is not None:
+        plan = st.plans.get(st.recipe)
+    elif len(st.plans) == 1:
+        plan = next(iter(st.plans.values()))
+    return CheckResult(st.diags, plan, program.sources if program is not None else {}, st.plans, recipes)
+
+
+def check_file(path: str | Path, *, sets: dict[str, str] | None = None, recipe: str | None = None) -> CheckResult:
+    p = Path(path)
+    if not p.is_file():
+        d = error("FT206", f"no such file: {path}", None, "check the path")
+        return CheckResult([d], None, {})
+    return _run(_State(p, None, dict(sets or {}), recipe))
+
+
+def check_text(text: str, path: str | Path = "recipe.ft", *, sets: dict[str, str] | None = None,
+               recipe: str | None = None) -> CheckResult:
+    return _run(_State(Path(path), text, dict(sets or {}), recipe))

@@ -1,0 +1,286 @@
+"""Resolution: load a recipe file and its imports, bind names, apply --set and `extends`.
+
+- Imports resolve relative to the importing file; `"stdlib/..."` to the shipped stdlib. A cycle is an
+  error at the import string that closes it. Each file is loaded once (diamonds are fine).
+- One namespace for cards, recipes and params across the loaded files; a second definition of a
+  name is an error at the second (imports load before the importing file's own definitions).
+- `--set name=value` replaces a param's value, parsed as the literal it spells (int, float, 3%,
+  24GB, true/false, else a string); an unknown name is an error.
+- `recipe child extends parent`: the child's statements override the parent's per key; nested
+  blocks merge recursively; a `method` of another kind replaces the parent's; gates in a child's
+  eval replace the parent's gates.
+- The project root is the nearest ancestor of the recipe holding `.git` or `pyproject.toml`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ftlang.diagnostics import Diagnostic, error
+from ftlang.resources import stdlib_dir
+from ftlang.source import SourceFile, Span
+from ftlang.syntax import ast
+
+_PARSE_CACHE: dict[tuple[str, int, int], tuple[SourceFile, ast.Module | None, list[Diagnostic]]] = {}
+
+
+def project_root(path: Path) -> Path:
+    start = path.resolve().parent
+    for d in (start, *start.parents):
+        if (d / ".git").exists() or (d / "pyproject.toml").is_file():
+            return d
+    return start
+
+
+def inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def _parse_file(path: Path) -> tuple[SourceFile, ast.Module | None, list[Diagnostic]]:
+    from ftlang.syntax.parser import parse
+
+    st = path.stat()
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    hit = _PARSE_CACHE.get(key)
+    if hit is None:
+        source = SourceFile.read(path)
+        module, diags = parse(source)
+        hit = (source, module, diags)
+        if len(_PARSE_CACHE) > 512:
+            _PARSE_CACHE.clear()
+        _PARSE_CACHE[key] = hit
+    return hit
+
+
+@dataclass
+class BoundRecipe:
+    name: str
+    node: ast.Recipe
+    body: tuple[ast.Stmt, ...]  # after extends: the merged statements
+    chain: list[str]  # parents, nearest first
+
+
+@dataclass
+class Program:
+    main: Path
+    root: Path
+    sources: dict[str, SourceFile] = field(default_factory=dict)
+    modules: list[ast.Module] = field(default_factory=list)
+    main_module: ast.Module | None = None
+    cards: dict[str, ast.ModelCard] = field(default_factory=dict)
+    recipes: dict[str, ast.Recipe] = field(default_factory=dict)
+    params: dict[str, ast.Param] = field(default_factory=dict)
+    param_values: dict[str, ast.Value] = field(default_factory=dict)  # after --set
+    bound: dict[str, BoundRecipe] = field(default_factory=dict)
+    diags: list[Diagnostic] = field(default_factory=list)
+
+    def main_recipes(self) -> list[str]:
+        if self.main_module is None:
+            return []
+        return [it.name for it in self.main_module.items if isinstance(it, ast.Recipe)]
+
+
+def import_target(spec: str, importer: Path) -> tuple[Path, bool]:
+    """(file, is_stdlib) for an import string."""
+    if spec == "stdlib" or spec.startswith("stdlib/"):
+        return stdlib_dir() / spec[len("stdlib/"):], True
+    return (importer.parent / spec), False
+
+
+def load(program: Program, path: Path, stack: list[Path], via: ast.Import | None = None) -> None:
+    resolved = path.resolve()
+    if str(resolved) in program.sources:
+        return
+    try:
+        source, module, diags = _parse_file(resolved)
+    except OSError as e:
+        span = via.path.span if via else None
+        program.diags.append(error("FT206", f"cannot read `{path}`: {e.strerror or e}", span,
+                                   "check the path and the file's permissions"))
+        return
+    program.sources[str(resolved)] = source
+    program.diags.extend(diags)
+    if module is None:
+        return
+    if not stack:
+        program.main_module = module
+    stack.append(resolved)
+    for it in module.items:
+        if isinstance(it, ast.Import):
+            _load_import(program, it, resolved, stack)
+    stack.pop()
+    program.modules.append(module)
+    for it in module.items:
+        if isinstance(it, ast.ModelCard):
+            _define(program, program.cards, it, "model card")
+        elif isinstance(it, ast.Recipe):
+            _define(program, program.recipes, it, "recipe")
+        elif isinstance(it, ast.Param):
+            _define(program, program.params, it, "param")
+
+
+def _load_import(program: Program, imp: ast.Import, importer: Path, stack: list[Path]) -> None:
+    target, is_std = import_target(imp.path.value, importer)
+    span = imp.path.span
+    if not is_std and not inside(target, program.root):
+        program.diags.append(error("FT204", f"import `{imp.path.value}` is outside the project root",
+                                   span, f"keep imported files inside {program.root}"))
+        return
+    if not target.is_file():
+        hint = "stdlib files: " + ", ".join(sorted(p.name for p in (stdlib_dir() / "models").glob("*.ft"))) \
+            if is_std else "the path is relative to the importing file"
+        program.diags.append(error("FT206", f"imported file `{imp.path.value}` does not exist", span, hint))
+        return
+    if target.resolve() in stack:
+        program.diags.append(error("FT205", f"import cycle: `{imp.path.value}` imports this file back", span,
+                                   "move the shared definitions into a third file both import"))
+        return
+    load(program, target, stack, imp)
+
+
+def _define(program: Program, table: dict, node, what: str) -> None:
+    prior = table.get(node.name)
+    if prior is not None:
+        program.diags.append(error(
+            "FT202", f"{what} `{node.name}` is defined twice", node.name_span,
+            "rename one of them", notes=(f"first defined at {prior.name_span.file}:{prior.name_span.line}:"
+                                         f"{prior.name_span.column}",)))
+        return
+    table[node.name] = node
+
+
+# ---------------------------------------------------------------------------- --set
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
+_SIZE_UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+               "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+
+
+def parse_set_value(text: str, span: Span) -> ast.Value:
+    """A `--set` value as the literal it spells."""
+    t = text.strip()
+    if t in ("true", "false"):
+        return ast.Bool(span, t == "true")
+    if re.fullmatch(r"[+-]?\d+", t):
+        return ast.Int(span, int(t), t)
+    if re.fullmatch(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?", t):
+        return ast.Float(span, float(t), t)
+    if re.fullmatch(r"\d+(\.\d+)?%", t):
+        return ast.Percent(span, float(t[:-1]) / 100, t)
+    m = _SIZE.match(t)
+    if m:
+        return ast.Size(span, int(float(m.group(1)) * _SIZE_UNITS[m.group(2)]), t)
+    if len(t) >= 2 and t[0] == t[-1] and t[0] in "\"'":
+        t = t[1:-1]
+    return ast.Str(span, t)
+
+
+def apply_sets(program: Program, sets: dict[str, str]) -> None:
+    program.param_values = {name: p.value for name, p in program.params.items()}
+    for name, text in sets.items():
+        p = program.params.get(name)
+        if p is None:
+            from ftlang.semantic.values import did_you_mean
+
+            guess = did_you_mean(name, program.params)
+            hint = f"did you mean `{guess}`?" if guess else (
+                "declared params: " + (", ".join(program.params) or "(none)"))
+            program.diags.append(error("FT207", f"--set {name}: no param `{name}` in the recipe", None, hint))
+            continue
+        program.param_values[name] = parse_set_value(text, p.value.span)
+
+
+# ---------------------------------------------------------------------------- extends
+
+
+def _stmt_key(st: ast.Stmt) -> tuple | None:
+    if isinstance(st, ast.Assign):
+        return ("=", st.key)
+    if isinstance(st, ast.Block):
+        if st.kind in ("method", "split"):
+            return (st.kind,)
+        label = st.label.name if isinstance(st.label, ast.Ident) else st.label.value if st.label else None
+        return ("block", st.kind, label if st.kind not in ("register",) else None)
+    if isinstance(st, ast.DataDecl):
+        return ("data", st.name)
+    if isinstance(st, ast.DatasetDecl):
+        return ("dataset", st.name)
+    if isinstance(st, ast.Forgetting):
+        return ("forgetting",)
+    if isinstance(st, ast.AliasDecl):
+        return ("alias", st.name)
+    return None  # gates: replaced as a group
+
+
+def _label_text(label) -> str | None:
+    if label is None:
+        return None
+    return label.name if isinstance(label, ast.Ident) else label.value
+
+
+def merge_body(parent: tuple[ast.Stmt, ...], child: tuple[ast.Stmt, ...]) -> tuple[ast.Stmt, ...]:
+    out = list(parent)
+    if any(isinstance(st, ast.Gate) for st in child):
+        out = [st for st in out if not isinstance(st, ast.Gate)]
+    index = {k: i for i, st in enumerate(out) if (k := _stmt_key(st)) is not None}
+    for st in child:
+        k = _stmt_key(st)
+        if k is None or k not in index:
+            out.append(st)
+            if k is not None:
+                index[k] = len(out) - 1
+            continue
+        prev = out[index[k]]
+        if isinstance(prev, ast.Block) and isinstance(st, ast.Block) and (
+                st.kind != "method" or _label_text(st.label) == _label_text(prev.label)):
+            out[index[k]] = replace(st, body=merge_body(prev.body, st.body))
+        else:
+            out[index[k]] = st
+    return tuple(out)
+
+
+def bind_recipes(program: Program) -> None:
+    for name, node in program.recipes.items():
+        chain: list[str] = []
+        body = node.body
+        cur = node
+        seen = {name}
+        bodies = [node.body]
+        while cur.extends is not None:
+            parent_name = cur.extends.name
+            parent = program.recipes.get(parent_name)
+            if parent is None:
+                from ftlang.semantic.values import did_you_mean
+
+                guess = did_you_mean(parent_name, program.recipes)
+                program.diags.append(error("FT211", f"recipe `{cur.name}` extends unknown recipe `{parent_name}`",
+                                           cur.extends.span,
+                                           f"did you mean `{guess}`?" if guess else
+                                           "define the parent recipe or import the file that does"))
+                break
+            if parent_name in seen:
+                program.diags.append(error("FT211", f"`extends` cycle through recipe `{parent_name}`",
+                                           cur.extends.span, "a recipe cannot inherit from itself"))
+                break
+            seen.add(parent_name)
+            chain.append(parent_name)
+            bodies.append(parent.body)
+            cur = parent
+        body = bodies[-1]
+        for b in reversed(bodies[:-1]):
+            body = merge_body(body, b)
+        program.bound[name] = BoundRecipe(name, node, body, chain)
+
+
+def resolve(path: Path, sets: dict[str, str] | None = None) -> Program:
+    program = Program(main=path, root=project_root(path))
+    load(program, path, [])
+    apply_sets(program, sets or {})
+    bind_recipes(program)
+    return program

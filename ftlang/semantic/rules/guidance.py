@@ -1,0 +1,137 @@
+"""Guidance from practice: warnings, never errors (suppress one with `# ftlang: ignore[CODE]`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ftlang.diagnostics import Diagnostic, warning
+from ftlang.semantic.rules import rule
+
+if TYPE_CHECKING:
+    from ftlang.semantic.build import RecipeContext
+
+#: typical peak learning rates (Hugging Face PEFT docs, QLoRA paper, common recipes)
+LR_RANGES = {"full": (1e-5, 5e-5), "lora": (1e-4, 3e-4), "qlora": (2e-4, 5e-4)}
+MIN_ROWS, MAX_ROWS = 1_000, 100_000
+_ROWS_CACHE: dict[tuple[str, int, int], int | None] = {}
+
+
+@rule("FT401", "learning rate outside the method's typical range", explain="""
+Typical peak learning rates: full fine-tuning 1e-5..5e-5, LoRA 1e-4..3e-4, QLoRA 2e-4..5e-4.
+Far outside them training tends to diverge (too high) or barely move (too low). A warning: small
+models and tiny datasets often want more; suppress with `# ftlang: ignore[FT401]`.""")
+def lr_range(ctx: RecipeContext) -> Iterator[Diagnostic]:
+    rng = LR_RANGES.get(ctx.method_kind or "")
+    tb = ctx.blocks.get("train")
+    if rng is None or ctx.train is None or tb is None:
+        return
+    lr = ctx.train.lr
+    if not rng[0] <= lr <= rng[1]:
+        yield warning("FT401", f"lr {lr:g} is outside the typical range for {ctx.method_kind} ({rng[0]:g}..{rng[1]:g})",
+                      tb.span_of("lr"), f"try lr = {rng[0]:g}..{rng[1]:g} for {ctx.method_kind}")
+
+
+@rule("FT402", "alpha is not 2·r", explain="""
+LoRA scales its update by alpha / r; alpha = 2·r (scale 2) is the common default that keeps the
+effective step size stable when r changes. Another ratio is legal but worth a second look.""")
+def alpha_ratio(ctx: RecipeContext) -> Iterator[Diagnostic]:
+    m = ctx.method
+    if ctx.method_kind not in ("lora", "qlora") or m is None:
+        return
+    if m.alpha != 2 * m.r:
+        tb = ctx.blocks["method"]
+        yield warning("FT402", f"alpha = {m.alpha:g} with r = {m.r}: the usual choice is alpha = 2·r = {2 * m.r}",
+                      tb.span_of("alpha") if tb.has("alpha") else tb.span_of("r"), f"set alpha = {2 * m.r}")
+
+
+@rule("FT403", "LoRA rank outside 4..128", explain="""
+Ranks below 4 rarely have the capacity to learn a task; above 128 LoRA approaches full fine-tuning
+in memory without its benefits. Both are legal.""")
+def rank_range(ctx: RecipeContext) -> Iterator[Diagnostic]:
+    m = ctx.method
+    if ctx.method_kind in ("lora", "qlora") and m is not None and not 4 <= m.r <= 128:
+        yield warning("FT403", f"r = {m.r} is outside the usual 4..128", ctx.blocks["method"].span_of("r"),
+                      "r = 8..64 suits most tasks")
+
+
+def count_rows(path: Path) -> int | None:
+    """Rows of a local jsonl/csv file, counted by lines (cheap; no parsing). None for other formats."""
+    suffix = path.suffix.lower()
+    if suffix not in (".jsonl", ".csv", ".ndjson"):
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key not in _ROWS_CACHE:
+        n = 0
+        with path.open("rb") as f:
+            for line in f:
+                if line.strip():
+                    n += 1
+        _ROWS_CACHE[key] = max(0, n - 1) if suffix == ".csv" else n
+    return _ROWS_CACHE[key]
+
+
+def _train_source(ctx: RecipeContext):
+    name, seen = "train", set()
+    while name in ctx.pipelines and name not in seen:
+        seen.add(name)
+        name = ctx.pipelines[name].source
+    return ctx.data.get(name)
+
+
+@rule("FT404", "training set very small or very large", explain="""
+Under 1,000 rows a fine-tune often memorises rather than generalises; over 100,000 rows training
+is long and a sample or fewer epochs may do. Counted cheaply from the lines of local jsonl/csv
+files (before pipeline steps); other sources are not counted.""")
+def train_rows(ctx: RecipeContext) -> Iterator[Diagnostic]:
+    src = _train_source(ctx)
+    if src is None or src.path is None:
+        return
+    n = count_rows(ctx.root / src.path)
+    if n is None:
+        return
+    decl = ctx.data_nodes.get(src.name)
+    span = decl.source.span if decl is not None else ctx.bound.node.name_span
+    if n < MIN_ROWS:
+        yield warning("FT404", f"the training set has only {n:,} rows", span,
+                      "under 1,000 rows a model tends to memorise; add data or augment(...)")
+    elif n > MAX_ROWS:
+        yield warning("FT404", f"the training set has {n:,} rows", span,
+                      "over 100,000 rows: consider sample(n = ...) or fewer epochs")
+
+
+@rule("FT405", "no validation set", explain="""
+Without a validation set there is no val loss: no early stopping, no overfitting verdict, no
+honest gate. Add `split train { validation = 5% }` or a `dataset validation = ...`.""")
+def has_validation(ctx: RecipeContext) -> Iterator[Diagnostic]:
+    if "split" not in ctx.block_nodes and "validation" not in ctx.dataset_nodes:
+        yield warning("FT405", f"recipe `{ctx.name}` has no validation set", ctx.bound.node.name_span,
+                      "add split train { validation = 5% } or dataset validation = ...")
+
+
+@rule("FT406", "no gate", explain="""
+A gate (`eval { gate rouge_l >= 0.35 }`) stops a worse model from being exported and registered.
+Without one every run is published.""")
+def has_gate(ctx: RecipeContext) -> Iterator[Diagnostic]:
+    if not ctx.gate_nodes:
+        node = ctx.block_nodes.get("eval")
+        yield warning("FT406", f"recipe `{ctx.name}` has no gate", node.kind_span if node else ctx.bound.node.name_span,
+                      "add e.g. eval { gate perplexity < 20 }")
+
+
+@rule("FT407", "trust_remote_code", explain="""
+`trust_remote_code = true` runs Python code from the model repository when the model loads: only
+for repositories you trust, pinned to a revision.""")
+def remote_code(ctx: RecipeContext) -> Iterator[Diagnostic]:
+    top = ctx.top
+    if top is not None and top.get("trust_remote_code"):
+        yield warning("FT407", "trust_remote_code = true runs the model repository's own code", top.span_of(
+            "trust_remote_code"), "pin the model with revision = \"<commit>\" and review its code")
+    elif ctx.card is not None and ctx.card.source.trust_remote_code and ctx.model_span is not None:
+        yield warning("FT407", "trust_remote_code = true runs the model repository's own code", ctx.model_span,
+                      "pin the model with revision = \"<commit>\" and review its code")

@@ -1,0 +1,94 @@
+"""Cross-reference rules: gates on computed metrics, the train dataset, validation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from ftlang.diagnostics import Diagnostic, error
+from ftlang.semantic.rules import rule
+from ftlang.semantic.values import did_you_mean
+from ftlang.syntax import ast
+
+if TYPE_CHECKING:
+    from ftlang.semantic.build import RecipeContext
+
+VERDICTS = ("overfitting", "forgetting")
+
+
+def _idents(node: ast.Value) -> Iterator[ast.Ident]:
+    if isinstance(node, ast.Ident):
+        yield node
+    elif isinstance(node, (ast.Compare, ast.BoolOp, ast.Arith)):
+        yield from _idents(node.left)
+        yield from _idents(node.right)
+    elif isinstance(node, (ast.Not, ast.Neg)):
+        yield from _idents(node.operand)
+    elif isinstance(node, ast.Call):
+        for a in node.args:
+            yield from _idents(a)
+
+
+def available_names(ctx: RecipeContext) -> list[str]:
+    metrics = list(ctx.eval.metrics) if ctx.eval else ["loss", "perplexity"]
+    out = [*dict.fromkeys(["loss", *metrics]), "overfitting"]
+    if ctx.eval is not None and ctx.eval.forgetting_on:
+        out.append("forgetting")
+    return out
+
+
+@rule("FT210", "gate on a metric that is not computed", explain="""
+A gate reads metrics from the evaluation: every name in a gate must be one of `eval.metrics`
+(loss is always computed), `overfitting`, or `forgetting` (with `forgetting on NAME`). Add the
+metric to `metrics = [...]` or change the gate.""")
+def gate_metrics(ctx: RecipeContext) -> Iterator[Diagnostic]:
+    names = available_names(ctx)
+    for gate in ctx.gate_nodes:
+        for ident in _idents(gate.expr):
+            if ident.name in names:
+                continue
+            if ident.name == "forgetting":
+                yield error("FT210", "gate on `forgetting` without `forgetting on NAME`", ident.span,
+                            "add `forgetting on <data source>` to the eval block")
+                continue
+            guess = did_you_mean(ident.name, names)
+            computed = ", ".join(n for n in names if n not in VERDICTS)
+            yield error("FT210", f"gate on `{ident.name}`, a metric that is not computed", ident.span,
+                        f"did you mean `{guess}`?" if guess else
+                        f"add {ident.name} to eval {{ metrics = [...] }} (computed now: {computed})")
+
+
+@rule("FT215", "no train dataset", explain="""
+A recipe trains on the dataset named `train`: declare it with `dataset train = SOURCE | steps...`.""")
+def train_dataset(ctx: RecipeContext) -> Iterator[Diagnostic]:
+    if "train" not in ctx.dataset_nodes and ctx.data_nodes:
+        yield error("FT215", f"recipe `{ctx.name}` has no `dataset train`", ctx.bound.node.name_span,
+                    f"add `dataset train = {next(iter(ctx.data_nodes))}`")
+    elif not ctx.data_nodes and not ctx.dataset_nodes:
+        yield error("FT215", f"recipe `{ctx.name}` has no data", ctx.bound.node.name_span,
+                    'add `data d = jsonl("data/train.jsonl")` and `dataset train = d`')
+
+
+@rule("FT216", "validation dataset and split both given", explain="""
+The evaluation set is either a `dataset validation = ...` or a `split train { validation = N% }`,
+not both: which one the gates judge would be ambiguous.""")
+def validation_once(ctx: RecipeContext) -> Iterator[Diagnostic]:
+    if "validation" in ctx.dataset_nodes and "split" in ctx.block_nodes:
+        yield error("FT216", "a recipe has a `validation` dataset or a `split`, not both",
+                    ctx.block_nodes["split"].kind_span, "remove the split, or the validation dataset")
+
+
+@rule("FT217", "early stopping on an unknown metric", explain="""
+`early_stop { metric = ... }` watches val_loss or one of the computed eval metrics, and needs a
+validation set.""")
+def early_stop_metric(ctx: RecipeContext) -> Iterator[Diagnostic]:
+    tb = ctx.blocks.get("train")
+    es = tb.blocks.get("early_stop") if tb else None
+    if es is None:
+        return
+    metric = es.get("metric")
+    ok = ["val_loss", *(n for n in available_names(ctx) if n not in VERDICTS)]
+    if metric not in ok:
+        guess = did_you_mean(metric, ok)
+        yield error("FT217", f"early stopping on `{metric}`, which is not computed", es.span_of("metric"),
+                    f"did you mean `{guess}`?" if guess else f"use one of: {', '.join(ok)}")

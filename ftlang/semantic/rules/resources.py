@@ -1,0 +1,48 @@
+"""The resource check: the estimated peak memory per device must fit the declared hardware."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from ftlang.diagnostics import Diagnostic, error
+from ftlang.semantic.resources import estimate, human_bytes
+from ftlang.semantic.rules import rule
+
+if TYPE_CHECKING:
+    from ftlang.semantic.build import RecipeContext
+
+
+@rule("FT501", "estimated memory exceeds the declared hardware", explain="""
+The checker estimates the peak GPU memory per device from the model card, the method, the batch and
+the sequence length (weights, gradients, optimizer state, activations, logits; the formulas are in
+ftlang/semantic/resources.py) and compares it with `hardware { gpu = ... }` or `memory = ...`.
+Remedies, roughly by effect: method qlora (4-bit base), gradient_checkpointing = true, a smaller
+batch (with more grad_accum) or max_seq_len, fsdp across devices, or a bigger GPU.""")
+def memory_fits(ctx: RecipeContext) -> Iterator[Diagnostic]:
+    hw = ctx.hardware
+    if hw.memory_bytes is None or ctx.card is None or ctx.method is None or ctx.train is None:
+        return
+    est = estimate(ctx.card, ctx.method, ctx.train, hw, ctx.task)
+    m = est.memory
+    if m.peak_bytes <= hw.memory_bytes:
+        return
+    node = ctx.block_nodes.get("hardware")
+    tb = ctx.blocks.get("hardware")
+    span = tb.span_of("gpu") if tb is not None and tb.has("gpu") else (
+        tb.span_of("memory") if tb is not None else node.span)
+    remedies = []
+    if ctx.method_kind != "qlora":
+        remedies.append("method qlora (4-bit base weights)")
+    if not ctx.train.gradient_checkpointing:
+        remedies.append("train { gradient_checkpointing = true }")
+    remedies.append(f"a smaller batch (now {ctx.train.batch}; raise grad_accum to keep the effective batch)")
+    remedies.append(f"a smaller max_seq_len (now {ctx.train.max_seq_len})")
+    yield error(
+        "FT501",
+        f"estimated peak memory {human_bytes(m.peak_bytes)} per device exceeds the "
+        f"{human_bytes(hw.memory_bytes)} of {hw.gpu or 'the declared device'}",
+        span, "try " + "; ".join(remedies),
+        notes=(f"weights {human_bytes(m.weights_bytes)}, gradients {human_bytes(m.gradients_bytes)}, "
+               f"optimizer {human_bytes(m.optimizer_bytes)}, activations {human_bytes(m.activations_bytes)}, "
+               f"logits {human_bytes(m.logits_bytes)}",))

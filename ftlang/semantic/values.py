@@ -1,0 +1,281 @@
+"""The type checker: AST values → Python values, driven by schema.KeySchema; blocks → TypedBlock.
+
+Identifiers used as values name params (`lr = lr`); enum keys accept their words first.
+Every problem becomes a positioned Diagnostic; checking continues with the next key.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+from ftlang.diagnostics import Diagnostic, error
+from ftlang.semantic.schema import BlockSchema, KeySchema
+from ftlang.source import Span
+from ftlang.syntax import ast
+
+
+class Problem(Exception):
+    def __init__(self, diag: Diagnostic):
+        self.diag = diag
+
+
+def did_you_mean(name: str, options) -> str | None:
+    match = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def describe(node: ast.Value) -> str:
+    return {
+        ast.Str: "a string", ast.Int: "an integer", ast.Float: "a number", ast.Percent: "a percentage",
+        ast.Size: "a size", ast.Bool: "a boolean", ast.Ident: "a name", ast.ListValue: "a list",
+        ast.Call: "a call",
+    }.get(type(node), "an expression")
+
+
+@dataclass
+class Field:
+    value: Any
+    node: ast.Value
+    key_span: Span
+
+
+@dataclass
+class TypedBlock:
+    schema: BlockSchema
+    span: Span
+    label: ast.Ident | ast.Str | None = None
+    values: dict[str, Field] = field(default_factory=dict)
+    blocks: dict[str, TypedBlock] = field(default_factory=dict)
+    statements: list[ast.Stmt] = field(default_factory=list)  # gates, forgetting, data, dataset, alias
+
+    def get(self, key: str, default: Any = None) -> Any:
+        f = self.values.get(key)
+        if f is not None:
+            return f.value
+        ks = self.schema.key(key)
+        if default is None and ks is not None:
+            return ks.default
+        return default
+
+    def has(self, key: str) -> bool:
+        return key in self.values
+
+    def span_of(self, key: str) -> Span:
+        f = self.values.get(key)
+        return f.node.span if f is not None else self.span
+
+
+Params = dict[str, ast.Value]
+
+
+def _number(node: ast.Value) -> float | int | None:
+    if isinstance(node, (ast.Int, ast.Float)):
+        return node.value
+    if isinstance(node, ast.Neg) and isinstance(node.operand, (ast.Int, ast.Float)):
+        return -node.operand.value
+    return None
+
+
+def _deref(node: ast.Value, params: Params) -> ast.Value:
+    if isinstance(node, ast.Ident):
+        if node.name in params:
+            return params[node.name]
+        raise Problem(error("FT201", f"undefined name `{node.name}`", node.span,
+                            _hint(node.name, params, "declare it with `param NAME = value`, or write a literal")))
+    return node
+
+
+def _hint(name: str, options, fallback: str) -> str:
+    guess = did_you_mean(name, options)
+    return f"did you mean `{guess}`?" if guess else fallback
+
+
+def _type_error(ks: KeySchema, node: ast.Value, expected: str) -> Problem:
+    return Problem(error("FT102", f"`{ks.name}` expects {expected}, found {describe(node)}", node.span,
+                         f"{ks.name}: {ks.doc}"))
+
+
+def _check_range(ks: KeySchema, value: float, span: Span) -> None:
+    lo_bad = ks.min is not None and (value <= ks.min if ks.min_open else value < ks.min)
+    hi_bad = ks.max is not None and (value >= ks.max if ks.max_open else value > ks.max)
+    if lo_bad or hi_bad:
+        raise Problem(error("FT103", f"`{ks.name} = {value:g}` is out of range", span,
+                            f"`{ks.name}` must satisfy {ks.range_text()}"))
+
+
+def _enum_word(ks: KeySchema, node: ast.Value, params: Params) -> str:
+    if isinstance(node, (ast.Ident, ast.Str)):
+        word = node.name if isinstance(node, ast.Ident) else node.value
+        if word in ks.enum:
+            return word
+        if isinstance(node, ast.Ident) and word in params:
+            target = params[word]
+            if isinstance(target, ast.Str) and target.value in ks.enum:
+                return target.value
+        guess = did_you_mean(word, ks.enum)
+        hint = f"did you mean `{guess}`? " if guess else ""
+        raise Problem(error("FT104", f"`{word}` is not a valid `{ks.name}`", node.span,
+                            f"{hint}expected one of: {', '.join(ks.enum)}"))
+    raise _type_error(ks, node, f"one of {', '.join(ks.enum)}")
+
+
+def convert(node: ast.Value, ks: KeySchema, params: Params) -> Any:
+    """One value, typed by its key; raises Problem with a positioned diagnostic."""
+    t = ks.type
+    if t == "special":
+        return node
+    if t == "enum":
+        return _enum_word(ks, node, params)
+    if t == "enum_list":
+        items = node.items if isinstance(node, ast.ListValue) else (node,)
+        return [_enum_word(ks, it, params) for it in items]
+    if t == "ident_list":
+        items = node.items if isinstance(node, ast.ListValue) else (node,)
+        out = []
+        for it in items:
+            if isinstance(it, ast.Ident):
+                out.append(it.name)
+            elif isinstance(it, ast.Str):
+                out.append(it.value)
+            else:
+                raise _type_error(ks, it, "module names or aliases")
+        return out
+    if t == "every" and isinstance(node, ast.Ident) and node.name in ("epoch", "end"):
+        return node.name
+    if t == "name":
+        if isinstance(node, ast.Ident):
+            return node.name
+        if isinstance(node, ast.Str):
+            return node.value
+        raise _type_error(ks, node, "a name")
+    use_span = node.span
+    node = _deref(node, params)
+    if t == "int":
+        if not isinstance(node, (ast.Int, ast.Neg)) or not isinstance(_number(node), int):
+            raise _type_error(ks, node, "an integer")
+        v = _number(node)
+        _check_range(ks, v, use_span)
+        return v
+    if t == "number":
+        v = _number(node)
+        if v is None:
+            raise _type_error(ks, node, "a number")
+        _check_range(ks, v, use_span)
+        return v
+    if t == "fraction":
+        v = node.value if isinstance(node, ast.Percent) else _number(node)
+        if v is None:
+            raise _type_error(ks, node, "a percentage or a number")
+        _check_range(ks, v, use_span)
+        return v
+    if t == "bool":
+        if not isinstance(node, ast.Bool):
+            raise _type_error(ks, node, "true or false")
+        return node.value
+    if t == "str":
+        if not isinstance(node, ast.Str):
+            raise _type_error(ks, node, "a string")
+        return node.value
+    if t == "size":
+        if isinstance(node, ast.Size):
+            v = node.value
+        elif isinstance(node, ast.Int):
+            v = node.value
+        else:
+            raise _type_error(ks, node, "a size such as 24GB")
+        _check_range(ks, v, use_span)
+        return v
+    if t == "steps_or_ratio":
+        if isinstance(node, ast.Percent):
+            v = node.value
+            if not 0 <= v < 1:
+                raise Problem(error("FT103", f"`{ks.name} = {node.text}` is out of range", use_span,
+                                    "a warmup ratio is below 100%"))
+            return ("ratio", v)
+        if isinstance(node, ast.Int) and node.value >= 0:
+            return ("steps", node.value)
+        if isinstance(node, ast.Float) and 0 <= node.value < 1:
+            return ("ratio", node.value)
+        raise _type_error(ks, node, "a percentage (3%) or a number of steps (100)")
+    if t == "every":
+        if isinstance(node, ast.Int) and node.value >= 1:
+            return node.value
+        raise _type_error(ks, node, "epoch, end or a number of steps")
+    raise Problem(error("FT102", f"`{ks.name}` has an unknown type {t}", use_span))
+
+
+def check_block(body: tuple[ast.Stmt, ...], schema: BlockSchema, span: Span, params: Params,
+                diags: list[Diagnostic], label: ast.Ident | ast.Str | None = None,
+                nested: dict[str, BlockSchema] | None = None) -> TypedBlock:
+    """Type every `key = value` of a block; unknown keys get a did-you-mean. Nested blocks recurse."""
+    from ftlang.semantic.schema import block as block_schema
+
+    tb = TypedBlock(schema, span, label)
+    for st in body:
+        if isinstance(st, ast.Assign):
+            ks = schema.key(st.key)
+            if ks is None:
+                diags.append(_unknown_key(st.key, st.key_span, schema))
+                continue
+            if st.key in tb.values:
+                diags.append(error("FT107", f"`{st.key}` is set twice in this block", st.key_span,
+                                   "remove one of the two settings"))
+                continue
+            try:
+                tb.values[st.key] = Field(convert(st.value, ks, params), st.value, st.key_span)
+            except Problem as p:
+                diags.append(p.diag)
+        elif isinstance(st, ast.Block):
+            sub = (nested or {}).get(st.kind) or (block_schema(st.kind) if st.kind in schema.blocks else None)
+            if sub is None:
+                diags.append(_unknown_block(st.kind, st.kind_span, schema))
+                continue
+            if st.kind in tb.blocks:
+                diags.append(error("FT107", f"`{st.kind}` block appears twice here", st.kind_span,
+                                   "merge the two blocks into one"))
+                continue
+            tb.blocks[st.kind] = check_block(st.body, sub, st.span, params, diags, st.label)
+        else:
+            kind = {ast.Gate: "gate", ast.Forgetting: "forgetting", ast.DataDecl: "data",
+                    ast.DatasetDecl: "dataset", ast.AliasDecl: "alias"}.get(type(st), "?")
+            if kind in schema.statements:
+                tb.statements.append(st)
+            else:
+                diags.append(error("FT106", f"`{kind}` is not allowed in {_where(schema)}", st.span,
+                                   f"{kind} belongs in {_home(kind)}"))
+    for ks in schema.keys:
+        if ks.required and ks.name not in tb.values and ks.type != "special":
+            diags.append(error("FT105", f"{_where(schema)} needs `{ks.name}`", span,
+                               f"add `{ks.name} = ...`: {ks.doc}"))
+    return tb
+
+
+def _where(schema: BlockSchema) -> str:
+    name = schema.name.replace("method.", "method ")
+    return f"a `{name}` block" if schema.name != "recipe" else "a recipe"
+
+
+def _home(kind: str) -> str:
+    return {"gate": "an eval block", "forgetting": "an eval block", "data": "a recipe",
+            "dataset": "a recipe", "alias": "a model_card"}.get(kind, "another block")
+
+
+def _unknown_key(key: str, span: Span, schema: BlockSchema) -> Diagnostic:
+    options = schema.key_names + list(schema.blocks)
+    guess = did_you_mean(key, options)
+    msg = f"unknown key `{key}` in {_where(schema)}"
+    if guess:
+        return error("FT101", f"{msg}: did you mean `{guess}`?", span, f"replace `{key}` with `{guess}`")
+    known = ", ".join(schema.key_names) or "(none)"
+    return error("FT101", msg, span, f"known keys: {known}")
+
+
+def _unknown_block(kind: str, span: Span, schema: BlockSchema) -> Diagnostic:
+    options = list(schema.blocks) + schema.key_names
+    guess = did_you_mean(kind, options)
+    msg = f"unknown block `{kind}` in {_where(schema)}"
+    if guess:
+        return error("FT106", f"{msg}: did you mean `{guess}`?", span, f"replace `{kind}` with `{guess}`")
+    return error("FT106", msg, span, f"blocks allowed here: {', '.join(schema.blocks) or '(none)'}")
