@@ -1,0 +1,137 @@
+"""The prepared-data cache: a key over everything that changes the tokens, entries as safetensors + JSON.
+
+Key = sha256 over: the cache format version, every source's spec and the sha256 of its bytes (hf: name,
+revision and dataset fingerprint), every pipeline step, the split, the tokenizer identity (name_or_path,
+class, vocab hash, special tokens, chat template), the template, train_on, max_seq_len, packing and the
+task. An entry is a directory written under a temporary name and renamed into place: never half written.
+No pickle: token lists are flat int arrays with row offsets in one safetensors file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ftlang.plan import Plan, _strip
+
+FORMAT_VERSION = "ftlang-data-1"
+
+
+def tokenizer_identity(tokenizer) -> dict:
+    vocab = tokenizer.get_vocab()
+    blob = json.dumps(sorted(vocab.items(), key=lambda kv: kv[1]), ensure_ascii=False).encode("utf-8")
+    template = getattr(tokenizer, "chat_template", None)
+    return {
+        "name_or_path": str(getattr(tokenizer, "name_or_path", "")),
+        "class": type(tokenizer).__name__,
+        "vocab_sha256": hashlib.sha256(blob).hexdigest(),
+        "special": {k: str(v) for k, v in sorted((getattr(tokenizer, "special_tokens_map", {}) or {}).items())},
+        "chat_template_sha256": hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest(),
+    }
+
+
+def cache_key(plan: Plan, fingerprints: dict[str, str], tokenizer_id: dict, template_digest: str | None) -> str:
+    t = plan.train
+    payload = {
+        "version": FORMAT_VERSION,
+        "sources": {n: {"spec": _strip(s.model_dump(mode="json")), "sha256": fingerprints.get(n)}
+                    for n, s in sorted(plan.data.items())},
+        "datasets": _strip(plan.datasets.model_dump(mode="json")),
+        "forgetting_on": plan.eval.forgetting_on,
+        "tokenizer": tokenizer_id,
+        "template": [t.template, template_digest],
+        "train_on": t.train_on,
+        "max_seq_len": t.max_seq_len,
+        "packing": t.packing,
+        "task": plan.model.task.model_dump(mode="json"),
+        "seed": t.seed,  # mix() draws with the train seed when it has none of its own
+    }
+    text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# ---------------------------------------------------------------------------- rows ⇄ flat arrays
+
+
+def _flatten(name: str, rows: list[dict], out: dict[str, np.ndarray]) -> list[str]:
+    keys = sorted(rows[0]) if rows else []
+    out[f"{name}/__count"] = np.asarray([len(rows)], dtype=np.int64)
+    for k in keys:
+        first = rows[0][k]
+        if isinstance(first, (list, tuple)):
+            lens = np.fromiter((len(r[k]) for r in rows), dtype=np.int64, count=len(rows))
+            flat = np.fromiter((x for r in rows for x in r[k]), dtype=np.int64, count=int(lens.sum()))
+            out[f"{name}/{k}"] = flat.astype(np.int32) if flat.size == 0 or abs(flat).max() < 2**31 else flat
+            out[f"{name}/{k}.lens"] = lens
+        else:
+            out[f"{name}/{k}"] = np.asarray([r[k] for r in rows], dtype=np.int64)
+    return keys
+
+
+def _unflatten(name: str, keys: list[str], arrays: dict[str, np.ndarray]) -> list[dict]:
+    count = int(arrays[f"{name}/__count"][0])
+    rows: list[dict] = [{} for _ in range(count)]
+    for k in keys:
+        values = arrays[f"{name}/{k}"].tolist()
+        if f"{name}/{k}.lens" in arrays:
+            at = 0
+            for row, n in zip(rows, arrays[f"{name}/{k}.lens"].tolist(), strict=True):
+                row[k] = values[at:at + n]
+                at += n
+        else:
+            for row, v in zip(rows, values, strict=True):
+                row[k] = v
+    return rows
+
+
+def store(cache_dir: Path, key: str, tables: dict[str, list[dict]], meta: dict[str, Any],
+          quarantine: list[dict]) -> Path:
+    from safetensors.numpy import save_file
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    final = cache_dir / key
+    tmp = cache_dir / f".{key}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    arrays: dict[str, np.ndarray] = {}
+    layout = {name: _flatten(name, rows, arrays) for name, rows in tables.items()}
+    save_file(arrays, str(tmp / "tokens.safetensors"))
+    (tmp / "meta.json").write_text(json.dumps({**meta, "layout": layout}, ensure_ascii=False), encoding="utf-8")
+    if quarantine:
+        write_quarantine(tmp / "quarantine.jsonl", quarantine)
+    if final.exists():
+        shutil.rmtree(final, ignore_errors=True)
+    try:
+        os.rename(tmp, final)
+    except OSError:  # another process stored the same key first: theirs is as good as ours
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def load(cache_dir: Path, key: str) -> tuple[dict[str, list[dict]], dict[str, Any]] | None:
+    entry = cache_dir / key
+    if not (entry / "meta.json").is_file() or not (entry / "tokens.safetensors").is_file():
+        return None
+    from safetensors.numpy import load_file
+
+    try:
+        meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
+        arrays = load_file(str(entry / "tokens.safetensors"))
+        tables = {name: _unflatten(name, keys, arrays) for name, keys in meta.pop("layout").items()}
+    except (OSError, ValueError, KeyError):  # a damaged entry is a miss, then overwritten
+        return None
+    return tables, meta
+
+
+def write_quarantine(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,118 @@
+"""Padding-free packing and the data collators the Trainer uses.
+
+Packing puts tokenized rows side by side in bins of at most max_seq_len tokens (best-fit decreasing),
+resets position_ids at every row start, masks the label of each row's first token (so no row learns
+to predict across a boundary) and, in the collator, builds a b×1×L×L block-diagonal causal bool mask:
+on the CPU's SDPA attention position_ids alone do not keep packed rows apart, the 4D mask does.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+
+IGNORE = -100
+
+
+def pack_rows(rows: Sequence[dict], max_len: int) -> list[dict]:
+    """Bins of rows, each {"input_ids", "labels", "position_ids", "seq_lens"} (best-fit decreasing)."""
+    order = sorted(range(len(rows)), key=lambda i: (-len(rows[i]["input_ids"]), i))
+    bins: list[list[int]] = []
+    free: list[tuple[int, int]] = []  # (room left, bin index), sorted
+    for i in order:
+        n = len(rows[i]["input_ids"])
+        at = bisect.bisect_left(free, (n, -1))
+        if at < len(free):
+            room, b = free.pop(at)
+            bins[b].append(i)
+            bisect.insort(free, (room - n, b))
+        else:
+            bins.append([i])
+            bisect.insort(free, (max_len - n, len(bins) - 1))
+    packed = []
+    for members in bins:
+        ids: list[int] = []
+        labels: list[int] = []
+        pos: list[int] = []
+        lens: list[int] = []
+        for i in sorted(members):
+            r = rows[i]
+            n = len(r["input_ids"])
+            ids += list(r["input_ids"])
+            lab = list(r["labels"])
+            lab[0] = IGNORE
+            labels += lab
+            pos += list(range(n))
+            lens.append(n)
+        packed.append({"input_ids": ids, "labels": labels, "position_ids": pos, "seq_lens": lens})
+    return packed
+
+
+def block_causal_mask(seq_lens_batch: Sequence[Sequence[int]], length: int):
+    """b×1×L×L bool: True where a query may attend a key (same row, key not after query). Pad positions
+    attend only to themselves so no softmax row is empty."""
+    import torch
+
+    b = len(seq_lens_batch)
+    seg = torch.full((b, length), -1, dtype=torch.long)
+    for k, lens in enumerate(seq_lens_batch):
+        at = 0
+        for j, n in enumerate(lens):
+            seg[k, at:at + n] = j
+            at += n
+    causal = torch.ones(length, length, dtype=torch.bool).tril()
+    same = seg[:, :, None] == seg[:, None, :]
+    pad = seg < 0
+    eye = torch.eye(length, dtype=torch.bool)
+    mask = (same & ~pad[:, :, None] & causal) | (pad[:, :, None] & eye)
+    return mask[:, None, :, :]
+
+
+class PadCollator:
+    """Right-pads input_ids (pad id), labels (-100) and attention_mask (0) to the longest row."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, features: list[dict]) -> dict:
+        import torch
+
+        length = max(len(f["input_ids"]) for f in features)
+        ids = torch.full((len(features), length), self.pad_id, dtype=torch.long)
+        att = torch.zeros((len(features), length), dtype=torch.long)
+        first = features[0]["labels"]
+        classify = not isinstance(first, (list, tuple)) and getattr(first, "ndim", 0) == 0
+        labels = (torch.tensor([int(f["labels"]) for f in features], dtype=torch.long) if classify
+                  else torch.full((len(features), length), IGNORE, dtype=torch.long))
+        for k, f in enumerate(features):
+            n = len(f["input_ids"])
+            ids[k, :n] = torch.as_tensor(list(f["input_ids"]), dtype=torch.long)
+            att[k, :n] = 1
+            if not classify:
+                labels[k, :n] = torch.as_tensor(list(f["labels"]), dtype=torch.long)
+        return {"input_ids": ids, "attention_mask": att, "labels": labels}
+
+
+class PackedCollator:
+    """Packed bins → input_ids, labels, position_ids and the 4D block-diagonal causal attention_mask."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, features: list[dict]) -> dict:
+        import torch
+
+        length = max(len(f["input_ids"]) for f in features)
+        b = len(features)
+        ids = torch.full((b, length), self.pad_id, dtype=torch.long)
+        labels = torch.full((b, length), IGNORE, dtype=torch.long)
+        pos = torch.zeros((b, length), dtype=torch.long)
+        seqs = []
+        for k, f in enumerate(features):
+            n = len(f["input_ids"])
+            ids[k, :n] = torch.as_tensor(list(f["input_ids"]), dtype=torch.long)
+            labels[k, :n] = torch.as_tensor(list(f["labels"]), dtype=torch.long)
+            pos[k, :n] = torch.as_tensor(list(f["position_ids"]) if "position_ids" in f else range(n), dtype=torch.long)
+            seqs.append(list(f.get("seq_lens") or [n]))
+        return {"input_ids": ids, "labels": labels, "position_ids": pos,
+                "attention_mask": block_causal_mask(seqs, length)}

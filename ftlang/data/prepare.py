@@ -1,0 +1,300 @@
+"""`prepare(plan, tokenizer)`: the whole data stage, from the plan's sources to tokenized train /
+validation / extra sets, with stats, fingerprints, a quarantine file and the cache.
+
+Policy for rows longer than max_seq_len: they are truncated on the right, counted (stats.tokens.*.
+truncated) and logged; a row left with no trainable token by truncation is a row error (FT618) that
+follows the source's on_error (fail, or skip into the quarantine file). Truncated rows are exempt from
+the end-of-turn check (their end was cut), every other row must pass it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ftlang.data import cache as cache_mod
+from ftlang.data.codes import row_problem
+from ftlang.data.formats import public, to_chat
+from ftlang.data.packing import PackedCollator, PadCollator, pack_rows
+from ftlang.data.steps import Dataset, PipelineRunner, split_rows
+from ftlang.data.templates import ChatRenderer, chat_renderer
+from ftlang.data.tokenize import Encoded, Problem, encode_chat, encode_classification, encode_completion
+from ftlang.data.validate import MAX_LISTED, _limit, loc_span, resolve_path
+from ftlang.diagnostics import Diagnostic, DiagnosticError, error
+from ftlang.plan import Plan
+
+
+@dataclass
+class Prepared:
+    train: list[dict]
+    validation: list[dict] | None
+    validation_rows: list[dict]
+    extra: dict[str, list[dict]]
+    stats: dict
+    fingerprints: dict[str, str]
+    cache_key: str
+    cache_hit: bool
+    packed: bool = False
+    pad_id: int = 0
+    task: str = "causal_lm"
+    quarantine_path: Path | None = None
+    extra_rows: dict[str, list[dict]] = field(default_factory=dict)  # canonical rows of `extra`
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+    def collator(self) -> Callable[[list[dict]], dict]:
+        """Padding (classification, unpacked) or packing with a 4D block-diagonal causal mask.
+
+        The packed collator also takes unpacked rows (validation), each as a one-row bin."""
+        if self.packed and self.task == "causal_lm":
+            return PackedCollator(self.pad_id)
+        return PadCollator(self.pad_id)
+
+
+def _pad_id(tokenizer) -> int:
+    for attr in ("pad_token_id", "eos_token_id"):
+        v = getattr(tokenizer, attr, None)
+        if v is not None:
+            return int(v)
+    return 0
+
+
+def source_fingerprints(plan: Plan, allow_outside: bool) -> dict[str, str]:
+    out = {}
+    for name, src in plan.data.items():
+        if src.kind == "hf_dataset":
+            from ftlang.data.hf import hf_fingerprint
+
+            out[name] = hf_fingerprint(plan, src)
+        else:
+            h = hashlib.sha256()
+            with open(resolve_path(plan, src, allow_outside), "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            out[name] = h.hexdigest()
+    return out
+
+
+def _renderer(plan: Plan, tokenizer) -> ChatRenderer | None:
+    if plan.model.task.kind == "classify":
+        return None
+    return chat_renderer(plan.train.template, tokenizer, loc_span(plan.train.loc))
+
+
+def prepare(plan: Plan, tokenizer, *, cache_dir: Path | None = None, allow_outside: bool = False,
+            log: Callable[[str], None] = print, run_dir: Path | None = None) -> Prepared:
+    cache_dir = Path(cache_dir) if cache_dir is not None else plan.resolve(".ftlang-cache/data")
+    fingerprints = source_fingerprints(plan, allow_outside)
+    renderer = _renderer(plan, tokenizer)
+    key = cache_mod.cache_key(plan, fingerprints, cache_mod.tokenizer_identity(tokenizer),
+                              renderer.digest if renderer else None)
+    hit = cache_mod.load(cache_dir, key)
+    if hit is not None:
+        prepared = _from_cache(hit, key, fingerprints, tokenizer, plan)
+        prepared.quarantine_path = _copy_quarantine(cache_dir / key, run_dir)
+        log(f"data: cache hit {key[:12]} ({len(prepared.train)} train rows)")
+        return prepared
+    prepared, quarantine = _build(plan, tokenizer, renderer, key, fingerprints, allow_outside, log)
+    tables = {"train": prepared.train, **({"validation": prepared.validation} if prepared.validation is not None
+                                          else {}), **{f"extra:{n}": r for n, r in prepared.extra.items()}}
+    slim = {n: [{k: v for k, v in r.items() if k != "attention_mask"} for r in rows] for n, rows in tables.items()}
+    meta = {"stats": prepared.stats, "validation_rows": prepared.validation_rows, "extra_rows": prepared.extra_rows,
+            "packed": prepared.packed, "task": prepared.task, "has_validation": prepared.validation is not None}
+    entry = cache_mod.store(cache_dir, key, slim, meta, quarantine)
+    if quarantine:
+        target = (run_dir / "quarantine.jsonl") if run_dir is not None else entry / "quarantine.jsonl"
+        if run_dir is not None:
+            cache_mod.write_quarantine(target, quarantine)
+        prepared.quarantine_path = target
+        prepared.stats["quarantine"] = str(target)
+        log(f"data: {len(quarantine)} rows skipped → {target}")
+    log(f"data: prepared {len(prepared.train)} train rows, "
+        f"{len(prepared.validation or [])} validation rows (cache {key[:12]} stored)")
+    return prepared
+
+
+def _copy_quarantine(entry: Path, run_dir: Path | None) -> Path | None:
+    src = entry / "quarantine.jsonl"
+    if not src.is_file():
+        return None
+    if run_dir is None:
+        return src
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / f"quarantine.jsonl.tmp-{os.getpid()}"
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, run_dir / "quarantine.jsonl")
+    return run_dir / "quarantine.jsonl"
+
+
+def _from_cache(hit, key: str, fingerprints: dict[str, str], tokenizer, plan: Plan) -> Prepared:
+    tables, meta = hit
+    for rows in tables.values():
+        for r in rows:
+            if "position_ids" not in r:
+                r["attention_mask"] = [1] * len(r["input_ids"])
+    stats = meta["stats"]
+    stats["cache"] = {"key": key, "hit": True}
+    return Prepared(
+        train=tables["train"], validation=tables.get("validation") if meta["has_validation"] else None,
+        validation_rows=meta["validation_rows"],
+        extra={n.split(":", 1)[1]: r for n, r in tables.items() if n.startswith("extra:")},
+        stats=stats, fingerprints=fingerprints, cache_key=key, cache_hit=True, packed=meta["packed"],
+        pad_id=_pad_id(tokenizer), task=meta["task"], extra_rows=meta.get("extra_rows", {}),
+    )
+
+
+def _canonical(rows: list[dict], fmt: str) -> list[dict]:
+    """Rows for generation metrics: chat rows keep messages (instruction rows become chats)."""
+    if fmt == "instruction":
+        return [public(to_chat(r, "instruction")) for r in rows]
+    return [public(r) for r in rows]
+
+
+class _Builder:
+    def __init__(self, plan: Plan, tokenizer, renderer: ChatRenderer | None, runner: PipelineRunner,
+                 log: Callable[[str], None]):
+        self.plan, self.tokenizer, self.renderer, self.runner, self.log = plan, tokenizer, renderer, runner, log
+        self.quarantine: list[dict] = []
+        self.token_stats: dict[str, dict] = {}
+        self.token_skipped: dict[str, int] = {}
+
+    def encode(self, name: str, rows: list[dict], fmt: str, *, check_eos: bool = True) -> list[dict]:
+        t = self.plan.train
+        if self.plan.model.task.kind == "classify":
+            enc = encode_classification(rows, self.tokenizer, list(self.plan.model.task.labels),
+                                        max_seq_len=t.max_seq_len)
+        elif fmt == "completion":
+            enc = encode_completion(rows, self.tokenizer, max_seq_len=t.max_seq_len)
+        else:
+            assert self.renderer is not None
+            enc = encode_chat(rows, fmt, self.tokenizer, self.renderer, train_on=t.train_on,
+                              max_seq_len=t.max_seq_len, check_eos=check_eos)
+        self._eos(name, enc)
+        self._problems(name, enc.problems)
+        if enc.truncated:
+            self.log(f"data: {name}: {enc.truncated} rows longer than max_seq_len {t.max_seq_len} were truncated")
+        self.token_stats[name] = {"rows_in": len(rows), "rows": len(enc.rows), "skipped": len(enc.problems),
+                                  "tokens": enc.tokens, "trained_tokens": enc.trained_tokens,
+                                  "truncated": enc.truncated,
+                                  "conservation": len(rows) == len(enc.rows) + len(enc.problems)}
+        return enc.rows
+
+    def _eos(self, name: str, enc: Encoded) -> None:
+        if not enc.eos_failures:
+            return
+        first = enc.eos_failures[0]
+        template = self.renderer.name if self.renderer else "?"
+        d = self.runner.row_error("FT617", f"the end-of-turn token is not inside the trained labels "
+                                           f"({first.message}; template {template!r}, {len(enc.eos_failures)} "
+                                           f"rows of {name}): the model would never learn to stop",
+                                  first.row).diagnostics[0]
+        raise DiagnosticError(Diagnostic(d.code, d.severity, d.message, d.span,
+                                         "use a template whose assistant turn ends with the end-of-turn token "
+                                         "(train { template = \"chatml\" }), or fix the tokenizer's chat_template",
+                                         d.notes))
+
+    def _problems(self, name: str, problems: list[Problem]) -> None:
+        if not problems:
+            return
+        fail: list[Diagnostic] = []
+        for p in problems:
+            src_name = p.row.get("_meta", {}).get("source", "")
+            src = self.plan.data.get(src_name)
+            path, line = self.runner.display(p.row)
+            if src is not None and src.on_error.mode == "skip":
+                self.quarantine.append({"source": src_name, "line": line, "code": p.code, "reason": p.message,
+                                        "raw": public(p.row)})
+                self.token_skipped[src_name] = self.token_skipped.get(src_name, 0) + 1
+            else:
+                fail.append(row_problem(p.code, p.message, path, line, loc=src.loc if src else None,
+                                        source=src_name))
+        if fail:
+            more = len(fail) - MAX_LISTED
+            raise DiagnosticError(fail[:MAX_LISTED] + ([Diagnostic(fail[0].code, fail[0].severity,
+                                                                   f"... and {more} more rows", fail[MAX_LISTED].span)]
+                                                       if more > 0 else []))
+        for src_name, n in self.token_skipped.items():
+            src = self.plan.data[src_name]
+            s = self.runner.sources.get(src_name)
+            read = s.read if s else n
+            limit, text = _limit(src, read)
+            skipped = (len(s.problems) if s else 0) + n
+            if skipped > limit:
+                raise DiagnosticError(error("FT610", f"source `{src_name}`: {skipped} of {read} rows skipped, over "
+                                                     f"the skip limit ({text})", loc_span(src.on_error.loc or src.loc)))
+
+
+def _build(plan: Plan, tokenizer, renderer, key, fingerprints, allow_outside, log) -> tuple[Prepared, list[dict]]:
+    runner = PipelineRunner(plan, allow_outside=allow_outside, log=log)
+    b = _Builder(plan, tokenizer, renderer, runner, log)
+    pipes = plan.datasets.pipelines
+    train_ds = runner.run("train")
+    split_stats: dict = {}
+    val_ds: Dataset | None = None
+    train_rows = train_ds.rows
+    if "validation" in pipes:
+        v = runner.run("validation")
+        originals = [r for r in v.rows if not r.get("_meta", {}).get("augmented")]
+        split_stats["validation_augmented_dropped"] = len(v.rows) - len(originals)
+        val_ds = Dataset("validation", v.fmt, originals)
+    elif plan.datasets.split is not None:
+        sp = plan.datasets.split
+        target = runner.run(sp.dataset) if sp.dataset in pipes else runner.resolve(sp.dataset)
+        tr, va, dropped = split_rows(target.rows, sp.validation, sp.seed)
+        if sp.dataset == "train":
+            train_rows = tr
+        else:  # split another dataset: its held-out rows must not be trained on either
+            from ftlang.data.steps import content_hash
+
+            held = {content_hash(r) for r in va}
+            train_rows = [r for r in train_ds.rows if content_hash(r) not in held]
+        val_ds = Dataset("validation", target.fmt, va)
+        split_stats.update({"dataset": sp.dataset, "seed": sp.seed, "fraction": sp.validation,
+                            "train": len(tr), "validation": len(va), "augmented_copies_dropped": dropped,
+                            "conservation": len(tr) + len(va) + dropped == len(target.rows)})
+        if not va or not tr:
+            raise DiagnosticError(error("FT625", f"split left {'validation' if not va else 'train'} empty "
+                                                 f"({len(target.rows)} rows)", loc_span(sp.loc),
+                                        "add rows or change the validation fraction"))
+    if not train_rows:
+        raise DiagnosticError(error("FT625", "the train dataset is empty after its steps",
+                                    loc_span(pipes["train"].loc)))
+    train = b.encode("train", train_rows, train_ds.fmt)
+    validation = b.encode("validation", val_ds.rows, val_ds.fmt) if val_ds is not None else None
+    extra: dict[str, list[dict]] = {}
+    extra_rows: dict[str, list[dict]] = {}
+    extra_names = [n for n in pipes if n not in ("train", "validation")]
+    if plan.eval.forgetting_on and plan.eval.forgetting_on not in extra_names + ["train", "validation"]:
+        extra_names.append(plan.eval.forgetting_on)
+    for name in extra_names:
+        ds = runner.resolve(name)
+        extra[name] = b.encode(name, ds.rows, ds.fmt)
+        extra_rows[name] = _canonical(ds.rows, ds.fmt)
+    packed = plan.train.packing and plan.model.task.kind == "causal_lm"
+    unpacked = len(train)
+    if packed:
+        train = pack_rows(train, plan.train.max_seq_len)
+    quarantine = [q for s in runner.sources.values() for q in s.quarantined] + b.quarantine
+    sources = {}
+    for n in runner.sources:
+        st = runner.source_stats(n)
+        st["skipped_at_tokenization"] = b.token_skipped.get(n, 0)
+        sources[n] = st
+    pipelines = {n: d.stats for n, d in runner.datasets.items() if d.stats}
+    conservation = (all(s["conservation"] for s in sources.values())
+                    and all(p.get("conservation", True) for p in pipelines.values())
+                    and split_stats.get("conservation", True)
+                    and all(t["conservation"] for t in b.token_stats.values()))
+    stats = {"sources": sources, "pipelines": pipelines, "split": split_stats, "tokens": b.token_stats,
+             "packing": {"enabled": packed, "rows": unpacked, "bins": len(train) if packed else None},
+             "format": {"train": train_ds.fmt, "validation": val_ds.fmt if val_ds else None},
+             "conservation": conservation, "cache": {"key": key, "hit": False}}
+    prepared = Prepared(
+        train=train, validation=validation, validation_rows=_canonical(val_ds.rows, val_ds.fmt) if val_ds else [],
+        extra=extra, stats=stats, fingerprints=fingerprints, cache_key=key, cache_hit=False, packed=packed,
+        pad_id=_pad_id(tokenizer), task=plan.model.task.kind, extra_rows=extra_rows, warnings=runner.warnings,
+    )
+    return prepared, quarantine

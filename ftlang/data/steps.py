@@ -1,0 +1,255 @@
+"""Dataset pipelines: sources → `| step(...)` chains → rows, with the counts of what each step did.
+
+Rows are canonical dicts (see formats.py) plus "_meta": {"source", "line", "augmented"?, "mixed"?,
+"origin"?}. Nothing is dropped without a count: every pipeline's stats balance (`conservation`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ftlang.data.codes import row_problem
+from ftlang.data.formats import RowError, public, to_chat, to_completion, to_instruction
+from ftlang.data.validate import SourceRows, enforce, load_source, loc_span
+from ftlang.diagnostics import Diagnostic, DiagnosticError, error
+from ftlang.expr import ExprError, evaluate, truthy
+from ftlang.plan import Plan, StepPlan
+
+
+def content_hash(row: dict) -> str:
+    text = json.dumps(public(row), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def origin(row: dict) -> str:
+    return row.get("_meta", {}).get("origin") or content_hash(row)
+
+
+_PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
+_SPACE = re.compile(r"\s+")
+
+
+def _normalize_text(value):
+    if isinstance(value, str):
+        text = unicodedata.normalize("NFKC", value).lower()
+        return _SPACE.sub(" ", _PUNCT.sub("", text)).strip()
+    if isinstance(value, list):
+        return [_normalize_text(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _normalize_text(v) for k, v in value.items()}
+    return value
+
+
+@dataclass
+class Dataset:
+    name: str
+    fmt: str
+    rows: list[dict]
+    stats: dict = field(default_factory=dict)
+
+
+@dataclass
+class PipelineRunner:
+    """Runs a plan's pipelines, loading each source once and enforcing its on_error policy."""
+
+    plan: Plan
+    allow_outside: bool = False
+    log: Callable[[str], None] = print
+    sources: dict[str, SourceRows] = field(default_factory=dict)
+    datasets: dict[str, Dataset] = field(default_factory=dict)
+    warnings: list[Diagnostic] = field(default_factory=list)
+    models: dict = field(default_factory=dict)  # augmentation models, loaded once
+
+    # ------------------------------------------------------------------ sources
+    def source(self, name: str) -> SourceRows:
+        if name not in self.sources:
+            rows = load_source(self.plan, name, allow_outside=self.allow_outside)
+            self.warnings.extend(enforce(self.plan, rows))
+            self.sources[name] = rows
+        return self.sources[name]
+
+    def source_stats(self, name: str) -> dict:
+        s = self.sources[name]
+        return {"read": s.read, "kept": len(s.rows), "skipped": len(s.problems), "fingerprint": s.fingerprint,
+                "conservation": s.read == len(s.rows) + len(s.problems)}
+
+    def display(self, row: dict) -> tuple[str, int]:
+        meta = row.get("_meta", {})
+        src = self.sources.get(meta.get("source", ""))
+        return (src.display if src else meta.get("source", "?")), int(meta.get("line", 1))
+
+    def row_error(self, code: str, message: str, row: dict) -> DiagnosticError:
+        path, line = self.display(row)
+        name = row.get("_meta", {}).get("source", "")
+        src = self.plan.data.get(name)
+        return DiagnosticError(row_problem(code, message, path, line, loc=src.loc if src else None, source=name))
+
+    # ------------------------------------------------------------------ datasets
+    def resolve(self, name: str, user: StepPlan | None = None) -> Dataset:
+        """A dataset by name: a pipeline's output, or a source's rows as they are."""
+        if name in self.datasets:
+            return self.datasets[name]
+        pipes = self.plan.datasets.pipelines
+        if name in pipes:
+            return self.run(name)
+        if name in self.plan.data:
+            src = self.source(name)
+            return Dataset(name, self.plan.data[name].format, [dict(r) for r in src.rows])
+        raise DiagnosticError(error("FT624", f"no data source or dataset named {name!r}",
+                                    loc_span(user.loc) if user else None))
+
+    def run(self, name: str) -> Dataset:
+        if name in self.datasets:
+            return self.datasets[name]
+        pipe = self.plan.datasets.pipelines[name]
+        self.datasets[name] = Dataset(name, "pending", [])  # a cycle meets this empty placeholder
+        base = self.resolve(pipe.source)
+        ds = Dataset(name, base.fmt, [dict(r) for r in base.rows])
+        stats = {"source": pipe.source, "input": len(ds.rows), "deduped": 0, "filtered": 0, "augmented": 0,
+                 "mixed": 0, "sampled_out": 0, "steps": []}
+        for step in pipe.steps:
+            before = len(ds.rows)
+            self._step(ds, step, stats)
+            stats["steps"].append({"op": step.op, "rows_in": before, "rows_out": len(ds.rows)})
+        stats["output"] = len(ds.rows)
+        stats["conservation"] = (stats["input"] + stats["augmented"] + stats["mixed"]
+                                 == stats["output"] + stats["deduped"] + stats["filtered"] + stats["sampled_out"])
+        ds.stats = stats
+        self.datasets[name] = ds
+        return ds
+
+    def _step(self, ds: Dataset, step: StepPlan, stats: dict) -> None:
+        op, args = step.op, step.args
+        if op == "dedupe":
+            seen: set[str] = set()
+            kept = []
+            normalized = args.get("mode", "exact") == "normalized"
+            for row in ds.rows:
+                key = content_hash({"x": _normalize_text(public(row))}) if normalized else content_hash(row)
+                if key not in seen:
+                    seen.add(key)
+                    kept.append(row)
+            stats["deduped"] += len(ds.rows) - len(kept)
+            ds.rows = kept
+        elif op == "filter":
+            kept = []
+            for row in ds.rows:
+                try:
+                    ok = truthy(evaluate(args["expr"], public(row)))
+                except ExprError as e:
+                    raise self.row_error("FT620", f"filter failed on this row: {e} (fields: "
+                                                  f"{', '.join(public(row))})", row) from None
+                if ok:
+                    kept.append(row)
+            stats["filtered"] += len(ds.rows) - len(kept)
+            ds.rows = kept
+        elif op in ("to_chat", "to_instruction", "to_completion"):
+            self._convert(ds, step)
+        elif op == "augment":
+            from ftlang.data.augment import augment_rows  # nlpaug / transformers: only when used
+
+            added = augment_rows(ds.rows, ds.fmt, args, self.models, self.log, self.row_error)
+            stats["augmented"] += len(added)
+            ds.rows = ds.rows + added
+        elif op == "mix":
+            self._mix(ds, step, stats)
+        elif op == "sample":
+            n = int(args["n"])
+            if n < len(ds.rows):
+                keep = sorted(random.Random(int(args.get("seed", 0))).sample(range(len(ds.rows)), n))
+                stats["sampled_out"] += len(ds.rows) - n
+                ds.rows = [ds.rows[i] for i in keep]
+        else:
+            raise DiagnosticError(error("FT624", f"unknown step {op!r}", loc_span(step.loc)))
+
+    def _convert(self, ds: Dataset, step: StepPlan) -> None:
+        op = step.op
+        render = None
+        if op == "to_completion":
+            from ftlang.data.templates import field_template
+
+            render = field_template(step.args.get("template"), ds.fmt, loc_span(step.loc))
+        out = []
+        for row in ds.rows:
+            try:
+                if op == "to_chat":
+                    new = to_chat(row, ds.fmt, step.args.get("system"))
+                elif op == "to_instruction":
+                    new = to_instruction(row, ds.fmt)
+                else:
+                    new = to_completion(row, ds.fmt, render)
+            except RowError as e:
+                raise self.row_error(e.code, e.message, row) from None
+            if "_meta" in row:
+                new["_meta"] = row["_meta"]
+            out.append(new)
+        ds.rows = out
+        ds.fmt = {"to_chat": "chat", "to_instruction": "instruction", "to_completion": "completion"}[op]
+
+    def _mix(self, ds: Dataset, step: StepPlan, stats: dict) -> None:
+        ratio = float(step.args["ratio"])
+        other = self.resolve(step.args["other"], step)
+        rows = [dict(r) for r in other.rows]
+        if other.fmt != ds.fmt:
+            conv = StepPlan(op={"chat": "to_chat", "instruction": "to_instruction"}.get(ds.fmt, "to_completion"),
+                            loc=step.loc)
+            if ds.fmt not in ("chat", "instruction"):
+                raise DiagnosticError(error("FT624", f"mix: {other.name} has {other.fmt} rows, this dataset has "
+                                                     f"{ds.fmt} rows", loc_span(step.loc)))
+            tmp = Dataset(other.name, other.fmt, rows)
+            self._convert(tmp, conv)
+            rows = tmp.rows
+        if not rows:
+            raise DiagnosticError(error("FT625", f"mix: {other.name} has no rows", loc_span(step.loc)))
+        want = round(ratio * len(ds.rows) / (1 - ratio)) if ratio < 1 else len(rows)
+        rng = random.Random(int(step.args.get("seed", self.plan.train.seed)))
+        picked: list[dict] = []
+        while len(picked) < want:  # fewer rows than wanted: each is reused before any repeats twice
+            order = list(range(len(rows)))
+            rng.shuffle(order)
+            picked += [rows[i] for i in order[: want - len(picked)]]
+        if want > len(rows):
+            stats["mix_repeated"] = want - len(rows)
+            self.log(f"data: mix({other.name}) wanted {want} rows, {other.name} has {len(rows)}: rows repeat")
+        for r in picked:
+            r["_meta"] = {**r.get("_meta", {}), "mixed": True}
+        stats["mixed"] += len(picked)
+        ds.rows = ds.rows + picked
+
+
+def split_rows(rows: list[dict], validation: float, seed: int) -> tuple[list[dict], list[dict], int]:
+    """(train, validation, dropped): deterministic by row hash and seed, disjoint by content.
+
+    Only original rows can be held out; augmented copies follow their origin (a copy of a held-out row
+    is dropped, and counted, so no variant of a validation row is trained on); mixed replay rows stay in
+    train."""
+    originals = {}
+    for row in rows:
+        meta = row.get("_meta", {})
+        if not meta.get("augmented") and not meta.get("mixed"):
+            originals.setdefault(content_hash(row), None)
+
+    def rank(h: str) -> str:
+        return hashlib.sha256(f"{seed}:{h}".encode()).hexdigest()
+
+    ordered = sorted(originals, key=rank)
+    n_val = max(1, round(validation * len(ordered))) if len(ordered) > 1 else 0
+    held = set(ordered[:n_val])
+    train, val, dropped = [], [], 0
+    for row in rows:
+        meta = row.get("_meta", {})
+        key = meta.get("origin") if meta.get("augmented") else content_hash(row)
+        if key in held and not meta.get("mixed"):
+            if meta.get("augmented"):
+                dropped += 1
+            else:
+                val.append(row)
+        else:
+            train.append(row)
+    return train, val, dropped
