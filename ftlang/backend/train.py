@@ -1,0 +1,373 @@
+"""Training on transformers' Trainer, every `train` key of the plan mapped in `training_arguments`.
+
+Public entry point for the CLI, the benchmarks and the fault tests:
+
+    result = train(plan, prepared, model, tokenizer, run_dir, resume=..., log=print)
+
+`prepared` is anything with `.train`, `.validation` (lists of tokenized dicts) and `.collator()`
+(ftlang.data.prepare.Prepared). Checkpoints go to `run_dir/checkpoints/` (atomic, see checkpoint.py),
+metrics rows to `run_dir/metrics.jsonl`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ftlang.backend import checkpoint as ckpt
+from ftlang.backend.faults import NonFiniteLoss
+from ftlang.backend.load import loc_span
+from ftlang.backend.methods import optimizer_name
+from ftlang.diagnostics import DiagnosticError, error
+from ftlang.plan import Plan
+
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINTS = "checkpoints"
+
+
+@dataclass
+class TrainResult:
+    history: list[dict] = field(default_factory=list)  # the metrics.jsonl rows of this run
+    global_step: int = 0
+    train_seconds: float = 0.0
+    tokens: int = 0
+    tokens_per_s: float | None = None
+    stopped_early: bool = False
+    resumed_from: Path | None = None
+    step_times: list[float] = field(default_factory=list)  # wall seconds per optimizer step
+
+
+def detect_device(plan: Plan) -> str:
+    import torch
+
+    want = plan.hardware.device
+    has_cuda = torch.cuda.is_available()
+    if want == "cuda" and not has_cuda:
+        raise DiagnosticError(error(
+            "FT701", "the plan asks for a CUDA device but none is available", loc_span(plan.hardware.loc),
+            help="run on a machine with a CUDA GPU, or set hardware { device = cpu }",
+        ))
+    return "cuda" if has_cuda and want != "cpu" else "cpu"
+
+
+def check_precision(plan: Plan, device: str) -> None:
+    import torch
+
+    p = plan.train.precision
+    if p == "fp16" and device == "cpu":
+        raise DiagnosticError(error(
+            "FT702", "precision fp16 needs a GPU; the CPU has no fp16 mixed precision for training",
+            loc_span(plan.train.loc), help="use precision = bf16 or fp32 on the CPU",
+        ))
+    if p == "bf16" and device == "cuda" and not torch.cuda.is_bf16_supported():
+        raise DiagnosticError(error(
+            "FT702", f"precision bf16 is not supported by {torch.cuda.get_device_name()}",
+            loc_span(plan.train.loc), help="use precision = fp16 (with max_grad_norm) or fp32 on this GPU",
+        ))
+
+
+def seed_everything(plan: Plan) -> None:
+    """Seed before the method's weights are initialized, so LoRA/adapter init is reproducible too."""
+    from transformers import enable_full_determinism, set_seed
+
+    if plan.train.deterministic:
+        enable_full_determinism(plan.train.seed)
+    else:
+        set_seed(plan.train.seed)
+
+
+def _eval_strategy(plan: Plan, has_validation: bool) -> tuple[str, int | None]:
+    every = plan.eval.every
+    if not has_validation:
+        return "no", None
+    if isinstance(every, int):
+        return "steps", every
+    if every == "end" and plan.train.early_stop is None:
+        return "no", None  # one evaluation after training instead
+    return "epoch", None
+
+
+def training_arguments(plan: Plan, output_dir: Path, *, device: str, has_validation: bool,
+                       tty: bool = False) -> Any:
+    """TrainingArguments for the plan: the one mapping of TrainPlan keys onto the Trainer."""
+    from transformers import TrainingArguments
+
+    t = plan.train
+    check_precision(plan, device)
+    if t.early_stop is not None and not has_validation:
+        raise DiagnosticError(error(
+            "FT706", "early_stop needs a validation set, and this recipe has none", loc_span(t.loc),
+            help="add `split train { validation = 5% }` or a `dataset validation = ...`",
+        ))
+    eval_strategy, eval_steps = _eval_strategy(plan, has_validation)
+    warmup: float | int = 0
+    if t.warmup_ratio is not None:
+        warmup = float(t.warmup_ratio)  # transformers 5: a float in [0, 1) is a ratio
+    elif t.warmup_steps is not None:
+        warmup = int(t.warmup_steps)
+    kwargs: dict[str, Any] = {}
+    if t.early_stop is not None:
+        metric = "eval_loss" if t.early_stop.metric in ("val_loss", "loss") else f"eval_{t.early_stop.metric}"
+        kwargs.update(metric_for_best_model=metric, greater_is_better=metric != "eval_loss" and "loss" not in metric)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if device == "cpu" and distributed:
+        kwargs["ddp_backend"] = "gloo"
+    save_strategy = "steps" if t.save_steps else "epoch"
+    if isinstance(plan.eval.every, int) and t.early_stop is not None and not t.save_steps:
+        save_strategy = "steps"
+        kwargs["save_steps"] = plan.eval.every
+    elif t.save_steps:
+        kwargs["save_steps"] = t.save_steps
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        learning_rate=t.lr,
+        num_train_epochs=t.epochs if t.epochs is not None else 1.0,
+        max_steps=t.max_steps if t.max_steps is not None else -1,
+        per_device_train_batch_size=t.batch,
+        per_device_eval_batch_size=t.batch,
+        gradient_accumulation_steps=t.grad_accum,
+        warmup_steps=warmup,
+        lr_scheduler_type=t.schedule,
+        bf16=t.precision == "bf16",
+        fp16=t.precision == "fp16",
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        activation_checkpointing=t.gradient_checkpointing and plan.method.kind != "qlora",
+        activation_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
+        seed=t.seed,
+        data_seed=t.seed,
+        full_determinism=t.deterministic,
+        optim=optimizer_name(plan, device),
+        logging_steps=t.logging_steps,
+        logging_first_step=False,
+        eval_strategy=eval_strategy,
+        eval_steps=eval_steps,
+        save_strategy=save_strategy,
+        save_total_limit=None,  # rotation is ours: only after a newer checkpoint is complete
+        prediction_loss_only=True,
+        label_names=["labels"],
+        remove_unused_columns=False,
+        report_to="none",
+        disable_tqdm=not tty,
+        use_cpu=device == "cpu",
+        dataloader_num_workers=0,
+        dataloader_pin_memory=device == "cuda",
+        save_only_model=False,
+        **kwargs,
+    )
+
+
+def _fmt_eta(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def _build_trainer_classes():
+    """Trainer subclass and callbacks, defined lazily so importing this module stays torch-free."""
+    import torch
+    from transformers import Trainer, TrainerCallback
+
+    class FtlangTrainer(Trainer):
+        """Checks every step's loss and counts the tokens it trained on (non-padding)."""
+
+        ft_tokens: Any = 0
+        ft_step_times: list[float]
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            mask = inputs.get("attention_mask")
+            ids = inputs.get("input_ids")
+            if mask is not None and mask.dim() == 2:
+                self.ft_tokens = self.ft_tokens + mask.sum()
+            elif ids is not None:
+                self.ft_tokens = self.ft_tokens + ids.numel()
+            if not torch.isfinite(loss).all():
+                value = float(loss.float().mean())
+                raise NonFiniteLoss(self.state.global_step + 1, value)
+            return loss
+
+        def tokens_seen(self) -> int:
+            t = self.ft_tokens
+            return int(t.item()) if hasattr(t, "item") else int(t)
+
+    class CheckpointCallback(TrainerCallback):
+        """Marks each checkpoint complete after the Trainer wrote all of it, then rotates."""
+
+        def __init__(self, root: Path, keep: int | None):
+            self.root = root
+            self.keep = keep
+
+        def on_save(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                folder = self.root / f"checkpoint-{state.global_step}"
+                if folder.is_dir():
+                    ckpt.mark_complete(folder, state.global_step)
+                    ckpt.rotate(self.root, self.keep)
+            return control
+
+    class MetricsCallback(TrainerCallback):
+        """metrics.jsonl rows, one concise log line per logging step (off a TTY), timing per step."""
+
+        def __init__(self, trainer_ref: Callable[[], Any], metrics_path: Path, log: Callable[[str], None],
+                     print_lines: bool, history: list[dict], step_times: list[float]):
+            self.trainer_ref = trainer_ref
+            self.path = metrics_path
+            self.log = log
+            self.print_lines = print_lines
+            self.history = history
+            self.step_times = step_times
+            self.t0 = time.perf_counter()
+            self.last_t = self.t0
+            self.last_tokens = 0
+            self.first_step: int | None = None
+            self.step_t = self.t0
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.t0 = self.last_t = self.step_t = time.perf_counter()
+            self.first_step = state.global_step
+            return control
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.step_t = time.perf_counter()
+            return control
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.step_times.append(time.perf_counter() - self.step_t)
+            return control
+
+        def _write(self, row: dict) -> None:
+            self.history.append(row)
+            if self.trainer_ref().is_world_process_zero():
+                with open(self.path, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs = logs or {}
+            now = time.perf_counter()
+            step = state.global_step
+            epoch = round(state.epoch or 0.0, 4)
+            if "loss" in logs:
+                tokens = self.trainer_ref().tokens_seen()
+                dt = max(now - self.last_t, 1e-9)
+                tps = (tokens - self.last_tokens) / dt
+                self.last_t, self.last_tokens = now, tokens
+                row = {"step": step, "epoch": epoch, "loss": logs["loss"], "lr": logs.get("learning_rate"),
+                       "tokens_per_s": round(tps, 1)}
+                if "grad_norm" in logs:
+                    row["grad_norm"] = logs["grad_norm"]
+                self._write(row)
+                if self.print_lines and state.is_world_process_zero:
+                    done = step - (self.first_step or 0)
+                    eta = (now - self.t0) / done * (state.max_steps - step) if done > 0 else 0.0
+                    lr = logs.get("learning_rate") or 0.0
+                    self.log(f"step {step}/{state.max_steps}  epoch {epoch:.2f}  loss {logs['loss']:.4f}  "
+                             f"lr {lr:.2e}  {tps:,.0f} tok/s  ETA {_fmt_eta(eta)}")
+            if "eval_loss" in logs:
+                row = {"step": step, "epoch": epoch, "val_loss": logs["eval_loss"]}
+                self._write(row)
+                if self.print_lines and state.is_world_process_zero:
+                    self.log(f"step {step}/{state.max_steps}  epoch {epoch:.2f}  val_loss {logs['eval_loss']:.4f}")
+            return control
+
+    return FtlangTrainer, CheckpointCallback, MetricsCallback
+
+
+def _truncate_metrics(path: Path, step: int) -> list[dict]:
+    """On resume: drop rows a killed run wrote after its last complete checkpoint; return the rest."""
+    if not path.is_file():
+        return []
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue  # a line cut by the kill
+        if isinstance(row, dict) and row.get("step", 0) <= step:
+            kept.append(row)
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    os.replace(tmp, path)
+    return kept
+
+
+def build_trainer(plan: Plan, prepared: Any, model: Any, tokenizer: Any, run_dir: Path, *,
+                  device: str | None = None, log: Callable[[str], None] = print,
+                  callbacks: Sequence[Any] = (), tty: bool | None = None) -> tuple[Any, TrainResult]:
+    """The configured FtlangTrainer and the TrainResult its callbacks fill (for callers that drive it)."""
+    from transformers import EarlyStoppingCallback, PrinterCallback
+
+    run_dir = Path(run_dir)
+    device = device or detect_device(plan)
+    tty = sys.stderr.isatty() if tty is None else tty
+    validation = list(prepared.validation or [])
+    args = training_arguments(plan, run_dir / CHECKPOINTS, device=device, has_validation=bool(validation), tty=tty)
+    FtlangTrainer, CheckpointCallback, MetricsCallback = _build_trainer_classes()
+    result = TrainResult()
+    trainer = FtlangTrainer(
+        model=model, args=args, train_dataset=list(prepared.train), eval_dataset=validation or None,
+        data_collator=prepared.collator(), processing_class=tokenizer,
+    )
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(CheckpointCallback(run_dir / CHECKPOINTS, plan.train.save_total_limit))
+    trainer.add_callback(MetricsCallback(lambda: trainer, run_dir / METRICS_FILE, log, not tty,
+                                         result.history, result.step_times))
+    if plan.train.early_stop is not None:
+        trainer.add_callback(EarlyStoppingCallback(
+            early_stopping_patience=plan.train.early_stop.patience,
+            early_stopping_threshold=plan.train.early_stop.min_delta,
+        ))
+    for cb in callbacks:
+        trainer.add_callback(cb)
+    return trainer, result
+
+
+def train(plan: Plan, prepared: Any, model: Any, tokenizer: Any, run_dir: str | Path, *,
+          resume: bool | str | Path = False, device: str | None = None,
+          log: Callable[[str], None] = print, callbacks: Sequence[Any] = (),
+          tty: bool | None = None) -> TrainResult:
+    """Train `model` per the plan; resume=True continues from the newest complete checkpoint.
+
+    Raises NonFiniteLoss (see faults.py) on a NaN/inf loss; OOM and KeyboardInterrupt propagate for
+    the caller (backend/run.py) to report. Checkpoints written before a fault stay resumable.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    root = run_dir / CHECKPOINTS
+    resume_from: Path | None = None
+    if resume:
+        resume_from = Path(resume) if not isinstance(resume, bool) else None
+        if resume_from is None:
+            ckpt.discard_incomplete(root)
+            resume_from = ckpt.latest_complete(root)
+    prior: list[dict] = []
+    if resume_from is not None:
+        prior = _truncate_metrics(run_dir / METRICS_FILE, ckpt.checkpoint_step(resume_from) or 0)
+        log(f"resuming from {resume_from.name}")
+    elif not resume:
+        (run_dir / METRICS_FILE).unlink(missing_ok=True)
+    trainer, result = build_trainer(plan, prepared, model, tokenizer, run_dir, device=device, log=log,
+                                    callbacks=callbacks, tty=tty)
+    result.history.extend(prior)
+    result.resumed_from = resume_from
+    t0 = time.perf_counter()
+    out = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if plan.eval.every == "end" and trainer.eval_dataset is not None and plan.train.early_stop is None:
+        trainer.evaluate()
+    result.train_seconds = time.perf_counter() - t0
+    result.global_step = trainer.state.global_step
+    result.tokens = trainer.tokens_seen()
+    result.tokens_per_s = result.tokens / result.train_seconds if result.train_seconds > 0 else None
+    result.stopped_early = trainer.state.global_step < trainer.state.max_steps
+    del out
+    if result.tokens_per_s is not None and math.isfinite(result.tokens_per_s):
+        result.tokens_per_s = round(result.tokens_per_s, 1)
+    return result
