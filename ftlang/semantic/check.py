@@ -62,7 +62,8 @@ def _load_text(program, path: Path, text: str) -> None:
 
     source = SourceFile(str(path), text)
     module, diags = parse(source)
-    program.sources[str(path)] = source
+    program.sources[source.path] = source
+    program.loaded.add(str(path.resolve()))
     program.diags.extend(diags)
     if module is None:
         return

@@ -43,6 +43,7 @@ def inside(path: Path, root: Path) -> bool:
 
 
 def _parse_file(path: Path) -> tuple[SourceFile, ast.Module | None, list[Diagnostic]]:
+    """Parse a file, cached by (path as written, mtime, size): spans keep the path the user gave."""
     from ftlang.syntax.parser import parse
 
     st = path.stat()
@@ -70,7 +71,8 @@ class BoundRecipe:
 class Program:
     main: Path
     root: Path
-    sources: dict[str, SourceFile] = field(default_factory=dict)
+    sources: dict[str, SourceFile] = field(default_factory=dict)  # by the path spans carry
+    loaded: set[str] = field(default_factory=set)  # resolved paths: each file loads once
     modules: list[ast.Module] = field(default_factory=list)
     main_module: ast.Module | None = None
     cards: dict[str, ast.ModelCard] = field(default_factory=dict)
@@ -95,16 +97,17 @@ def import_target(spec: str, importer: Path) -> tuple[Path, bool]:
 
 def load(program: Program, path: Path, stack: list[Path], via: ast.Import | None = None) -> None:
     resolved = path.resolve()
-    if str(resolved) in program.sources:
+    if str(resolved) in program.loaded:
         return
+    program.loaded.add(str(resolved))
     try:
-        source, module, diags = _parse_file(resolved)
+        source, module, diags = _parse_file(path)
     except OSError as e:
         span = via.path.span if via else None
         program.diags.append(error("FT206", f"cannot read `{path}`: {e.strerror or e}", span,
                                    "check the path and the file's permissions"))
         return
-    program.sources[str(resolved)] = source
+    program.sources[source.path] = source
     program.diags.extend(diags)
     if module is None:
         return

@@ -98,7 +98,7 @@ def train_rows(ctx: RecipeContext) -> Iterator[Diagnostic]:
     decl = ctx.data_nodes.get(src.name)
     span = decl.source.span if decl is not None else ctx.bound.node.name_span
     if n < MIN_ROWS:
-        yield warning("FT404", f"the training set has only {n:,} rows", span,
+        yield warning("FT404", f"the training set has only {n:,} row{'s' if n != 1 else ''}", span,
                       "under 1,000 rows a model tends to memorise; add data or augment(...)")
     elif n > MAX_ROWS:
         yield warning("FT404", f"the training set has {n:,} rows", span,

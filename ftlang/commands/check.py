@@ -1,0 +1,62 @@
+"""`ftlang check FILE...`: lint recipes without torch. Exit 0 clean, 1 errors (warnings with --strict), 2 usage."""
+
+from __future__ import annotations
+
+import argparse
+
+from ftlang.commands._common import FORMATS, UsageError, add_set, emit, parse_sets, usage
+
+HELP = "check recipes: syntax, types, names, paths, method rules, resources (no GPU, no torch)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE", help=".ft recipe files")
+    parser.add_argument("--format", choices=FORMATS, default="human", help="diagnostics output format")
+    parser.add_argument("--strict", action="store_true", help="warnings fail the check too")
+    add_set(parser)
+    parser.add_argument("--data", action="store_true", help="also read and validate every local data row")
+    parser.add_argument("--recipe", metavar="NAME", help="check only this recipe of the file")
+
+
+def _data_diags(plans) -> list:
+    try:
+        from ftlang.data.validate import check_plan_data
+    except ImportError:
+        from ftlang.diagnostics import info
+
+        return [info("FT699", "data validation is not available in this installation", None,
+                     "install ftlang with its data extras")]
+    out = []
+    for plan in plans:
+        if plan is not None:
+            out.extend(check_plan_data(plan))
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ftlang.diagnostics import Severity, sort_diagnostics
+    from ftlang.semantic.check import check_file
+
+    try:
+        sets = parse_sets(args.sets)
+    except UsageError as e:
+        return usage(str(e))
+    missing = [f for f in args.files if not Path(f).is_file()]
+    if missing:
+        return usage(f"no such file: {', '.join(missing)}")
+    diags, sources = [], {}
+    for f in args.files:
+        res = check_file(f, sets=sets, recipe=args.recipe)
+        diags.extend(res.diagnostics)
+        sources.update(res.sources)
+        if args.data:
+            diags.extend(_data_diags(res.plans.values()))
+    diags = sort_diagnostics(diags)
+    emit(diags, args.format, sources)
+    if any(d.severity is Severity.ERROR for d in diags):
+        return 1
+    if args.strict and any(d.severity is Severity.WARNING for d in diags):
+        return 1
+    return 0
