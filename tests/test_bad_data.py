@@ -135,48 +135,51 @@ def test_skip_quarantines_every_bad_row_and_keeps_the_rest(project, name):
 # ---------------------------------------------------------------------------- conservation per pipeline
 
 
-def _prepare_api():
-    try:
-        return importlib.import_module("ftlang.data.prepare")
-    except ModuleNotFoundError:
-        return None
-
-
-@pytest.mark.skipif(_prepare_api() is None, reason="ftlang.data.prepare (pipelines) not built yet (data helper)")
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_pipeline_conservation(project, seed):
+    """read = kept + skipped + deduped + filtered, checked against counts the generator knows."""
     import random
 
+    from ftlang.data.steps import PipelineRunner
     from ftlang.plan import CallExpr, CompareExpr, ConstExpr, NameExpr
 
-    prepare = _prepare_api()
     rng = random.Random(seed)
     lines, bad, dup, short = [], 0, 0, 0
-    for i in range(200):
+    for i in range(300):
         r = rng.random()
         if r < 0.1:
             lines.append('{"instruction": "broken", "output": ')
             bad += 1
-        elif r < 0.25 and i > 0:
+        elif r < 0.25:
             lines.append(json.dumps({"instruction": "dup", "output": "same answer"}))
             dup += 1
         elif r < 0.35:
             lines.append(json.dumps({"instruction": f"q{i}", "output": "ab"}))  # filtered: len(output) <= 3
             short += 1
+        elif r < 0.40:
+            lines.append(json.dumps({"instruction": f"q{i}", "output": ""}))  # skipped: empty field
+            bad += 1
         else:
             lines.append(json.dumps({"instruction": f"q{i}", "output": f"a long answer {i}"}))
     (project / "data").mkdir(exist_ok=True)
     (project / "data" / "d.jsonl").write_text("\n".join(lines) + "\n")
     expr = CompareExpr(op=">", left=CallExpr(fn="len", args=[NameExpr(name="output")]), right=ConstExpr(value=3))
     plan = make_plan(project, data={"d": source("d", "data/d.jsonl", on_error={"mode": "skip", "max_fraction": 0.5})},
-                     pipelines={"train": ("d", [step("dedupe", mode="exact"), step("filter", expr=expr.model_dump())])},
+                     pipelines={"train": ("d", [step("dedupe", mode="exact"), step("filter", expr=expr),
+                                                step("to_chat", system="Be brief.")])},
                      split=None)
-    stats = prepare.conservation_stats(plan) if hasattr(prepare, "conservation_stats") else None
-    if stats is None:
-        pytest.skip("ftlang.data.prepare exposes no row counts API yet")
-    assert stats["read"] == 200
-    assert stats["read"] == stats["kept"] + stats["skipped"] + stats["deduped"] + stats["filtered"], stats
-    assert stats["skipped"] == bad
+    runner = PipelineRunner(plan, log=lambda _: None)
+    ds = runner.run("train")
+    src, pipe = runner.source_stats("d"), ds.stats
+    read, kept = src["read"], pipe["output"]
+    assert read == 300
+    assert (src["skipped"], pipe["deduped"], pipe["filtered"]) == (bad, max(dup - 1, 0), short)
+    assert read == kept + src["skipped"] + pipe["deduped"] + pipe["filtered"], (src, pipe)
+    assert src["conservation"] and pipe["conservation"]
+    assert len(ds.rows) == kept and all(r["messages"][0]["role"] == "system" for r in ds.rows)
+    # every kept row still knows its file line, and no line is both kept and quarantined
+    kept_lines = {r["_meta"]["line"] for r in ds.rows}
+    assert not kept_lines & {q["line"] for q in runner.sources["d"].quarantined}
 
 
 def test_write_jsonl_helper_roundtrip(tmp_path):
