@@ -153,7 +153,7 @@ def _comment(source: SourceFile, tok: Token) -> ast.Comment:
     start = tok.start_pos
     line_start = source.text.rfind("\n", 0, start) + 1
     trailing = source.text[line_start:start].strip() != ""
-    return ast.Comment(source.span(start, tok.end_pos), str(tok).rstrip("\r"), trailing)
+    return ast.Comment(source.span(start, tok.end_pos), str(tok).rstrip(), trailing)
 
 
 # ---------------------------------------------------------------------------- syntax errors
