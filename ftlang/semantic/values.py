@@ -122,7 +122,22 @@ def _enum_word(ks: KeySchema, node: ast.Value, params: Params) -> str:
 
 
 def convert(node: ast.Value, ks: KeySchema, params: Params) -> Any:
-    """One value, typed by its key; raises Problem with a positioned diagnostic."""
+    """One value, typed by its key; raises Problem with a positioned diagnostic (at the use, also when
+    the bad value comes from a param or a --set)."""
+    try:
+        return _convert(node, ks, params)
+    except Problem as p:
+        s, u = p.diag.span, node.span
+        if s is not None and (s.file != u.file or not u.start <= s.start <= u.end):
+            from dataclasses import replace
+
+            name = node.name if isinstance(node, ast.Ident) else "?"
+            raise Problem(replace(p.diag, span=u, notes=(*p.diag.notes, f"the value comes from param `{name}` "
+                                                         f"({s.file}:{s.line}:{s.column}) or its --set"))) from None
+        raise
+
+
+def _convert(node: ast.Value, ks: KeySchema, params: Params) -> Any:
     t = ks.type
     if t == "special":
         return node
