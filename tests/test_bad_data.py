@@ -83,7 +83,7 @@ def cli_project(tmp_path_factory) -> Path:
     (root / ".git").mkdir()
     (root / "models" / "tiny").mkdir(parents=True)
     (root / "models" / "tiny" / "config.json").write_text(json.dumps(TINY_CONFIG))
-    shutil.copytree(BAD, root / "data", ignore=shutil.ignore_patterns("*.py", "*.json"))
+    shutil.copytree(BAD, root / "data", ignore=shutil.ignore_patterns("*.py", "expected.json"))
     return root
 
 
