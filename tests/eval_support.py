@@ -139,3 +139,42 @@ def chat_prepared(tokenizer: Any, chats: list[list[dict]] | None = None, general
         stats={"train": {"rows": len(chats), "quarantined": 1}, "validation": {"rows": len(chats), "quarantined": 0}},
         fingerprints={"d": "ab" * 32, "train": "cd" * 32},
     )
+
+
+def trained_lora_ctx(tiny_llama_dir: Path, project: Path, *, eval_: EvalPlan | None = None,
+                     export: ExportPlan | None = None, steps: int = 4, seed: int = 0, chats=None,
+                     run_name: str = "run", force: bool = False):
+    """A RunContext after a few real LoRA steps on the tiny Llama (a hand loop: no Trainer needed)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ftlang.backend.context import RunContext
+
+    torch.manual_seed(seed)
+    tok = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir)),
+                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    plan = make_plan(project, eval_=eval_, export=export, seed=seed)
+    prepared = chat_prepared(tok, chats)
+    ctx = RunContext(plan=plan, run_dir=project / "runs" / run_name, model=model, tokenizer=tok, data=prepared,
+                     load_base=lambda: AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir)), force=force)
+    ctx.run_dir.mkdir(parents=True)
+    (ctx.run_dir / "plan.json").write_text(plan.to_json())
+    from ftlang.backend.finish import before_training
+
+    before_training(ctx)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-2)
+    model.train()
+    for step in range(1, steps + 1):
+        row = prepared.train[step % len(prepared.train)]
+        out = model(input_ids=torch.tensor([row["input_ids"]]), labels=torch.tensor([row["labels"]]))
+        out.loss.backward()
+        opt.step()
+        opt.zero_grad()
+        ctx.history.append({"step": step, "epoch": step / steps, "loss": out.loss.item(), "tokens_per_s": 100.0})
+        if step % 2 == 0:
+            ctx.history.append({"step": step, "epoch": step / steps, "val_loss": out.loss.item() + 0.1})
+    ctx.timings.update(train=1.0, load=0.5)
+    ctx.peak_memory_bytes = 40_000_000
+    return ctx

@@ -277,8 +277,10 @@ def save_adapter(model: Any, out: Path) -> None:
     if hasattr(model, "peft_config") and hasattr(model, "save_pretrained"):
         model.save_pretrained(str(out), safe_serialization=True)
         return
-    if hasattr(model, "save_adapter"):
-        model.save_adapter(str(out))
+    if hasattr(model, "ftlang_adapter_config"):  # ftlang's own bottleneck adapters
+        from ftlang.backend.adapters import save_adapter as save_bottleneck
+
+        save_bottleneck(model, out)
         return
     from safetensors.torch import save_file
 
@@ -293,7 +295,7 @@ def merge(ctx: Any, adapter_dir: Path, out: Path) -> dict[str, Any]:
     from peft import PeftModel
 
     plan: Plan = ctx.plan
-    base = ctx.load_base() if ctx.load_base is not None else load_base_model(plan)
+    base = ctx.load_base() if ctx.load_base is not None else load_base_model(plan)  # fresh, unquantized
     if _is_quantized(base):
         raise DiagnosticError(error(
             "FT812", "refusing to merge into a quantized (4-bit/8-bit) base: the merged weights would be rounded",

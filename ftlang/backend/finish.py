@@ -1,0 +1,225 @@
+"""The stages after training: evaluate → verdicts → gates → export → registry → report.
+
+`ftlang run` calls `before_training(ctx)` once the model is built (baseline metrics of the base
+model) and `after_training(ctx)` when training ends; the latter returns the process exit code:
+0, or 3 when a gate failed (then nothing is exported or registered unless ctx.force, which is
+recorded in gates.json, the registry manifest and the report).
+
+Files written in the run dir: eval.json (metrics before/after, verdicts, gates, export, registry),
+gates.json, export/, report.json, report.md, report.html.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ftlang.backend import evaluate as E
+from ftlang.backend import metrics as M
+from ftlang.backend.context import RunContext
+from ftlang.backend.gates import GateResult, check_gates, environment, table, write_gates
+from ftlang.diagnostics import DiagnosticError
+
+GATE_FAILED = 3
+FORGETTING_KEY = "forgetting_perplexity"  # baseline_metrics key: the base model's perplexity on the general set
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def _base_view(model: Any):
+    """The model with its adapter switched off (PEFT), so the base is measured without a reload."""
+    if hasattr(model, "disable_adapter") and hasattr(model, "peft_config"):
+        with model.disable_adapter():
+            yield model
+    else:
+        yield model
+
+
+def _forgetting_rows(ctx: RunContext) -> list | None:
+    name = ctx.plan.eval.forgetting_on
+    if not name:
+        return None
+    extra = getattr(ctx.data, "extra", None) or {}
+    rows = extra.get(name)
+    return list(rows) if rows is not None else None
+
+
+def _baseline_metric_names(ctx: RunContext) -> list[str]:
+    """Non-generation metrics always; generation metrics only when max_samples keeps them affordable."""
+    wanted = list(ctx.plan.eval.metrics)
+    cap = ctx.plan.eval.max_samples
+    if cap is None or cap > 64:
+        wanted = [m for m in wanted if m not in M.GENERATION_METRICS]
+    return wanted
+
+
+def before_training(ctx: RunContext) -> None:
+    """Baseline metrics of the not-yet-trained model on the validation and forgetting sets."""
+    t0 = time.perf_counter()
+    plan = ctx.plan
+    # an untrained LoRA/IA3/bottleneck adapter is already the identity, but prefix/prompt tuning is not
+    with _base_view(ctx.model) as model:
+        if getattr(ctx.data, "validation", None):
+            ctx.baseline_metrics.update(E.evaluate_model(plan, model, ctx.tokenizer, ctx.data,
+                                                         _baseline_metric_names(ctx)))
+        rows = _forgetting_rows(ctx)
+        if rows and plan.model.task.kind == "causal_lm":
+            ctx.baseline_metrics[FORGETTING_KEY] = E.perplexity_on(model, ctx.tokenizer, rows)
+    ctx.timings["baseline_eval"] = round(time.perf_counter() - t0, 3)
+
+
+def _tuned_forgetting(ctx: RunContext) -> tuple[float | None, float | None, float | None]:
+    """(base ppl, tuned ppl, relative increase) on the general set, or Nones when not declared."""
+    rows = _forgetting_rows(ctx)
+    if not rows or ctx.plan.model.task.kind != "causal_lm":
+        return None, None, None
+    tuned = E.perplexity_on(ctx.model, ctx.tokenizer, rows)
+    base = ctx.baseline_metrics.get(FORGETTING_KEY)
+    if base is None:
+        if hasattr(ctx.model, "peft_config") and hasattr(ctx.model, "disable_adapter"):
+            with _base_view(ctx.model) as model:
+                base = E.perplexity_on(model, ctx.tokenizer, rows)
+        elif ctx.load_base is not None:
+            base_model = ctx.load_base()
+            base = E.perplexity_on(base_model, ctx.tokenizer, rows)
+            del base_model
+    if base is None:
+        return None, tuned, None
+    return base, tuned, E.forgetting(base, tuned)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else f"{v:.4f}"
+    return str(v)
+
+
+def metrics_table(before: dict[str, float], after: dict[str, float]) -> str:
+    names = list(dict.fromkeys([*after, *before]))
+    rows = [("metric", "before", "after", "delta")]
+    for n in names:
+        b, a = before.get(n), after.get(n)
+        d = (a - b) if isinstance(a, (int, float)) and isinstance(b, (int, float)) else None
+        rows.append((n, _fmt(b), _fmt(a), ("+" if d is not None and d >= 0 else "") + _fmt(d) if d is not None else "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _clean(d: dict) -> dict:
+    """JSON-safe: NaN/inf become None."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def after_training(ctx: RunContext) -> int:
+    """Evaluate, judge, gate, export, register and report; returns 0 or 3 (a failed gate)."""
+    plan = ctx.plan
+    run_dir = Path(ctx.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {"plan_hash": plan.sha256, "forced": bool(ctx.force), "exit_code": 0}
+    t0 = time.perf_counter()
+    try:
+        after = E.evaluate_model(plan, ctx.model, ctx.tokenizer, ctx.data)
+        overfit = E.overfitting(ctx.history, plan.eval.overfitting_patience)
+        base_ppl, tuned_ppl, forget = _tuned_forgetting(ctx)
+        ctx.timings["eval"] = round(time.perf_counter() - t0, 3)
+        summary.update(
+            metrics_before=_clean(dict(ctx.baseline_metrics)), metrics_after=_clean(after),
+            overfitting=overfit, forgetting=forget, forgetting_on=plan.eval.forgetting_on,
+            forgetting_perplexity={"base": base_ppl, "tuned": tuned_ppl},
+        )
+        before_shown = {k: v for k, v in ctx.baseline_metrics.items() if k != FORGETTING_KEY}
+        _log("\nmetrics (base model → tuned):\n" + metrics_table(before_shown, after))
+        verdict = f"overfitting: {'yes' if overfit else 'no'}"
+        if forget is not None:
+            verdict += f"   forgetting on {plan.eval.forgetting_on}: {forget:+.1%} perplexity ({base_ppl:.3f} → {tuned_ppl:.3f})"
+        _log(verdict)
+
+        env = environment(after, overfit, forget)
+        results: list[GateResult] = check_gates(list(plan.eval.gates), env)
+        write_gates(run_dir, results, env, forced=bool(ctx.force))
+        summary["gates"] = [r.__dict__ for r in results]
+        _log("\ngates:\n" + table(results))
+        failed = [r for r in results if not r.passed]
+        summary["gates_passed"] = not failed
+        if failed and not ctx.force:
+            summary["exit_code"] = GATE_FAILED
+            summary["export"] = None
+            summary["registry"] = None
+            _log(f"\n{len(failed)} gate(s) failed: nothing exported or registered (rerun with --force to override)")
+            return GATE_FAILED
+        if failed:
+            _log(f"\n{len(failed)} gate(s) failed; exporting anyway because of --force (recorded)")
+        gate_dicts = [{"text": r.text, "passed": r.passed, "value": r.value, "threshold": r.threshold} for r in results]
+        t1 = time.perf_counter()
+        from ftlang.backend.export import export
+
+        exported = export(ctx, _clean(after), gate_dicts, forced=bool(failed))
+        ctx.timings["export"] = round(time.perf_counter() - t1, 3)
+        summary["export"] = {"dir": str(exported.dir), "artifacts": sorted(exported.artifacts()), "checks": exported.checks}
+        _log(f"exported: {exported.dir}")
+        if plan.export.registry is not None:
+            summary["registry"] = _publish(ctx, exported, _clean(after), gate_dicts, bool(failed))
+            _log(f"registered: {summary['registry']['name']} {summary['registry']['version']} "
+                 f"({summary['registry']['stage']}) in {summary['registry']['dir']}")
+        return 0
+    except DiagnosticError as e:
+        summary["error"] = [f"{d.code}: {d.message}" for d in e.diagnostics]
+        summary["exit_code"] = 1
+        raise
+    finally:
+        ctx.timings.setdefault("eval", round(time.perf_counter() - t0, 3))
+        _write_json(run_dir / "eval.json", summary)
+        _report(ctx, summary)
+
+
+def _publish(ctx: RunContext, exported: Any, metrics: dict, gates: list[dict], forced: bool) -> dict:
+    from ftlang.registry import Registry
+
+    plan = ctx.plan
+    spec = plan.export.registry
+    reg_dir = plan.resolve(spec.dir)
+    artifacts = dict(exported.artifacts())
+    for extra in ("plan.json", "gates.json"):
+        if (Path(ctx.run_dir) / extra).is_file():
+            artifacts[extra] = Path(ctx.run_dir) / extra
+    from ftlang.backend.export import base_name
+
+    version = Registry(reg_dir).publish(
+        spec.name, artifacts, plan_hash=plan.sha256, data_hashes=dict(getattr(ctx.data, "fingerprints", {}) or {}),
+        metrics=metrics, gates=gates, stage=spec.stage,
+        extra={"forced": forced, "recipe": plan.recipe.name, "method": plan.method.kind, "base": base_name(plan),
+               "run_dir": str(ctx.run_dir)},
+    )
+    return {"name": spec.name, "version": version, "stage": spec.stage, "dir": str(reg_dir)}
+
+
+def _report(ctx: RunContext, summary: dict) -> None:
+    """The report never hides the run's outcome: a failure to render is logged, not raised."""
+    try:
+        from ftlang.report import build
+
+        paths = build.write_report(ctx, summary)
+        _log(f"report: {paths[1]}")
+    except Exception as e:  # noqa: BLE001 - the run's result must survive a broken report
+        if os.environ.get("FTLANG_DEBUG"):
+            raise
+        _log(f"warning: the report could not be written: {type(e).__name__}: {e}")

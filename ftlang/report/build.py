@@ -1,0 +1,225 @@
+"""Reproducibility reports: report.json (the facts), rendered to report.md and report.html.
+
+Everything a report shows is first collected into one JSON-able dict (`collect`), saved as
+report.json, so `ftlang report show` can re-render and `ftlang report diff` can compare runs
+without the model. HTML is rendered by jinja2 with autoescape on: recipe text, data values and
+metric names are always text, never markup. Torch-free: versions come from package metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "datasets", "accelerate", "ftlang")
+MAX_RECIPE_CHARS = 1_000_000
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_commit(root: str | Path) -> dict[str, Any] | None:
+    """HEAD of the recipe's repository and whether the tree has uncommitted changes (None if no repo)."""
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=False)
+        if head.returncode != 0:
+            return None
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain"], capture_output=True,
+                                text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
+def read_recipe(plan: Any) -> str | None:
+    root = Path(plan.recipe.project_root).resolve()
+    path = (root / plan.recipe.file).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        return None
+    return path.read_text(encoding="utf-8", errors="replace")[:MAX_RECIPE_CHARS]
+
+
+def _plain(value: Any) -> Any:
+    """JSON round trip: any stats object becomes plain data; NaN/inf become None."""
+    def fix(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {str(k): fix(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [fix(x) for x in v]
+        return v
+
+    return fix(json.loads(json.dumps(value, default=lambda o: getattr(o, "__dict__", str(o)))))
+
+
+def tokens_per_s(timings: dict, history: list[dict]) -> float | None:
+    if timings.get("tokens_per_s"):
+        return float(timings["tokens_per_s"])
+    rates = [r["tokens_per_s"] for r in history if isinstance(r.get("tokens_per_s"), (int, float))]
+    return sum(rates) / len(rates) if rates else None
+
+
+def collect(ctx: Any, summary: dict) -> dict:
+    plan = ctx.plan
+    peak = ctx.peak_memory_bytes
+    estimate = plan.resources.memory.peak_bytes
+    data = ctx.data
+    return _plain({
+        "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "run_dir": str(ctx.run_dir),
+        "recipe": {"name": plan.recipe.name, "file": plan.recipe.file, "source": read_recipe(plan),
+                   "extends": plan.recipe.extends, "params": plan.recipe.params},
+        "plan_hash": plan.sha256,
+        "plan": plan.model_dump(mode="json"),
+        "method": plan.method.kind,
+        "seed": plan.train.seed,
+        "data": {"fingerprints": dict(getattr(data, "fingerprints", {}) or {}),
+                 "stats": getattr(data, "stats", {}) or {}},
+        "environment": {**versions(), "platform": platform.platform(), "device": ctx.device},
+        "git": git_commit(plan.recipe.project_root),
+        "history": list(ctx.history),
+        "timings": dict(ctx.timings),
+        "tokens_per_s": tokens_per_s(ctx.timings, ctx.history),
+        "memory": {"peak_bytes": peak, "estimate_bytes": estimate,
+                   "ratio": (peak / estimate) if peak and estimate else None},
+        "forced": bool(ctx.force),
+        **{k: summary.get(k) for k in (
+            "metrics_before", "metrics_after", "gates", "gates_passed", "overfitting", "forgetting",
+            "forgetting_on", "forgetting_perplexity", "export", "registry", "exit_code", "error")},
+    })
+
+
+# ---------------------------------------------------------------------------- rendering helpers
+
+
+def loss_curves(history: list[dict], width: int = 640, height: int = 240, pad: int = 40) -> dict | None:
+    """Polyline points (SVG user units) for train and validation loss against the step."""
+    train = [(float(r["step"]), float(r["loss"])) for r in history
+             if isinstance(r.get("loss"), (int, float)) and math.isfinite(r["loss"]) and "step" in r]
+    val = [(float(r["step"]), float(r["val_loss"])) for r in history
+           if isinstance(r.get("val_loss"), (int, float)) and math.isfinite(r["val_loss"]) and "step" in r]
+    pts = train + val
+    if not pts:
+        return None
+    x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
+    y0, y1 = min(p[1] for p in pts), max(p[1] for p in pts)
+    xs = (x1 - x0) or 1.0
+    ys = (y1 - y0) or 1.0
+
+    def line(series: list[tuple[float, float]]) -> str:
+        return " ".join(f"{pad + (x - x0) / xs * (width - 2 * pad):.1f},{height - pad - (y - y0) / ys * (height - 2 * pad):.1f}"
+                        for x, y in series)
+
+    return {"width": width, "height": height, "pad": pad, "train": line(train), "val": line(val),
+            "train_dots": [p.split(",") for p in line(train).split()] if len(train) == 1 else [],
+            "val_dots": [p.split(",") for p in line(val).split()] if val else [],
+            "x_min": x0, "x_max": x1, "y_min": y0, "y_max": y1}
+
+
+def _metric_rows(report: dict) -> list[dict]:
+    before = report.get("metrics_before") or {}
+    after = report.get("metrics_after") or {}
+    rows = []
+    for name in dict.fromkeys([*after, *before]):
+        if name == "forgetting_perplexity":
+            continue
+        b, a = before.get(name), after.get(name)
+        delta = a - b if isinstance(a, (int, float)) and isinstance(b, (int, float)) else None
+        rows.append({"name": name, "before": b, "after": a, "delta": delta})
+    return rows
+
+
+def _stats_rows(stats: Any) -> list[dict]:
+    """Row counts per dataset: {name, rows, quarantined, other keys...} from whatever the data stage wrote."""
+    out = []
+    if isinstance(stats, dict):
+        for name, v in stats.items():
+            if isinstance(v, dict):
+                out.append({"name": name, "counts": [(k, x) for k, x in v.items() if not isinstance(x, (dict, list))]})
+            else:
+                out.append({"name": name, "counts": [("value", v)]})
+    return out
+
+
+def num(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def size(v: Any) -> str:
+    if not isinstance(v, (int, float)) or v is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(v) < 1024 or unit == "TiB":
+            return f"{v:.1f} {unit}" if unit != "B" else f"{int(v)} B"
+        v /= 1024
+    return str(v)
+
+
+def _env(autoescape: bool):
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=autoescape,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["num"] = num
+    env.filters["size"] = size
+    env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2, sort_keys=True)
+    return env
+
+
+def render(report: dict) -> tuple[str, str]:
+    """(markdown, html) of a collected report."""
+    context = {
+        "r": report, "metrics": _metric_rows(report), "stats": _stats_rows(report["data"].get("stats")),
+        "curves": loss_curves(report.get("history") or []),
+    }
+    md = _env(False).get_template("report.md.j2").render(**context)
+    html = _env(True).get_template("report.html.j2").render(**context)
+    return md, html
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_files(run_dir: Path, report: dict) -> tuple[Path, Path]:
+    run_dir = Path(run_dir)
+    md, html = render(report)
+    _atomic_write(run_dir / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
+    _atomic_write(run_dir / "report.md", md)
+    _atomic_write(run_dir / "report.html", html)
+    return run_dir / "report.md", run_dir / "report.html"
+
+
+def write_report(ctx: Any, summary: dict) -> tuple[Path, Path]:
+    return write_files(Path(ctx.run_dir), collect(ctx, summary))
+
+
+def regenerate(run_dir: str | Path) -> tuple[Path, Path]:
+    run_dir = Path(run_dir)
+    report = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
+    return write_files(run_dir, report)

@@ -1,0 +1,138 @@
+"""Reports: after_training writes report.md/html; HTML parses (and opens in headless chromium when
+present); recipe and data values never inject markup; `report show` and `report diff`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from eval_support import CHATS, gate, trained_lora_ctx
+
+from ftlang.backend.finish import after_training
+from ftlang.cli import main
+from ftlang.plan import EvalPlan, ExportPlan, GenerationSpec, RegistrySpec
+
+EVIL = '<script>alert("pwned")</script><img src=x onerror=alert(1)>'
+
+
+class _Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags: list[str] = []
+        self.attrs: list[tuple[str, str | None]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attrs.extend(attrs)
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _parse(html: str) -> _Collect:
+    p = _Collect()
+    p.feed(html)
+    p.close()
+    return p
+
+
+def _run(tiny_llama_dir, project, seed=0, name="run", gates=("perplexity < 100000",), registry=True):
+    chats = [*CHATS, [{"role": "user", "content": EVIL}, {"role": "assistant", "content": "ok " + EVIL}]]
+    (project / "recipe.ft").write_text(f'# {EVIL}\nrecipe tiny {{\n  model = local("models/tiny-llama")\n}}\n')
+    ev = EvalPlan(metrics=["loss", "perplexity", "rouge_l"], gates=[gate(g, 5 + i) for i, g in enumerate(gates)],
+                  forgetting_on="general", generation=GenerationSpec(max_new_tokens=4), max_samples=3)
+    ex = ExportPlan(registry=RegistrySpec(name="bot", dir="registry")) if registry else ExportPlan()
+    ctx = trained_lora_ctx(tiny_llama_dir, project, eval_=ev, export=ex, seed=seed, chats=chats, run_name=name)
+    ctx.data.fingerprints[EVIL] = "ff" * 32
+    ctx.data.stats[EVIL] = {"rows": 3, "quarantined": 1}
+    return ctx, after_training(ctx)
+
+
+def test_report_renders_and_cannot_be_injected(tiny_llama_dir, project, capsys):
+    ctx, rc = _run(tiny_llama_dir, project)
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "PASS" in err and "before" in err and "forgetting on general" in err
+    html = (ctx.run_dir / "report.html").read_text()
+    md = (ctx.run_dir / "report.md").read_text()
+    parsed = _parse(html)
+    assert "script" not in parsed.tags and "img" not in parsed.tags
+    assert not any(k.startswith("on") for k, _ in parsed.attrs)
+    assert "&lt;script&gt;" in html and EVIL in "".join(parsed.text)  # shown as text, verbatim
+    assert "svg" in parsed.tags and "polyline" in parsed.tags
+    for needle in (ctx.plan.sha256, "transformers", "peft", "bitsandbytes", "datasets", "quarantined",
+                   "perplexity &lt; 100000", "forgetting", "overfitting", "tokens/s"):
+        assert needle in html, needle
+    assert ctx.plan.sha256 in md and "PASS" in md and "recipe tiny" in md
+    report = json.loads((ctx.run_dir / "report.json").read_text())
+    assert report["git"] is None or len(report["git"]["commit"]) == 40
+    assert report["memory"] == {"peak_bytes": 40_000_000, "estimate_bytes": 50_000_000, "ratio": 0.8}
+    assert report["registry"]["version"] == "v1" and report["seed"] == 0
+    assert set(report["metrics_after"]) == {"loss", "perplexity", "rouge_l"}
+    assert report["metrics_before"]["perplexity"] > 0 and report["forgetting"] is not None
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="no /usr/bin/chromium")
+def test_report_opens_in_headless_chromium(tiny_llama_dir, project, tmp_path):
+    ctx, _ = _run(tiny_llama_dir, project, registry=False)
+    out = subprocess.run(
+        ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'prof'}",
+         "--dump-dom", (ctx.run_dir / "report.html").as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    dom = out.stdout
+    assert "<svg" in dom and "Run report" in dom and "pwned" in dom
+    assert "<script>" not in dom
+
+
+def test_failed_gate_exits_3_and_registers_nothing(tiny_llama_dir, project):
+    ctx, rc = _run(tiny_llama_dir, project, gates=("perplexity < 1.0",))
+    assert rc == 3
+    assert not (ctx.run_dir / "export").exists() and not (project / "registry").exists()
+    gates = json.loads((ctx.run_dir / "gates.json").read_text())
+    assert gates["passed"] is False and gates["gates"][0]["threshold"] == "< 1.0"
+    report = json.loads((ctx.run_dir / "report.json").read_text())
+    assert report["exit_code"] == 3 and report["export"] is None
+    assert "nothing was exported" in (ctx.run_dir / "report.html").read_text()
+
+
+def test_report_show_and_diff_explain_seed(tiny_llama_dir, project, capsys):
+    a, _ = _run(tiny_llama_dir, project, seed=0, name="a", registry=False)
+    b, _ = _run(tiny_llama_dir, project, seed=1, name="b", registry=False)
+    capsys.readouterr()
+    assert main(["report", "diff", str(a.run_dir), str(b.run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "train.seed: 0 -> 1" in out and "plan hash" in out
+    assert "differ only in their seed" in out
+    assert "metrics (after training)" in out and "perplexity" in out
+    assert "data fingerprints" not in out and "versions and device" not in out
+    (a.run_dir / "report.html").unlink()
+    assert main(["report", "show", str(a.run_dir)]) == 0
+    assert (a.run_dir / "report.html").is_file()
+    assert str(a.run_dir / "report.html") in capsys.readouterr().out
+
+
+def test_report_show_without_report_is_diagnostic(tmp_path):
+    import importlib.util
+
+    from ftlang.diagnostics import DiagnosticError
+    from ftlang.report import diff
+
+    with pytest.raises(DiagnosticError) as e:
+        diff.load(tmp_path)
+    assert e.value.diagnostics[0].code == "FT830"
+    if importlib.util.find_spec("ftlang.render"):
+        assert main(["report", "show", str(tmp_path)]) == 1
+
+
+def test_templates_ship_as_package_data():
+    from ftlang.report.build import TEMPLATES
+
+    assert {p.name for p in TEMPLATES.iterdir()} >= {"report.md.j2", "report.html.j2"}
+    assert shutil.which("git") is None or True  # git is optional: reports record None without it
