@@ -14,12 +14,16 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pydantic import TypeAdapter
+
 from ftlang.data.codes import row_problem
 from ftlang.data.formats import RowError, public, to_chat, to_completion, to_instruction
 from ftlang.data.validate import SourceRows, enforce, load_source, loc_span
 from ftlang.diagnostics import Diagnostic, DiagnosticError, error
 from ftlang.expr import ExprError, evaluate, truthy
-from ftlang.plan import Plan, StepPlan
+from ftlang.plan import Expr, Plan, StepPlan
+
+_EXPR: TypeAdapter = TypeAdapter(Expr)
 
 
 def content_hash(row: dict) -> str:
@@ -139,9 +143,11 @@ class PipelineRunner:
             ds.rows = kept
         elif op == "filter":
             kept = []
+            expr = args["expr"]
+            expr = _EXPR.validate_python(expr) if isinstance(expr, dict) else expr
             for row in ds.rows:
                 try:
-                    ok = truthy(evaluate(args["expr"], public(row)))
+                    ok = truthy(evaluate(expr, public(row)))
                 except ExprError as e:
                     raise self.row_error("FT620", f"filter failed on this row: {e} (fields: "
                                                   f"{', '.join(public(row))})", row) from None
@@ -154,7 +160,7 @@ class PipelineRunner:
         elif op == "augment":
             from ftlang.data.augment import augment_rows  # nlpaug / transformers: only when used
 
-            added = augment_rows(ds.rows, ds.fmt, args, self.models, self.log, self.row_error)
+            added = augment_rows(self, ds.rows, ds.fmt, step)
             stats["augmented"] += len(added)
             ds.rows = ds.rows + added
         elif op == "mix":

@@ -44,6 +44,11 @@ class ChatRenderer:
     bos_token: str | None = None
     eos_token: str | None = None
 
+    def end_tokens(self) -> tuple[str, ...]:
+        from ftlang.data.tokenize import END_OF_TURN
+
+        return tuple(t for t in (self.eos_token, *END_OF_TURN) if t)
+
     @property
     def digest(self) -> str:
         return hashlib.sha256(self.source.encode("utf-8")).hexdigest()
@@ -70,19 +75,26 @@ class ChatRenderer:
             upto = full if i == len(messages) - 1 else self.render(messages[: i + 1])
             start, end = len(prefix), len(upto)
             if start > end or not full.startswith(prefix) or not full.startswith(upto):
-                start, end = _search_span(full, m["content"], spans)
+                start, end = _search_span(full, m["content"], spans, self.end_tokens())
             spans.append((start, end))
         return full, spans
 
 
-def _search_span(full: str, content: str, before: list[tuple[int, int]]) -> tuple[int, int]:
-    # a template that is not prefix-consistent: find the content after the previous turn
+def _search_span(full: str, content: str, before: list[tuple[int, int]], ends: tuple[str, ...]) -> tuple[int, int]:
+    # a template that is not prefix-consistent: find the content after the previous turn, and take the
+    # end-of-turn text right after it (if any) into the turn
     at = full.find(content.strip(), before[-1][1] if before else 0)
     if at < 0:
         raise DiagnosticError(error("FT621", "the chat template does not render the assistant content verbatim, "
                                              "so its turns cannot be located for label masking", None,
                                     "use a stdlib template: train { template = \"chatml\" }"))
-    return at, at + len(content.strip())
+    end = at + len(content.strip())
+    rest = full[end:]
+    gap = len(rest) - len(rest.lstrip(" \t"))
+    for tok in ends:
+        if tok and rest[gap:].startswith(tok):
+            return at, end + gap + len(tok)
+    return at, end
 
 
 def chat_renderer(template: str | None, tokenizer, span: Span | None = None) -> ChatRenderer:
