@@ -349,10 +349,15 @@ def train(plan: Plan, prepared: Any, model: Any, tokenizer: Any, run_dir: str | 
             ckpt.discard_incomplete(root)
             resume_from = ckpt.latest_complete(root)
     prior: list[dict] = []
-    if resume_from is not None:
-        prior = _truncate_metrics(run_dir / METRICS_FILE, ckpt.checkpoint_step(resume_from) or 0)
-        log(f"resuming from {resume_from.name}")
-    elif not resume:
+    if resume and int(os.environ.get("RANK", "0")) == 0:
+        # rows a killed run logged after its last complete checkpoint are replayed by the resume
+        prior = _truncate_metrics(run_dir / METRICS_FILE, ckpt.checkpoint_step(resume_from) or 0
+                                  if resume_from is not None else 0)
+        if resume_from is not None:
+            log(f"resuming from {resume_from.name}")
+        else:
+            log("resuming: no complete checkpoint yet, starting from step 0")
+    elif int(os.environ.get("RANK", "0")) == 0:
         (run_dir / METRICS_FILE).unlink(missing_ok=True)
     trainer, result = build_trainer(plan, prepared, model, tokenizer, run_dir, device=device, log=log,
                                     callbacks=callbacks, tty=tty)
