@@ -10,7 +10,10 @@ this module costs nothing and a warm `ftlang check` does not rebuild the grammar
 
 from __future__ import annotations
 
+import math
+import sys
 import threading
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from ftlang.diagnostics import Diagnostic, error
@@ -69,8 +72,10 @@ _STATE = _LexState()
 _PAIRS = {"RBRACE": "LBRACE", "RSQB": "LSQB", "RPAR": "LPAR"}
 _LARK: Lark | None = None
 _LOCK = threading.Lock()
+# Every token is kept in the tree (keep_all_tokens) so spans come from the first and last token of a
+# rule, which is cheaper than Lark's propagate_positions.
 _OPTIONS: dict[str, Any] = dict(
-    parser="lalr", lexer="contextual", propagate_positions=True, maybe_placeholders=False,
+    parser="lalr", lexer="contextual", propagate_positions=False, maybe_placeholders=False,
     keep_all_tokens=True,
 )
 
@@ -135,13 +140,19 @@ def parse(source: SourceFile) -> tuple[ast.Module | None, list[Diagnostic]]:
     tree, diags, comments = _parse_collecting(source)
     if tree is None:
         return None, diags
-    deep = _too_deep(tree)
-    if deep is not None:
-        return None, [error("FT007", f"nesting too deep (more than {MAX_DEPTH} levels)",
-                            _span_of(source, deep),
-                            "flatten the list or expression; recipes rarely nest more than a few levels")]
     lowering = _Lower(source)
-    items = tuple(lowering.top(t) for t in tree.children)
+    limit = sys.getrecursionlimit()
+    try:
+        # The lowering recurses once per nesting level and stops at MAX_DEPTH; the headroom keeps
+        # a caller that is already deep in its own stack from tripping over that.
+        sys.setrecursionlimit(max(limit, 20 * MAX_DEPTH + 2000))
+        items = tuple(lowering.top(t) for t in tree.children)
+    except (_TooDeep, RecursionError) as e:
+        where = _span_of(source, e.node) if isinstance(e, _TooDeep) else source.span(0, 0)
+        return None, [error("FT007", f"nesting too deep (more than {MAX_DEPTH} levels)", where,
+                            "flatten the list, block or expression; recipes rarely nest more than a few levels")]
+    finally:
+        sys.setrecursionlimit(limit)
     if lowering.diags:
         return None, lowering.diags
     module = ast.Module(source.span(0, len(text)), source.path, items,
@@ -398,42 +409,37 @@ def _label(lark: Lark, e: Any) -> tuple[str, str, str] | None:
     return exact.get((position, e.token.type)) or by_state.get(position)
 
 
-# ---------------------------------------------------------------------------- depth guard
+# ---------------------------------------------------------------------------- lowering to the AST
 
 
-def _too_deep(tree: Tree) -> Any | None:
-    """The first subtree deeper than MAX_DEPTH (iteratively: the lowering below recurses)."""
-    from lark import Tree
+class _TooDeep(Exception):
+    def __init__(self, node: Any) -> None:
+        self.node = node
 
-    stack: list[tuple[Any, int]] = [(tree, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            return node
-        for child in node.children:
-            if isinstance(child, Tree):
-                stack.append((child, depth + 1))
-    return None
+
+def _bounds(node: Any) -> tuple[int, int]:
+    """Start and end offsets of a token or subtree (every rule holds at least one token)."""
+    first = last = node
+    while not hasattr(first, "start_pos"):
+        first = first.children[0]
+    while not hasattr(last, "end_pos"):
+        last = last.children[-1]
+    return first.start_pos, last.end_pos
 
 
 def _span_of(source: SourceFile, node: Any) -> Span:
-    from lark import Token
-
-    if isinstance(node, Token):
-        return source.span(node.start_pos, node.end_pos)
-    meta = node.meta
-    if getattr(meta, "empty", True):
-        return source.span(0, 0)
-    return source.span(meta.start_pos, meta.end_pos)
+    start, end = _bounds(node)
+    return source.span(start, end)
 
 
-# ---------------------------------------------------------------------------- lowering to the AST
-
-_VALUE_TOKENS = frozenset({"NAME", "STRING", "INT", "FLOAT", "PERCENT", "SIZE"})
-_OPS = {
-    "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!=",
-    "add": "+", "sub": "-", "mul": "*", "div": "/",
+_BINARY_PREC = {
+    "OR": 1, "AND": 2, "LT": 4, "LE": 4, "GT": 4, "GE": 4, "EQ": 4, "NE": 4,
+    "PLUS": 5, "MINUS": 5, "STAR": 6, "SLASH": 6,
 }
+_COMPARE_OPS = {"LT": "<", "LE": "<=", "GT": ">", "GE": ">=", "EQ": "==", "NE": "!="}
+_ARITH_OPS = {"PLUS": "+", "MINUS": "-", "STAR": "*", "SLASH": "/"}
+_OPERATORS = frozenset(_BINARY_PREC) | {"NOT"}
+_NOT_PREC = 3
 _SIZE_UNITS = {
     "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
     "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40,
@@ -441,136 +447,195 @@ _SIZE_UNITS = {
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}
 
 
+class _ExprError(Exception):
+    def __init__(self, diag: Diagnostic) -> None:
+        self.diag = diag
+
+
 class _Lower:
-    """Lark tree → AST. Collects diagnostics for literals the grammar accepts but cannot represent."""
+    """Lark tree → AST. Collects diagnostics for what the grammar accepts but the language does not."""
 
     def __init__(self, source: SourceFile) -> None:
         self.source = source
         self.diags: list[Diagnostic] = []
-
-    # -- helpers
+        self.span_at = source.span
 
     def span(self, node: Any) -> Span:
-        return _span_of(self.source, node)
+        start, end = _bounds(node)
+        return self.span_at(start, end)
 
-    @staticmethod
-    def kids(tree: Tree) -> list[Any]:
-        """Children without punctuation and keywords (kept only for their positions)."""
-        from lark import Token
-
-        return [c for c in tree.children if not isinstance(c, Token) or c.type in _VALUE_TOKENS]
+    def tok_span(self, tok: Token) -> Span:
+        return self.span_at(tok.start_pos, tok.end_pos)
 
     # -- top level
 
     def top(self, t: Tree) -> ast.TopLevel:
         kind = t.data
-        k = self.kids(t)
+        c = t.children
         if kind == "import_stmt":
-            return ast.Import(self.span(t), self.string(k[0]))
+            return ast.Import(self.span(t), self.string(c[1]))
         if kind == "param_stmt":
-            return ast.Param(self.span(t), str(k[0]), self.span(k[0]), self.value(k[1]))
+            return ast.Param(self.span(t), str(c[1]), self.tok_span(c[1]), self.value(c[3], 1))
         if kind == "recipe":
             extends = None
-            if len(k) == 3:
-                name_tok = self.kids(k[1])[0]
-                extends = ast.Ident(self.span(name_tok), str(name_tok))
-            return ast.Recipe(self.span(t), str(k[0]), self.span(k[0]), extends, self.body(k[-1]))
+            if len(c) == 4:
+                name_tok = c[2].children[1]
+                extends = ast.Ident(self.tok_span(name_tok), str(name_tok))
+            return ast.Recipe(self.span(t), str(c[1]), self.tok_span(c[1]), extends, self.body(c[-1], 1))
         if kind == "model_card":
-            return ast.ModelCard(self.span(t), str(k[0]), self.span(k[0]), self.body(k[-1]))
+            return ast.ModelCard(self.span(t), str(c[1]), self.tok_span(c[1]), self.body(c[-1], 1))
         raise AssertionError(f"unknown top-level rule {kind}")
 
-    def body(self, t: Tree) -> tuple[ast.Stmt, ...]:
-        return tuple(self.stmt(s) for s in self.kids(t))
+    def body(self, t: Tree, depth: int) -> tuple[ast.Stmt, ...]:
+        if depth > MAX_DEPTH:
+            raise _TooDeep(t)
+        return tuple(self.stmt(s, depth + 1) for s in t.children if hasattr(s, "data"))
 
-    def stmt(self, t: Tree) -> ast.Stmt:
-        from lark import Token
-
+    def stmt(self, t: Tree, depth: int) -> ast.Stmt:
         kind = t.data
-        k = self.kids(t)
+        c = t.children
         if kind == "assign":
-            return ast.Assign(self.span(t), str(k[0]), self.span(k[0]), self.value(k[1]))
+            return ast.Assign(self.span(t), str(c[0]), self.tok_span(c[0]), self.value(c[2], depth))
         if kind == "block":
             label: ast.Ident | ast.Str | None = None
-            if len(k) == 3:
-                lab = self.kids(k[1])[0]
-                label = self.string(lab) if lab.type == "STRING" else ast.Ident(self.span(lab), str(lab))
-            return ast.Block(self.span(t), str(k[0]), self.span(k[0]), label, self.body(k[-1]))
+            if len(c) == 3:
+                lab = c[1].children[0]
+                label = self.string(lab) if lab.type == "STRING" else ast.Ident(self.tok_span(lab), str(lab))
+            return ast.Block(self.span(t), str(c[0]), self.tok_span(c[0]), label, self.body(c[-1], depth))
         if kind == "data_decl":
-            source = self.value(k[1])
+            source = self.value(c[3], depth)
             assert isinstance(source, (ast.Call, ast.Ident))
-            body = self.body(k[2]) if len(k) == 3 else None
-            return ast.DataDecl(self.span(t), str(k[0]), self.span(k[0]), source, body)
+            body = self.body(c[4], depth) if len(c) == 5 else None
+            return ast.DataDecl(self.span(t), str(c[1]), self.tok_span(c[1]), source, body)
         if kind == "dataset_decl":
-            stages = tuple(self.value(s) for s in k[1:])
-            return ast.DatasetDecl(self.span(t), str(k[0]), self.span(k[0]), stages)  # type: ignore[arg-type]
+            stages = tuple(self.value(s, depth) for s in c[3::2])
+            return ast.DatasetDecl(self.span(t), str(c[1]), self.tok_span(c[1]), stages)  # type: ignore[arg-type]
         if kind == "gate":
-            return ast.Gate(self.span(t), self.value(k[0]))
+            return ast.Gate(self.span(t), self.value(c[1], depth))
         if kind == "forgetting":
-            target = self.value(k[0])
-            assert isinstance(target, ast.Ident)
-            return ast.Forgetting(self.span(t), target)
+            return ast.Forgetting(self.span(t), ast.Ident(self.tok_span(c[2]), str(c[2])))
         if kind == "alias_decl":
-            return ast.AliasDecl(self.span(t), str(k[0]), self.span(k[0]), self.value(k[1]))
-        raise AssertionError(f"unknown statement rule {kind}: {isinstance(t, Token)}")
+            return ast.AliasDecl(self.span(t), str(c[1]), self.tok_span(c[1]), self.value(c[3], depth))
+        raise AssertionError(f"unknown statement rule {kind}")
 
     # -- values
 
-    def value(self, t: Any) -> ast.Value:
-        kind = t.data
-        span = self.span(t)
-        k = self.kids(t)
-        if kind == "string":
-            return self.string(k[0])
-        if kind == "int":
-            return self.int_(k[0], span)
-        if kind == "float":
-            return self.float_(str(k[0]), span)
-        if kind == "percent":
-            text = str(k[0])
-            f = self.float_(text[:-1], span)
-            return ast.Percent(span, f.value / 100, text)
-        if kind == "size":
-            return self.size(str(k[0]), span)
-        if kind == "true":
-            return ast.Bool(span, True)
-        if kind == "false":
-            return ast.Bool(span, False)
-        if kind == "ident":
-            return ast.Ident(span, str(k[0]))
-        if kind == "atom":  # parenthesised expression: the parentheses carry no meaning
-            return self.value(k[0])
+    def value(self, node: Any, depth: int) -> ast.Value:
+        if depth > MAX_DEPTH:
+            raise _TooDeep(node)
+        if not hasattr(node, "data"):
+            return self.token_value(node)
+        kind = node.data
+        if kind == "expr":
+            try:
+                return self.expr(node, depth)
+            except _ExprError as e:
+                self.diags.append(e.diag)
+                return ast.Ident(self.span(node), "<error>")
+        if kind == "paren":  # the parentheses carry no meaning; the formatter re-derives them
+            return self.value(node.children[1], depth + 1)
         if kind == "list":
-            return ast.ListValue(span, tuple(self.value(c) for c in k))
+            items = node.children[1:-1:2]
+            return ast.ListValue(self.span(node), tuple(self.value(i, depth + 1) for i in items))
         if kind == "call":
-            return self.call(t, span, k)
-        if kind == "neg":
-            return self.negate(self.value(k[0]), span)
-        if kind == "not_op":
-            return ast.Not(span, self.value(k[0]))
-        if kind in ("or_op", "and_op"):
-            return ast.BoolOp(span, kind[:-3], self.value(k[0]), self.value(k[1]))
-        if kind in ("lt", "le", "gt", "ge", "eq", "ne"):
-            return ast.Compare(span, _OPS[kind], self.value(k[0]), self.value(k[1]))
-        if kind in ("add", "sub", "mul", "div"):
-            return ast.Arith(span, _OPS[kind], self.value(k[0]), self.value(k[1]))
+            return self.call(node, depth)
         raise AssertionError(f"unknown value rule {kind}")
 
-    def call(self, t: Tree, span: Span, k: list[Any]) -> ast.Call:
-        name = k[0]
+    def token_value(self, tok: Token) -> ast.Value:
+        kind = tok.type
+        if kind == "NAME":
+            return ast.Ident(self.tok_span(tok), str(tok))
+        if kind == "INT":
+            return self.int_(str(tok), self.tok_span(tok))
+        if kind == "STRING":
+            return self.string(tok)
+        if kind == "FLOAT":
+            return self.float_(str(tok), self.tok_span(tok))
+        if kind == "PERCENT":
+            text = str(tok)
+            span = self.tok_span(tok)
+            return ast.Percent(span, self.float_(text[:-1], span).value / 100, text)
+        if kind == "SIZE":
+            return self.size(str(tok), self.tok_span(tok))
+        if kind in ("TRUE", "FALSE"):
+            return ast.Bool(self.tok_span(tok), kind == "TRUE")
+        raise AssertionError(f"unknown value token {kind}")
+
+    def call(self, t: Tree, depth: int) -> ast.Call:
+        c = t.children
+        name = c[0]
         args: list[ast.Value] = []
         kwargs: list[ast.KwArg] = []
-        for a in k[1:]:
-            if a.data == "kwarg":
-                kk = self.kids(a)
-                kwargs.append(ast.KwArg(self.span(a), str(kk[0]), self.value(kk[1])))
-            else:
-                v = self.value(a)
-                if kwargs:
-                    self.diags.append(error(
-                        "FT009", "positional argument after a keyword argument", v.span,
-                        f"move it before `{kwargs[0].name} = ...`, or give it a name"))
-                args.append(v)
-        return ast.Call(span, str(name), self.span(name), tuple(args), tuple(kwargs))
+        for a in c[2:-1:2]:
+            if getattr(a, "data", None) == "kwarg":
+                kk = a.children
+                kwargs.append(ast.KwArg(self.span(a), str(kk[0]), self.value(kk[2], depth + 2)))
+                continue
+            v = self.value(a, depth + 1)
+            if kwargs:
+                self.diags.append(error(
+                    "FT009", "positional argument after a keyword argument", v.span,
+                    f"move it before `{kwargs[0].name} = ...`, or give it a name"))
+            args.append(v)
+        return ast.Call(self.span(t), str(name), self.tok_span(name), tuple(args), tuple(kwargs))
+
+    # -- operator precedence over the flat `expr` rule
+
+    def expr(self, t: Tree, depth: int) -> ast.Value:
+        items = t.children
+        n_ops = sum(1 for i in items if getattr(i, "type", None) in _OPERATORS)
+        if depth + n_ops > MAX_DEPTH:
+            raise _TooDeep(t)
+        base = depth + n_ops
+        pos = 0
+
+        def peek() -> Any:
+            return items[pos] if pos < len(items) else None
+
+        def binary(min_prec: int) -> ast.Value:
+            nonlocal pos
+            left = unary(min_prec)
+            compared = False
+            while True:
+                op = peek()
+                prec = _BINARY_PREC.get(getattr(op, "type", ""), 0)
+                if op is None or prec < min_prec:
+                    return left
+                if prec == 4 and compared:
+                    raise _ExprError(error(
+                        "FT001", "comparisons cannot be chained", self.tok_span(op),
+                        "join two comparisons with `and`: `a < b and b < c`"))
+                pos += 1
+                right = binary(prec + 1)
+                span = left.span.merge(right.span)
+                if op.type in ("OR", "AND"):
+                    left = ast.BoolOp(span, op.type.lower(), left, right)
+                elif op.type in _COMPARE_OPS:
+                    left = ast.Compare(span, _COMPARE_OPS[op.type], left, right)
+                    compared = True
+                else:
+                    left = ast.Arith(span, _ARITH_OPS[op.type], left, right)
+
+        def unary(min_prec: int) -> ast.Value:
+            nonlocal pos
+            tok = peek()
+            kind = getattr(tok, "type", None)
+            if kind == "NOT":
+                if min_prec > _NOT_PREC:
+                    raise _ExprError(error(
+                        "FT001", "`not` needs parentheses here", self.tok_span(tok),
+                        "write the negated part in parentheses, e.g. `a == (not b)`"))
+                pos += 1
+                operand = binary(_NOT_PREC + 1)
+                return ast.Not(self.tok_span(tok).merge(operand.span), operand)
+            if kind == "MINUS":
+                pos += 1
+                operand = unary(7)
+                return self.negate(operand, self.tok_span(tok).merge(operand.span))
+            pos += 1
+            return self.value(tok, base + 1)
+
+        return binary(0)
 
     @staticmethod
     def negate(v: ast.Value, span: Span) -> ast.Value:
@@ -588,8 +653,10 @@ class _Lower:
             return ast.Size(span, -v.value, flip(v.text))
         return ast.Neg(span, v)
 
+    # -- literals
+
     def string(self, tok: Token) -> ast.Str:
-        span = self.span(tok)
+        span = self.tok_span(tok)
         raw = str(tok)[1:-1]
         if "\\" not in raw:
             return ast.Str(span, raw)
@@ -616,9 +683,8 @@ class _Lower:
             else:
                 bad_end = i + 2
             off = tok.start_pos + 1
-            shown = raw[i:bad_end]
-            self.diags.append(error("FT005", f"invalid escape '{_clip(shown)}' in a string",
-                                    self.source.span(off + i, off + bad_end),
+            self.diags.append(error("FT005", f"invalid escape '{_clip(raw[i:bad_end])}' in a string",
+                                    self.span_at(off + i, off + bad_end),
                                     "use \\\" \\\\ \\n \\t \\r or \\uXXXX (4 hex digits); "
                                     "write a backslash as \\\\"))
             i = bad_end
@@ -644,8 +710,7 @@ class _Lower:
             return None, 0  # a lone surrogate cannot be written out as UTF-8
         return hi, 6
 
-    def int_(self, tok: Token, span: Span) -> ast.Int:
-        text = str(tok)
+    def int_(self, text: str, span: Span) -> ast.Int:
         if len(text) > _MAX_DIGITS:
             self.diags.append(error("FT006", f"number with {len(text)} digits is out of range", span,
                                     f"numbers may have at most {_MAX_DIGITS} digits"))
@@ -653,12 +718,7 @@ class _Lower:
         return ast.Int(span, int(text), text)
 
     def float_(self, text: str, span: Span) -> ast.Float:
-        import math
-
-        if len(text) > _MAX_DIGITS:
-            value = math.inf
-        else:
-            value = float(text)
+        value = math.inf if len(text) > _MAX_DIGITS else float(text)
         if math.isinf(value):
             self.diags.append(error("FT006", f"number {_clip(text)} is out of range", span,
                                     "use a number below 1.8e308"))
@@ -666,8 +726,6 @@ class _Lower:
         return ast.Float(span, value, text)
 
     def size(self, text: str, span: Span) -> ast.Size:
-        from decimal import Decimal, InvalidOperation
-
         unit = text.lstrip("0123456789.")
         number = text[: len(text) - len(unit)]
         if len(number) > _MAX_DIGITS:
