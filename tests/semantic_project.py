@@ -61,7 +61,8 @@ def variant(old: str, new: str, text: str = BASE) -> str:
     """BASE with the line that starts with `old` replaced by `new` (or `new` added after `data d`)."""
     out = []
     for line in text.splitlines():
-        if line.strip().startswith(old):
+        head = line.strip()
+        if head.startswith(old + " ") or head.startswith(old + "{") or head == old:
             out.append("  " + new)
         else:
             out.append(line)

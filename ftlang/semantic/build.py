@@ -728,6 +728,8 @@ def bind_split(ctx: RecipeContext, node: ast.Block) -> None:
     tb = check_block(node.body, block("split"), node.span, ctx.params, ctx.diags, node.label)
     ctx.blocks["split"] = tb
     target = node.label.name if isinstance(node.label, ast.Ident) else "train"
+    if target == "train" and target not in ctx.dataset_nodes:
+        return  # FT215 (no train dataset) says it once
     if target not in ctx.dataset_nodes and target not in ctx.data_nodes:
         guess = did_you_mean(target, set(ctx.dataset_nodes))
         ctx.err("FT201", f"split of undefined dataset `{target}`", node.label.span if node.label else node.kind_span,

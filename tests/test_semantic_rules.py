@@ -1,0 +1,179 @@
+"""Each rule fires on a minimal recipe, at the node that caused it, with a help line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from semantic_project import BASE, make_project, variant
+
+from ftlang.cli import main
+from ftlang.diagnostics import Severity
+from ftlang.semantic.check import check_text
+from ftlang.semantic.rules import RULES, all_codes, explain
+
+
+@pytest.fixture(scope="module")
+def proj(tmp_path_factory) -> Path:
+    return make_project(tmp_path_factory.mktemp("rules"))
+
+
+def diags(proj: Path, text: str, **kw):
+    return check_text(text, proj / "r.ft", **kw).diagnostics
+
+
+def codes(proj: Path, text: str, severity: Severity | None = None) -> list[str]:
+    return [d.code for d in diags(proj, text) if severity is None or d.severity is severity]
+
+
+def only_error(proj: Path, text: str):
+    errs = [d for d in diags(proj, text) if d.severity is Severity.ERROR]
+    assert len(errs) == 1, [f"{d.code} {d.message}" for d in errs]
+    assert errs[0].help
+    return errs[0]
+
+
+def test_base_is_clean(proj: Path) -> None:
+    assert codes(proj, BASE) == []
+
+
+CASES = [
+    ("train", "train { lr = 2e-4, epocs = 3 }", "FT101", "epocs"),
+    ("train", 'train { lr = 2e-4, batch = "4" }', "FT102", '"4"'),
+    ("method", "method lora { r = 0, alpha = 16, targets = [q_proj] }", "FT103", "0"),
+    ("train", "train { lr = 2e-4, schedule = cosin }", "FT104", "cosin"),
+    ("split", "split train { seed = 1 }", "FT105", "split"),
+    ("train", "train { lr = 2e-4, lr = 1e-4 }", "FT107", "lr"),
+    ("dataset", "dataset train = d | dedup(exact)", "FT108", "dedup"),
+    ("dataset", "dataset train = e", "FT201", "e"),
+    ("dataset", "dataset train = d | filter(len(outptu) > 0)", "FT201", "outptu"),
+    ("dataset", "dataset train = d | mix(nothere, ratio = 10%)", "FT201", "nothere"),
+    ("data", 'data d = jsonl("data/missing.jsonl")', "FT203", '"data/missing.jsonl"'),
+    ("data", 'data d = jsonl("../outside.jsonl")', "FT204", '"../outside.jsonl"'),
+    ("data", 'data d = gguf("model.gguf")', "FT208", "gguf"),
+    ("model", 'model = local("models/nothing")', "FT203", '"models/nothing"'),
+    ("model", "model = llama2_7", "FT201", "llama2_7"),
+    ("method", "method qlora { r = 16, alpha = 32, quant { type = int8 } }", "FT301", "int8"),
+    ("method", "method lora { r = 8, alpha = 16, targets = [q_prj] }", "FT209", "q_prj"),
+    ("method", "method ia3 { targets = [k_proj], feedforward = [down_proj] }", "FT306", "[down_proj]"),
+    ("method", "method prefix { virtual_tokens = 4 }\n  export { merge = true }", "FT302", "true"),
+    ("train", "train { lr = 2e-4, epochs = 1, max_steps = 10 }", "FT304", "10"),
+    ("eval", "eval { gate rouge_l >= 0.3 }", "FT210", "rouge_l"),
+    ("eval", "eval { metrics = [perplexity], gate forgetting }", "FT210", "forgetting"),
+    ("split", "split train { validation = 10% }\n  dataset validation = d", "FT216", "split"),
+    ("dataset", "dataset other = d", "FT215", "base_lora"),
+    ("train", "train { lr = 2e-4, early_stop { metric = bleu } }", "FT217", "bleu"),
+]
+
+
+@pytest.mark.parametrize("old, new, code, at", CASES, ids=[c[2] + "-" + c[3] for c in CASES])
+def test_error_rules(proj: Path, old: str, new: str, code: str, at: str) -> None:
+    text = variant(old, new)
+    d = only_error(proj, text)
+    assert d.code == code, d.message
+    line = text.splitlines()[d.span.line - 1]
+    assert line[d.span.column - 1:].startswith(at), (line, d.span)
+
+
+def test_packing_with_prompt_tuning(proj: Path) -> None:
+    text = variant("method", 'method prompt { virtual_tokens = 8, init = text("Classify:") }')
+    text = variant("train", "train { lr = 2e-4, packing = true, gradient_checkpointing = true }", text)
+    errs = [d for d in diags(proj, text) if d.severity is Severity.ERROR]
+    assert [d.code for d in errs] == ["FT303", "FT303"]
+
+
+def test_import_cycle_and_missing(proj: Path) -> None:
+    (proj / "a.ft").write_text('import "b.ft"\n')
+    (proj / "b.ft").write_text('import "a.ft"\n')
+    d = only_error(proj, 'import "a.ft"\n' + BASE)
+    assert d.code == "FT205" and d.span.file.endswith("b.ft")
+    d = only_error(proj, 'import "nope.ft"\n' + BASE)
+    assert d.code == "FT206" and d.span.line == 1
+    d = only_error(proj, 'import "stdlib/models/nope.ft"\n' + BASE)
+    assert d.code == "FT206" and "llama2.ft" in d.help
+
+
+def test_duplicate_definitions(proj: Path) -> None:
+    text = BASE + BASE.replace("recipe base_lora {", "recipe base_lora {  ")
+    d = only_error(proj, text)
+    assert d.code == "FT202" and d.span.line == BASE.count("\n") + 1 and d.notes
+    d = only_error(proj, variant("data", 'data d = chat_jsonl("data/chat.jsonl")\n  data d = jsonl("data/chat.jsonl")'))
+    assert d.code == "FT202" and d.span.line == 4
+
+
+def test_resource_check(proj: Path) -> None:
+    text = 'import "stdlib/models/llama2.ft"\n' + variant("model", "model = llama2_7b")
+    text = variant("method", "method full { }", text)
+    text = variant("train", "train { lr = 2e-5, batch = 8, max_seq_len = 4096, precision = bf16 }", text)
+    text = text.replace("  eval", '  hardware { gpu = "A100-40GB" }\n  eval')
+    d = only_error(proj, text)
+    assert d.code == "FT501"
+    for remedy in ("qlora", "gradient_checkpointing", "batch", "max_seq_len"):
+        assert remedy in d.help
+    assert "weights" in d.notes[0] and "activations" in d.notes[0]
+    assert '"A100-40GB"' in text.splitlines()[d.span.line - 1]
+
+
+def test_bf16_on_t4(proj: Path) -> None:
+    text = variant("train", "train { lr = 2e-4, precision = bf16 }")
+    text = text.replace("  eval", '  hardware { gpu = "T4-16GB" }\n  eval')
+    assert only_error(proj, text).code == "FT305"
+    text = text.replace('"T4-16GB"', '"T4"')
+    d = only_error(proj, text)
+    assert d.code == "FT213" and "T4-16GB" in d.help
+
+
+WARNINGS = [
+    ("train", "train { lr = 1e-2 }", "FT401"),
+    ("method", "method lora { r = 8, alpha = 8, targets = [q_proj] }", "FT402"),
+    ("method", "method lora { r = 2, alpha = 4, targets = [q_proj] }", "FT403"),
+    ("split", "", "FT405"),
+    ("eval", "eval { metrics = [perplexity] }", "FT406"),
+    ("model", 'model = local("models/tiny-llama")\n  trust_remote_code = true', "FT407"),
+]
+
+
+@pytest.mark.parametrize("old, new, code", WARNINGS, ids=[w[2] for w in WARNINGS])
+def test_warning_rules(proj: Path, old: str, new: str, code: str) -> None:
+    ds = diags(proj, variant(old, new))
+    assert [d.code for d in ds] == [code], [f"{d.code} {d.message}" for d in ds]
+    assert ds[0].severity is Severity.WARNING and ds[0].help
+
+
+def test_small_training_set_warns(tmp_path: Path) -> None:
+    proj = make_project(tmp_path, rows=10)
+    ds = check_text(BASE, proj / "r.ft").diagnostics
+    assert [d.code for d in ds] == ["FT404"] and "10 rows" in ds[0].message
+
+
+def test_suppression_comment(proj: Path) -> None:
+    text = variant("train", "train { lr = 1e-2 }   # ftlang: ignore[FT401]")
+    assert codes(proj, text) == []
+
+
+def test_several_errors_all_reported_sorted(proj: Path) -> None:
+    text = variant("train", "train { lr = 2e-4, epocs = 3, batch = 0 }")
+    text = variant("eval", "eval { gate bleu > 1 }", text)
+    ds = [d for d in diags(proj, text) if d.severity is Severity.ERROR]
+    assert [d.code for d in ds] == ["FT101", "FT103", "FT210"]
+    assert [d.span.line for d in ds] == sorted(d.span.line for d in ds)
+
+
+def test_every_rule_and_code_is_explained(capsys) -> None:
+    assert len(RULES) >= 15
+    for doc in all_codes():
+        assert doc.explain and doc.title
+    assert explain("ft301").code == "FT301"
+    assert main(["explain", "FT501"]) == 0
+    assert "qlora" in capsys.readouterr().out
+    assert main(["explain", "FT000x"]) == 2
+    assert main(["explain", "--list"]) == 0
+    assert "FT101" in capsys.readouterr().out
+
+
+def test_classify_task(proj: Path) -> None:
+    text = variant("model", 'model = local("models/tiny-llama")\n  task = classify(labels = [billing, bug])')
+    res = check_text(text, proj / "r.ft")
+    assert res.plan is not None and res.plan.model.task.labels == ["billing", "bug"]
+    d = only_error(proj, text.replace("[billing, bug]", "[billing]"))
+    assert d.code == "FT102"
