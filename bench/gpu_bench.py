@@ -102,27 +102,27 @@ def save_base(settings: Settings, out: Path) -> Path:
 
 
 def packed_batches(settings: Settings, n: int) -> list[dict]:
-    """Rows of lognormal length packed into seq_len, block-diagonal causal masks, labels = inputs."""
+    """n packed sequences (each a batch of one): rows of lognormal length packed into seq_len, with
+    per-row position_ids and a block-diagonal causal 4D mask; labels = inputs, none across a boundary."""
     import torch
 
     g = torch.Generator().manual_seed(settings.seed + 1)
     vocab, L = settings.config["vocab_size"], settings.seq_len
     out = []
     for _ in range(n):
-        ids = torch.randint(1, vocab, (settings.batch, L), generator=g)
-        pos = torch.zeros(settings.batch, L, dtype=torch.long)
-        mask = torch.zeros(settings.batch, 1, L, L, dtype=torch.bool)
+        ids = torch.randint(1, vocab, (1, L), generator=g)
+        pos = torch.zeros(1, L, dtype=torch.long)
+        mask = torch.zeros(1, 1, L, L, dtype=torch.bool)
         labels = ids.clone()
-        for b in range(settings.batch):
-            start = 0
-            while start < L:
-                length = int(min(L - start, max(8, math.exp(torch.randn(1, generator=g).item() * 0.6
-                                                               + math.log(L / 6)))))
-                end = start + length
-                pos[b, start:end] = torch.arange(length)
-                mask[b, 0, start:end, start:end] = torch.tril(torch.ones(length, length, dtype=torch.bool))
-                labels[b, start] = -100  # no target predicts across a row boundary
-                start = end
+        start = 0
+        while start < L:
+            length = int(min(L - start, max(8, math.exp(torch.randn(1, generator=g).item() * 0.6
+                                                           + math.log(L / 6)))))
+            end = start + length
+            pos[0, start:end] = torch.arange(length)
+            mask[0, 0, start:end, start:end] = torch.tril(torch.ones(length, length, dtype=torch.bool))
+            labels[0, start] = -100  # no target predicts across a row boundary
+            start = end
         out.append({"input_ids": ids, "position_ids": pos, "attention_mask": mask, "labels": labels})
     return out
 
@@ -139,9 +139,10 @@ class _ListDataset:
 
 
 def _collate(features: list[dict]) -> dict:
-    # each feature is already a whole batch (batch dimension inside): pass it through
-    assert len(features) == 1
-    return features[0]
+    """Stacks packed sequences (each already batch-shaped) along the batch dimension."""
+    import torch
+
+    return {k: torch.cat([f[k] for f in features]) for k in features[0]}
 
 
 # ---------------------------------------------------------------------------- the baseline: plain PEFT
@@ -153,12 +154,14 @@ def load_for(method: str, base_dir: Path, settings: Settings):
 
     dtype = torch.bfloat16 if settings.bf16 else torch.float32
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    kwargs: dict = {"dtype": dtype, "attn_implementation": "sdpa"}
+    # fp32 master weights + bf16 autocast (TrainingArguments(bf16=True)), the usual mixed precision
+    kwargs: dict = {"dtype": torch.float32, "attn_implementation": "sdpa"}
     if method == "qlora":
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=dtype,
         )
+        kwargs["dtype"] = dtype
         kwargs["device_map"] = {"": 0} if device == "cuda" else {"": "cpu"}
     model = AutoModelForCausalLM.from_pretrained(str(base_dir), **kwargs)
     if method != "qlora":
@@ -183,7 +186,7 @@ def training_args(settings: Settings, out: Path):
     from transformers import TrainingArguments
 
     return TrainingArguments(
-        output_dir=str(out), max_steps=settings.steps, per_device_train_batch_size=1,
+        output_dir=str(out), max_steps=settings.steps, per_device_train_batch_size=settings.batch,
         learning_rate=settings.lr, lr_scheduler_type="constant", warmup_steps=0, logging_steps=1,
         save_strategy="no", report_to=[], bf16=settings.bf16, seed=settings.seed, data_seed=settings.seed,
         gradient_checkpointing=settings.gradient_checkpointing, dataloader_num_workers=0,
@@ -271,18 +274,20 @@ def recipe_text(method: str, settings: Settings) -> str:
 """
 
 
-def make_project(method: str, base_dir: Path, settings: Settings, root: Path) -> Path:
-    """A throwaway project whose recipe compiles to the plan the ftlang path trains from."""
-    proj = root / f"proj-{method}"
-    (proj / "data").mkdir(parents=True, exist_ok=True)
-    (proj / "pyproject.toml").write_text("[project]\nname = 'bench'\n")
-    if not (proj / "model").exists():
-        (proj / "model").symlink_to(base_dir, target_is_directory=True)
+def make_project(root: Path) -> Path:
+    """A throwaway project (the base model lives inside it: paths may not escape the project root)."""
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text("[project]\nname = 'bench'\n")
     rows = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
             for i in range(20)]
-    (proj / "data" / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (proj / "bench.ft").write_text(recipe_text(method, settings))
-    return proj / "bench.ft"
+    (root / "data" / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root
+
+
+def write_recipe(root: Path, method: str, settings: Settings) -> Path:
+    path = root / f"bench_{method}.ft"
+    path.write_text(recipe_text(method, settings))
+    return path
 
 
 def ftlang_plan(recipe: Path):
@@ -296,24 +301,33 @@ def ftlang_plan(recipe: Path):
     return Plan.from_json(proc.stdout)
 
 
-def ftlang_trainer(plan, model_dir: Path, batches: list[dict], settings: Settings, work: Path):
-    """ftlang's own model loading, method mapping and Trainer construction, fed the shared batches.
+class _Prepared:
+    """What build_trainer reads from the data stage, holding the benchmark's shared packed rows."""
 
-    Raises NotImplementedError while the backend does not expose these pieces.
-    """
+    def __init__(self, rows: list[dict]):
+        self.train, self.validation = rows, None
+
+    def collator(self):
+        return _collate
+
+
+def ftlang_trainer(plan, batches: list[dict], settings: Settings, work: Path):
+    """ftlang's own model loading + method mapping (backend.methods) and Trainer (backend.train)."""
     try:
-        from ftlang.backend import methods, train  # noqa: F401
+        from ftlang.backend.methods import load_for_training
+        from ftlang.backend.train import build_trainer, detect_device
     except ImportError as e:
         raise NotImplementedError(f"ftlang.backend training path not available ({e})") from e
-    build = getattr(train, "build_trainer", None)
-    load = getattr(methods, "apply_method", None)
-    if build is None or load is None:
-        raise NotImplementedError("ftlang.backend lacks build_trainer/apply_method")
-    raise NotImplementedError("ftlang.backend API not wired into the benchmark yet")
+    model = load_for_training(plan)
+    device = detect_device(plan)
+    trainer, _ = build_trainer(plan, _Prepared(batches), model, None, work / f"ftlang-{plan.method.kind}",
+                               device=device, log=lambda _: None, tty=False)
+    trainer.args.save_strategy = "no"  # timing only: the 1B checkpoint write is not a training step
+    return trainer, model
 
 
-def ftlang_path(method: str, plan, base_dir: Path, batches: list[dict], settings: Settings, work: Path) -> Result:
-    trainer, model = ftlang_trainer(plan, base_dir, batches, settings, work)
+def ftlang_path(method: str, plan, batches: list[dict], settings: Settings, work: Path) -> Result:
+    trainer, model = ftlang_trainer(plan, batches, settings, work)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     result = run_trainer(trainer, settings, method, "ftlang", trainable)
     _free(model, trainer)
@@ -368,7 +382,9 @@ def _free(*objs) -> None:
 
 
 def _gib(n: int | None) -> str:
-    return "n/a" if n is None else f"{n / 2**30:.2f} GiB"
+    if n is None:
+        return "n/a"
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
 # ---------------------------------------------------------------------------- main
@@ -406,12 +422,13 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="ftlang-gpu-bench-"))
     rows: list[dict] = []
     try:
-        base_dir = save_base(settings, work / "base")
-        batches = packed_batches(settings, settings.steps)
+        project = make_project(work / "proj")
+        base_dir = save_base(settings, project / "model")
+        batches = packed_batches(settings, settings.steps * settings.batch)
         for method in methods:
             estimate, plan, note = None, None, ""
             try:
-                plan = ftlang_plan(make_project(method, base_dir, settings, work))
+                plan = ftlang_plan(write_recipe(project, method, settings))
                 estimate = plan.resources.memory.peak_bytes
             except Exception as e:  # noqa: BLE001 - report what is missing, keep benchmarking the rest
                 note = f"estimate unavailable: {e}"
@@ -419,12 +436,13 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 if plan is None:
                     raise NotImplementedError("no plan")
-                ours = ftlang_path(method, plan, base_dir, batches, settings, work)
+                ours = ftlang_path(method, plan, batches, settings, work)
             except NotImplementedError as e:
                 ours = Result(method, "ftlang", None, None, base.trainable, [], None, note=str(e))
             fpt = flops_per_token(settings.config, base.trainable, settings.seq_len)
             row = {
-                "method": method, "trainable": base.trainable, "flops_per_token": fpt,
+                "method": method, "trainable": base.trainable, "ftlang_trainable": ours.trainable,
+                "estimate_trainable": plan.resources.trainable_params if plan else None, "flops_per_token": fpt,
                 "peft_tokens_per_s": base.tokens_per_s, "ftlang_tokens_per_s": ours.tokens_per_s,
                 "ratio": (ours.tokens_per_s / base.tokens_per_s) if ours.tokens_per_s and base.tokens_per_s else None,
                 "mfu_peft": (fpt * base.tokens_per_s / peak) if peak and base.tokens_per_s else None,

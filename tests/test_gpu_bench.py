@@ -67,6 +67,10 @@ def test_cpu_smoke_runs_every_method(tmp_path):
     for name, row in methods.items():
         assert row["peft_tokens_per_s"] > 0, name
         assert row["peft_losses"] and all(x == x for x in row["peft_losses"]), name
+        # ftlang's path (backend.methods + backend.train) trained the same rows with the same trainables
+        assert row["ftlang_tokens_per_s"] and row["ftlang_tokens_per_s"] > 0, row["note"]
+        assert row["ftlang_trainable"] == row["trainable"], name
+        assert row["estimate_peak"] and row["estimate_peak"] > 0, row["note"]
     assert methods["lora"]["trainable"] < methods["full"]["trainable"]
     assert methods["lora"]["trainable"] == methods["qlora"]["trainable"]
     for name in ("lora", "qlora", "full"):
