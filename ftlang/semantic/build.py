@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +36,22 @@ RECIPE_BLOCKS = ("split", "method", "train", "hardware", "eval", "export")
 def loc(span: Span | None, root: Path) -> P.Loc | None:
     if span is None:
         return None
-    return P.Loc(file=rel(Path(span.file), root), line=span.line, column=span.column, end_line=span.end_line,
+    return P.Loc(file=_rel(span.file, str(root)), line=span.line, column=span.column, end_line=span.end_line,
                  end_column=span.end_column)
 
 
 def rel(path: Path, root: Path) -> str:
+    return _rel(str(path), str(root))
+
+
+@lru_cache(maxsize=4096)
+def _rel(path: str, root: str) -> str:
+    # cached: every Loc of a plan names one of a few files, and resolve() costs a few syscalls
+    resolved = Path(path).resolve()
     try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
+        return resolved.relative_to(Path(root).resolve()).as_posix()
     except ValueError:
-        return path.resolve().as_posix()
+        return resolved.as_posix()
 
 
 @cache
