@@ -38,9 +38,11 @@ class SourceFile:
 
     def __post_init__(self) -> None:
         starts = [0]
-        for i, ch in enumerate(self.text):
-            if ch == "\n":
-                starts.append(i + 1)
+        find = self.text.find
+        i = find("\n")
+        while i >= 0:  # str.find runs in C: a 10 MB file indexes in milliseconds, not a second
+            starts.append(i + 1)
+            i = find("\n", i + 1)
         object.__setattr__(self, "_line_starts", starts)
 
     @classmethod
