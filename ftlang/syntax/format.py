@@ -59,8 +59,13 @@ def shape(node: Any) -> Any:
     return node
 
 
+_PLAIN = re.compile(r'[^"\\\x00-\x1f\x7f-\x9f]*')
+
+
 def quote(value: str) -> str:
     """A string literal for `value` that the parser reads back as exactly `value`."""
+    if _PLAIN.fullmatch(value) and value.isprintable():
+        return f'"{value}"'
     out = ['"']
     for ch in value:
         if ch == '"':
