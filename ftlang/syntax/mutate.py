@@ -21,7 +21,13 @@ from typing import Any
 from ftlang.diagnostics import Diagnostic, Severity
 
 _TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[0-9][\w.%]*|\w+|\s+|.', re.S)
-KINDS = ("delete", "duplicate", "swap", "insert", "char", "truncate", "nest", "huge", "unicode", "bytes")
+KINDS = ("delete", "duplicate", "swap", "insert", "char", "truncate", "nest", "huge", "unicode", "bytes",
+         "line_delete", "line_duplicate", "line_swap", "value")
+# Mutations that usually keep the text parseable, so the checker behind the parser gets exercised.
+GENTLE = ("line_delete", "line_duplicate", "line_swap", "value")
+_VALUES = ("0", "-1", "1e9", "0.5", "150%", "-3%", "0GB", "1TiB", '""', '"../../etc/passwd"', '"/abs"', "true",
+           "nope", "q_proj", "[]", "[1, [2]]", "f()", "jsonl(\"x.jsonl\")", "gguf(\"m.gguf\")", "a < b",
+           "not true", "len(x) > 0", "(1 + 2) * 3", "hf(\"a/b\", revision = 1)", "skip(max = 200%)")
 _VOCAB = ("{", "}", "[", "]", "(", ")", ",", "=", "|", "<", ">=", "and", "or", "not", "-", "+", "*", "/",
           "recipe", "data", "dataset", "gate", "import", "param", "model_card", "extends", "alias",
           "forgetting on", "true", "\"s\"", "\"", "#", "\n", "1", "2e-4", "10%", "24GB", ".5", "x", "f(", "\\")
@@ -61,6 +67,20 @@ def mutate(text: str, ops: Sequence[tuple[str, int, int]]) -> str:
             toks[where:where + bool(numbers)] = [_HUGE[b % len(_HUGE)]]
         elif kind == "unicode":
             toks.insert(a % (n + 1), _UNICODE[b % len(_UNICODE)])
+        elif kind in ("line_delete", "line_duplicate", "line_swap"):
+            lines = text.splitlines(keepends=True) or [""]
+            i, j = a % len(lines), b % len(lines)
+            if kind == "line_delete":
+                del lines[i]
+            elif kind == "line_duplicate":
+                lines.insert(i, lines[i])
+            else:
+                lines[i], lines[j] = lines[j], lines[i]
+            toks = lines
+        elif kind == "value":
+            spots = [i for i, t in enumerate(toks) if t[:1].isalnum() or t[:1] in "\"_"]
+            if spots:
+                toks[spots[a % len(spots)]] = _VALUES[b % len(_VALUES)]
         elif kind == "bytes":
             rng = random.Random(b)
             raw = bytes(rng.randrange(256) for _ in range(1 + b % 64))
@@ -69,8 +89,9 @@ def mutate(text: str, ops: Sequence[tuple[str, int, int]]) -> str:
     return text
 
 
-def random_ops(rng: random.Random, n: int) -> list[tuple[str, int, int]]:
-    return [(rng.choice(KINDS), rng.randrange(1 << 30), rng.randrange(1 << 30)) for _ in range(n)]
+def random_ops(rng: random.Random, n: int, gentle: bool = False) -> list[tuple[str, int, int]]:
+    kinds = GENTLE if gentle else KINDS
+    return [(rng.choice(kinds), rng.randrange(1 << 30), rng.randrange(1 << 30)) for _ in range(n)]
 
 
 # ---------------------------------------------------------------------------- invariants
