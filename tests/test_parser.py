@@ -283,3 +283,56 @@ def test_parse_is_reentrant_after_errors() -> None:
     err("recipe r {")
     m = ok("recipe r { a = [1] } # c")
     assert len(m.comments) == 1
+
+
+# --------------------------------------------------------------------------- grammar cache & import cost
+
+
+def _tables_parse(lark, text: str) -> tuple:
+    def norm(node):
+        if hasattr(node, "data"):
+            return (str(node.data), tuple(norm(c) for c in node.children))
+        return (node.type, str(node), node.start_pos)
+
+    return norm(lark.parse(text))
+
+
+def test_grammar_cache_round_trip(tmp_path, monkeypatch) -> None:
+    from ftlang.syntax import parser as P
+    from ftlang.syntax.grammar_cache import load_lark
+
+    monkeypatch.setenv("FTLANG_CACHE_DIR", str(tmp_path))
+    text = Path(__file__).parent.joinpath("corpus", "support_bot.ft").read_text()
+    built = load_lark(P._OPTIONS, P._callbacks())
+    (cached_file,) = tmp_path.glob("grammar-*.json")
+    loaded = load_lark(P._OPTIONS, P._callbacks())
+    assert type(loaded).__name__ == "Lark"
+    assert _tables_parse(loaded, text) == _tables_parse(built, text)
+    cached_file.write_text("{ not json")  # corrupt: rebuilt and rewritten
+    again = load_lark(P._OPTIONS, P._callbacks())
+    assert _tables_parse(again, text) == _tables_parse(built, text)
+    assert cached_file.read_text().startswith("{")
+    import json
+    json.loads(cached_file.read_text())
+    assert not list(tmp_path.glob(".grammar-*"))  # no temp files left behind
+
+
+def test_grammar_cache_unwritable(tmp_path, monkeypatch) -> None:
+    from ftlang.syntax import parser as P
+    from ftlang.syntax.grammar_cache import load_lark
+
+    blocker = tmp_path / "file-not-dir"
+    blocker.write_text("x")
+    monkeypatch.setenv("FTLANG_CACHE_DIR", str(blocker / "sub"))
+    lark = load_lark(P._OPTIONS, P._callbacks())
+    assert _tables_parse(lark, "recipe r { }")[1][0][0] == "recipe"
+
+
+def test_import_is_cheap() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, ftlang.syntax.parser, ftlang.syntax.format, ftlang.render, ftlang.syntax.suppress; "
+            "print(sorted(m for m in ('lark', 'torch', 'transformers', 'pydantic') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
