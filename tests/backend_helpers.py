@@ -126,3 +126,40 @@ def cls_data(tokenizer, n_train: int = 16, n_val: int = 4, labels: int = 3) -> T
         rows.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
                      "labels": (i % len(_TEXTS)) % labels})
     return TinyPrepared(rows[:n_train], rows[n_train:], pad_id=tokenizer.pad_token_id or 0, classify=True)
+
+
+_QA = [("How do I reset my password?", "Open settings and choose reset."),
+       ("What is the capital of France?", "Paris is the capital of France."),
+       ("Where is my invoice?", "Billing shows every invoice."),
+       ("The app is slow.", "Clear the cache and restart.")]
+
+
+def chat_project(root: Path, model_dir: Path, method: Any, *, rows: int = 24, name: str = "tiny_lora",
+                 train: dict | None = None, hardware: dict | None = None, eval: dict | None = None) -> Path:
+    """A project (models/tiny copied in, data/chat.jsonl, plan.json) for `ftlang run --plan`; returns plan.json."""
+    import json
+    import shutil
+
+    from ftlang.plan import SplitPlan
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / ".git").mkdir(exist_ok=True)
+    (root / "data").mkdir(exist_ok=True)
+    target = root / "models" / "tiny"
+    if not target.exists():
+        shutil.copytree(model_dir, target)
+    with open(root / "data" / "chat.jsonl", "w") as f:
+        for i in range(rows):
+            q, a = _QA[i % len(_QA)]
+            f.write(json.dumps({"messages": [{"role": "user", "content": q},
+                                             {"role": "assistant", "content": a}]}) + "\n")
+    plan = tiny_plan(target, method, root=root, name=name, train=train, hardware={"device": "cpu", **(hardware or {})},
+                     eval=eval)
+    plan = plan.model_copy(update={
+        "data": {"d": SourcePlan(name="d", kind="chat_jsonl", path="data/chat.jsonl", format="chat")},
+        "datasets": DatasetsPlan(pipelines={"train": PipelinePlan(name="train", source="d")},
+                                 split=SplitPlan(dataset="train", validation=0.1)),
+    }).seal()
+    path = root / "plan.json"
+    path.write_text(plan.to_json())
+    return path
