@@ -177,3 +177,15 @@ def test_classify_task(proj: Path) -> None:
     assert res.plan is not None and res.plan.model.task.labels == ["billing", "bug"]
     d = only_error(proj, text.replace("[billing, bug]", "[billing]"))
     assert d.code == "FT102"
+
+
+def test_seq_len_beyond_context_warns_only_when_set(proj: Path) -> None:
+    ds = diags(proj, variant("train", "train { lr = 2e-4, max_seq_len = 512 }"))
+    assert [d.code for d in ds] == ["FT408"] and "256" in ds[0].message
+
+
+def test_several_devices_default_to_ddp(proj: Path) -> None:
+    text = BASE.replace("  eval", '  hardware { gpu = "A100-80GB", count = 2 }\n  eval')
+    plan = check_text(text, proj / "r.ft").plan
+    assert plan.hardware.strategy == "ddp" and plan.hardware.count == 2
+    assert plan.hardware.memory_bytes == 81920 * 2**20

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from ftlang.commands._common import FORMATS, UsageError, add_set, emit, parse_sets, usage
@@ -58,5 +57,4 @@ def run(args: argparse.Namespace) -> int:
         tmp.replace(out)
     else:
         sys.stdout.write(text + "\n")
-    _ = json  # plan JSON is produced by pydantic; json kept for callers piping through
     return 0

@@ -673,6 +673,8 @@ def bind_hardware(ctx: RecipeContext, node: ast.Block | None) -> None:
             kw["memory_bytes"] = info["memory_mib"] * 2**20
     if tb.has("memory"):
         kw["memory_bytes"] = tb.get("memory")
+    if not tb.has("strategy") and tb.get("count") * tb.get("nodes") > 1:
+        kw["strategy"] = "ddp"  # several devices and no strategy: what torchrun does by default
     ctx.hardware = _build(ctx, P.HardwarePlan, kw, node.span) or P.HardwarePlan()
 
 

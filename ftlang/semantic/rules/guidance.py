@@ -135,3 +135,17 @@ def remote_code(ctx: RecipeContext) -> Iterator[Diagnostic]:
     elif ctx.card is not None and ctx.card.source.trust_remote_code and ctx.model_span is not None:
         yield warning("FT407", "trust_remote_code = true runs the model repository's own code", ctx.model_span,
                       "pin the model with revision = \"<commit>\" and review its code")
+
+
+@rule("FT408", "max_seq_len beyond the model's context", explain="""
+`train { max_seq_len = N }` longer than the model card's max_position (max_position_embeddings):
+positions past it were never trained and may be out of range for learned position embeddings.""")
+def seq_len_context(ctx: RecipeContext) -> Iterator[Diagnostic]:
+    tb = ctx.blocks.get("train")
+    card = ctx.card
+    if tb is None or card is None or card.max_position is None or ctx.train is None:
+        return
+    if tb.has("max_seq_len") and ctx.train.max_seq_len > card.max_position:
+        yield warning("FT408", f"max_seq_len {ctx.train.max_seq_len} exceeds the model's context of "
+                      f"{card.max_position} tokens", tb.span_of("max_seq_len"),
+                      f"use max_seq_len <= {card.max_position}")
