@@ -52,6 +52,10 @@ SYNTAX_CODES: dict[str, str] = {
     "FT014": "Expected a statement: a block holds `key = value`, `name { ... }`, `data`, `dataset`, "
              "`gate`, `forgetting` or `alias` statements.",
     "FT015": "Expected a top-level item: a file holds `import`, `param`, `recipe` and `model_card`.",
+    "FT016": "Cannot read or write a file given to `ftlang fmt` (missing, unreadable, or a full disk).",
+    "FT017": "Not valid UTF-8: `ftlang fmt` leaves such a file untouched rather than replace its bytes.",
+    "FT018": "The formatter could not lay the file out without changing its meaning or comments; the file is "
+             "left as it is (a formatter bug: please report it).",
 }
 
 
