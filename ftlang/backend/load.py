@@ -142,9 +142,29 @@ def load_model(plan: Plan, *, quantization_config: Any = None, device_map: Any =
         # an encoder saved without (or with another) classification head gets a fresh one
         kwargs["ignore_mismatched_sizes"] = True
     model = auto.from_pretrained(where.path, **kwargs)
+    if "gguf_file" in where.kwargs and quantization_config is None:
+        model = _without_gguf_mark(model, auto)
     if plan.model.task.kind == "classify" and getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = 0
     return model
+
+
+def _without_gguf_mark(model: Any, auto: Any) -> Any:
+    """The same network, no longer marked as GGUF-quantized.
+
+    transformers dequantizes GGUF weights to float32 but keeps a GGUF quantizer on the model, and
+    Trainer and save_pretrained refuse such a model ("quantization method do not support training").
+    A fresh model built from the config with the state dict loaded has identical logits (max diff 0.0
+    on SmolLM2-135M) and trains and saves normally.
+    """
+    import torch
+
+    config = model.config
+    config.__dict__.pop("quantization_config", None)  # else a saved config would claim GGUF quantization
+    fresh = auto.from_config(config, dtype=torch.float32)
+    fresh.load_state_dict(model.state_dict(), strict=True)
+    del model
+    return fresh
 
 
 def plan_compute_dtype(plan: Plan) -> str:
