@@ -41,6 +41,7 @@ def make_project(root: Path, rows: int = 1200) -> Path:
     _jsonl(data / "chat.jsonl", [chat], rows)
     _jsonl(data / "faq_train.jsonl", [{"question": "q", "answer": "a"}], rows)
     _jsonl(data / "faq_val.jsonl", [{"question": "q", "answer": "a"}], 20)
+    _jsonl(data / "tickets_cls.jsonl", [{"text": "refund please", "label": "billing"}], rows)
     (data / "docs.csv").write_text("q,a\n" + "x,y\n" * rows, encoding="utf-8")
     return root
 

@@ -59,7 +59,6 @@ CASES = [
     ("method", "method prefix { virtual_tokens = 4 }\n  export { merge = true }", "FT302", "true"),
     ("train", "train { lr = 2e-4, epochs = 1, max_steps = 10 }", "FT304", "10"),
     ("eval", "eval { gate rouge_l >= 0.3 }", "FT210", "rouge_l"),
-    ("eval", "eval { metrics = [perplexity], gate forgetting }", "FT210", "forgetting"),
     ("split", "split train { validation = 10% }\n  dataset validation = d", "FT216", "split"),
     ("dataset", "dataset other = d", "FT215", "base_lora"),
     ("train", "train { lr = 2e-4, early_stop { metric = bleu } }", "FT217", "bleu"),
@@ -173,10 +172,15 @@ def test_every_rule_and_code_is_explained(capsys) -> None:
 
 def test_classify_task(proj: Path) -> None:
     text = variant("model", 'model = local("models/tiny-llama")\n  task = classify(labels = [billing, bug])')
+    text = variant("data", 'data d = jsonl("data/tickets_cls.jsonl") { format = classification }', text)
+    text = variant("eval", "eval { metrics = [accuracy, f1], gate accuracy >= 0.5 }", text)
     res = check_text(text, proj / "r.ft")
-    assert res.plan is not None and res.plan.model.task.labels == ["billing", "bug"]
+    assert res.plan is not None, [d.message for d in res.diagnostics]
+    assert res.plan.model.task.labels == ["billing", "bug"] and res.plan.eval.metrics == ["accuracy", "f1"]
     d = only_error(proj, text.replace("[billing, bug]", "[billing]"))
     assert d.code == "FT102"
+    default = check_text(variant("eval", "eval { gate accuracy >= 0.5 }", text), proj / "r.ft").plan
+    assert default.eval.metrics == ["loss", "accuracy", "f1"]
 
 
 def test_seq_len_beyond_context_warns_only_when_set(proj: Path) -> None:
@@ -189,3 +193,20 @@ def test_several_devices_default_to_ddp(proj: Path) -> None:
     plan = check_text(text, proj / "r.ft").plan
     assert plan.hardware.strategy == "ddp" and plan.hardware.count == 2
     assert plan.hardware.memory_bytes == 81920 * 2**20
+
+
+def test_metrics_and_format_fit_the_task(proj: Path) -> None:
+    text = variant("model", 'model = local("models/tiny-llama")\n  task = classify(labels = [a, b])')
+    text = variant("eval", "eval { metrics = [accuracy], gate accuracy > 0.5 }", text)
+    d = only_error(proj, text)  # chat data for a classifier
+    assert d.code == "FT219"
+    d = only_error(proj, variant("eval", "eval { metrics = [accuracy], gate accuracy > 0.5 }"))
+    assert d.code == "FT218"
+
+
+def test_hub_id_of_a_stdlib_card_needs_no_import(proj: Path) -> None:
+    plan = check_text(variant("model", 'model = hf("meta-llama/Llama-2-7b-hf", revision = "main")'),
+                      proj / "r.ft").plan
+    assert plan is not None and plan.model.hidden == 4096 and plan.model.source.revision == "main"
+    d = only_error(proj, variant("model", 'model = hf("nobody/unknown-model")'))
+    assert d.code == "FT212"

@@ -8,7 +8,7 @@ context; `assemble(ctx)` seals the final Plan once no error is left.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
@@ -281,11 +281,10 @@ def bind_model(ctx: RecipeContext, node: ast.Value, key_span: Span) -> None:
                     "the folder needs a transformers config.json (llama, mistral, qwen2, gemma2, phi3, gpt2, bert)")
         return
     if source.kind == "hf":
-        for _cname, cnode in ctx.program.cards.items():  # a known card with the same hub id supplies the dims
-            card, _ = card_from_node(cnode, ctx.params)
-            if card is not None and card.source.kind == "hf" and card.source.path == source.path:
-                ctx.card = _with_source(card, source)
-                return
+        card = _card_for_hub_id(ctx, source.path)  # a known card with the same hub id supplies the dims
+        if card is not None:
+            ctx.card = replace(card, name=None, source=source)
+            return
         cfg = _hf_cached_config(source.path)
         if cfg is not None:
             try:
@@ -299,9 +298,30 @@ def bind_model(ctx: RecipeContext, node: ast.Value, key_span: Span) -> None:
 
 
 def _with_source(card: Card, source: P.ModelSource) -> Card:
-    from dataclasses import replace
-
     return replace(card, source=source)
+
+
+def _card_for_hub_id(ctx: RecipeContext, hub_id: str) -> Card | None:
+    for cnode in ctx.program.cards.values():
+        card, _ = card_from_node(cnode, ctx.params)
+        if card is not None and card.source.kind == "hf" and card.source.path == hub_id:
+            return card
+    return _stdlib_hub_cards().get(hub_id)
+
+
+@cache
+def _stdlib_hub_cards() -> dict[str, Card]:
+    """Every stdlib card by its hub id, for `model = hf("org/name")` without an import."""
+    from ftlang.semantic.resolve import resolve
+
+    out: dict[str, Card] = {}
+    for f in sorted((stdlib_dir() / "models").glob("*.ft")):
+        program = resolve(f)
+        for node in program.cards.values():
+            card, _ = card_from_node(node, {})
+            if card is not None and card.source.kind == "hf":
+                out[card.source.path] = card
+    return out
 
 
 def _src_text(source: P.ModelSource) -> str:
@@ -686,6 +706,8 @@ def bind_eval(ctx: RecipeContext, node: ast.Block | None) -> None:
     for k in ("every", "metrics", "overfitting_patience", "max_samples"):
         if tb.has(k):
             kw[k] = tb.get(k)
+    if not tb.has("metrics") and ctx.task.kind == "classify":
+        kw["metrics"] = ["loss", "accuracy", "f1"]  # perplexity means nothing for a classifier
     gen = tb.blocks.get("generation")
     if gen is not None:
         kw["generation"] = P.GenerationSpec(**{k: f.value for k, f in gen.values.items()})
@@ -761,11 +783,13 @@ def bind_task(ctx: RecipeContext, node: ast.Value) -> None:
             names = [i.name if isinstance(i, ast.Ident) else i.value for i in val.items]
             if len(set(names)) != len(names):
                 ctx.err("FT202", "a label is listed twice", val.span, "list each label once")
+                ctx.task = P.TaskSpec(kind="classify")
                 return
             ctx.task = P.TaskSpec(kind="classify", labels=names)
             return
         ctx.err("FT102", "classify(...) needs labels = [a, b, ...] (at least two)", node.span,
                 "e.g. task = classify(labels = [billing, bug, other])")
+        ctx.task = P.TaskSpec(kind="classify")  # still a classifier: no follow-on task mismatch errors
         return
     ctx.err("FT104", "`task` is causal_lm or classify(labels = [...])", node.span,
             "e.g. task = classify(labels = [positive, negative])")

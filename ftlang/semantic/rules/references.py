@@ -92,3 +92,46 @@ def early_stop_metric(ctx: RecipeContext) -> Iterator[Diagnostic]:
         guess = did_you_mean(metric, ok)
         yield error("FT217", f"early stopping on `{metric}`, which is not computed", es.span_of("metric"),
                     f"did you mean `{guess}`?" if guess else f"use one of: {', '.join(ok)}")
+
+
+#: metrics each task computes (ftlang/backend/metrics.py computes these sets)
+TASK_METRICS = {
+    "causal_lm": ("loss", "perplexity", "bleu", "rouge_1", "rouge_2", "rouge_l", "exact_match"),
+    "classify": ("loss", "accuracy", "f1"),
+}
+
+
+@rule("FT218", "metric not available for the task", explain="""
+A causal language model is judged by loss, perplexity and generation metrics (bleu, rouge_1,
+rouge_2, rouge_l, exact_match); a classifier (`task = classify(labels = [...])`) by loss, accuracy
+and f1. A metric of the other task cannot be computed.""")
+def metrics_for_task(ctx: RecipeContext) -> Iterator[Diagnostic]:
+    tb = ctx.blocks.get("eval")
+    if tb is None or not tb.has("metrics"):
+        return
+    allowed = TASK_METRICS[ctx.task.kind]
+    node = tb.values["metrics"].node
+    items = node.items if isinstance(node, ast.ListValue) else (node,)
+    for it in items:
+        name = getattr(it, "name", None) or getattr(it, "value", None)
+        if isinstance(name, str) and name not in allowed:
+            yield error("FT218", f"`{name}` is not computed for a {ctx.task.kind} task", it.span,
+                        f"{ctx.task.kind} metrics: {', '.join(allowed)}")
+
+
+@rule("FT219", "data format does not fit the task", explain="""
+A classifier trains on rows with a text and a label (`format = classification`); a causal LM on
+instruction, chat or completion rows. The train dataset's source format must fit the task.""")
+def format_for_task(ctx: RecipeContext) -> Iterator[Diagnostic]:
+    classify = ctx.task.kind == "classify"
+    for name, src in ctx.data.items():
+        used = any(p.source == name for p in ctx.pipelines.values())
+        if not used or (src.format == "classification") == classify:
+            continue
+        decl = ctx.data_nodes[name]
+        if classify:
+            yield error("FT219", f"data `{name}` has format {src.format}, but the task is classify", decl.name_span,
+                        "set format = classification, fields { text = \"...\", label = \"...\" }")
+        else:
+            yield error("FT219", f"data `{name}` has format classification, but the task is causal_lm",
+                        decl.name_span, "add task = classify(labels = [...]) to the recipe, or use another format")
