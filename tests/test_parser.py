@@ -202,10 +202,14 @@ def test_top_level_forms() -> None:
     assert ok("").items == () and ok("# only a comment\n").comments[0].text == "# only a comment"
 
 
-def test_keywords_are_names_in_value_position() -> None:
-    assert value("data").name == "data"
-    (b,) = body("train { on = 1 }")
-    assert isinstance(b, ast.Block) and b.body[0].key == "on"
+def test_keywords_are_reserved() -> None:
+    for text in ("recipe r { x = data }", "recipe r { train { on = 1 } }"):
+        d = err(text)[0]
+        assert "reserved word" in d.help, d
+    d = err("recipe r { gate a <\n  gate b }")[0]
+    assert "missing operand" in d.message and "reserved" not in d.help
+    (b,) = body("train { on_error = data_v2, recipes = [model, cards] }")
+    assert isinstance(b, ast.Block) and b.body[0].key == "on_error"
 
 
 def test_crlf_and_bom() -> None:
@@ -251,6 +255,14 @@ def test_expected_one_of_in_help() -> None:
 def test_several_errors_collected() -> None:
     diags = err("recipe r {\n  a = 1 2\n  b = 3\n  c 4\n}\n")
     assert [d.span.line for d in diags] == [2, 4]
+    # an error on the very next line is most likely a consequence of the first: not reported
+    assert [d.span.line for d in err("recipe r {\n  a = yes please\n  register \"x\" { }\n}\n")] == [3]
+
+
+def test_unclosed_paren_on_an_earlier_line() -> None:
+    d = err("recipe r {\n  dataset t = d\n    | filter(len(x) > 0\n    | dedupe(exact)\n}\n")
+    assert len(d) == 1 and d[0].code == "FT003" and (d[0].span.line, d[0].span.column) == (3, 13)
+    assert "found '|' at <string>:4:5" in d[0].notes[0]
 
 
 def test_deep_nesting_is_a_clean_error() -> None:

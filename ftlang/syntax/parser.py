@@ -77,9 +77,11 @@ _PAIRS = {"RBRACE": "LBRACE", "RSQB": "LSQB", "RPAR": "LPAR"}
 _LARK: Lark | None = None
 _LOCK = threading.Lock()
 # Every token is kept in the tree (keep_all_tokens) so spans come from the first and last token of a
-# rule, which is cheaper than Lark's propagate_positions.
+# rule, which is cheaper than Lark's propagate_positions. The basic lexer makes keywords reserved
+# everywhere: a contextual lexer would read `gate` after a dangling `<` as a name and report the
+# mistake a line late.
 _OPTIONS: dict[str, Any] = dict(
-    parser="lalr", lexer="contextual", propagate_positions=False, maybe_placeholders=False,
+    parser="lalr", lexer="basic", propagate_positions=False, maybe_placeholders=False,
     keep_all_tokens=True,
 )
 
@@ -193,8 +195,9 @@ def _parse_collecting(source: SourceFile) -> tuple[Tree | None, list[Diagnostic]
             if diags:
                 return None, diags, []
             return tree, [], list(_STATE.comments)
-        if any(d.span == diag.span for d in diags):
-            return None, diags, []
+        if any(d.span == diag.span for d in diags) or (
+                diags and diag.span and diags[-1].span and diag.span.line <= diags[-1].span.line + 1):
+            return None, diags, []  # most likely a consequence of the error before it
         diags.append(diag)
         if len(diags) >= MAX_ERRORS or len(text) > _MULTI_ERROR_CHARS or diag.code in ("FT003", "FT012"):
             return None, diags, []
@@ -258,12 +261,23 @@ def _syntax_error(source: SourceFile, text: str, e: Any) -> Diagnostic:
     end = len(text) if at_end else tok.end_pos
     span = source.span(start, end)
     found = "end of file" if at_end else f"'{_clip(str(tok))}'"
+    if _STATE.open and _STATE.open[-1].type in ("LPAR", "LSQB"):
+        # A '(' or '[' left open on an earlier line is the likeliest cause of an error on a later one.
+        opener = _STATE.open[-1]
+        closer = ")" if opener.type == "LPAR" else "]"
+        if source.position(opener.start_pos)[0] < span.line and closer in _expected_help(lark, e.expected):
+            return error("FT003", f"unclosed '{opener}': expected '{closer}' before {found}",
+                         source.span(opener.start_pos, opener.end_pos), f"add the matching '{closer}'",
+                         notes=(f"found {found} at {source.path}:{span.line}:{span.column}",))
     label = _label(lark, e)
     try:
         accepts = e.accepts or e.expected
     except Exception:  # noqa: BLE001 - accepts needs the interactive parser; expected is the fallback
         accepts = e.expected
     expected = _expected_help(lark, accepts)
+    first_on_line = not at_end and text[text.rfind("\n", 0, start) + 1:start].strip() == ""
+    if str(tok).isidentifier() and tok.type != "NAME" and "a name" in expected and not first_on_line:
+        expected += f"; `{tok}` is a reserved word: quote it (\"{tok}\") or choose another name"
     if label is not None:
         code, message, hint = label
         return error(code, f"{message}, found {found}", span, f"{hint}; {expected}")
