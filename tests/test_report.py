@@ -136,3 +136,26 @@ def test_templates_ship_as_package_data():
 
     assert {p.name for p in TEMPLATES.iterdir()} >= {"report.md.j2", "report.html.j2"}
     assert shutil.which("git") is None or True  # git is optional: reports record None without it
+
+
+def test_diff_unit_seed_via_param_and_data_change():
+    from ftlang.report.diff import diff, format_diff
+
+    base = {"plan": {"train": {"seed": 0, "lr": 1e-3}, "recipe": {"params": {"seed": 0}, "project_root": "/a"}},
+            "plan_hash": "h0", "seed": 0, "data": {"fingerprints": {"d": "x"}}, "environment": {"torch": "2.1"},
+            "metrics_after": {"perplexity": 10.0}}
+    other = json.loads(json.dumps(base))
+    other["plan"]["train"]["seed"] = 1
+    other["plan"]["recipe"]["params"]["seed"] = 1
+    other["plan"]["recipe"]["project_root"] = "/b"  # where, not what: never a difference
+    other["plan_hash"], other["seed"] = "h1", 1
+    other["metrics_after"]["perplexity"] = 11.0
+    text = format_diff(diff(base, other), "A", "B")
+    assert "train.seed: 0 -> 1" in text and "recipe.params.seed: 0 -> 1" in text and "project_root" not in text
+    assert "perplexity: 10 -> 11  (+1, +10.00%)" in text and "differ only in their seed" in text
+    other["data"]["fingerprints"]["d"] = "y"
+    other["environment"]["torch"] = "2.2"
+    text = format_diff(diff(base, other), "A", "B")
+    assert "d: x -> y" in text and "torch: 2.1 -> 2.2" in text and "differ only" not in text
+    same = format_diff(diff(base, base), "A", "B")
+    assert "no differences" in same

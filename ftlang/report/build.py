@@ -70,8 +70,9 @@ def _plain(value: Any) -> Any:
 
 
 def tokens_per_s(timings: dict, history: list[dict]) -> float | None:
-    if timings.get("tokens_per_s"):
-        return float(timings["tokens_per_s"])
+    for key in ("train_tokens_per_s", "tokens_per_s"):
+        if timings.get(key):
+            return float(timings[key])
     rates = [r["tokens_per_s"] for r in history if isinstance(r.get("tokens_per_s"), (int, float))]
     return sum(rates) / len(rates) if rates else None
 
@@ -147,14 +148,26 @@ def _metric_rows(report: dict) -> list[dict]:
 
 
 def _stats_rows(stats: Any) -> list[dict]:
-    """Row counts per dataset: {name, rows, quarantined, other keys...} from whatever the data stage wrote."""
+    """Row counts as table rows: one per dataset/source ({name, counts}), two levels deep at most.
+
+    The data stage's stats nest (sources → d → read/kept/skipped); skipped rows are the quarantined
+    ones, so they are shown beside the kept counts.
+    """
     out = []
-    if isinstance(stats, dict):
-        for name, v in stats.items():
-            if isinstance(v, dict):
-                out.append({"name": name, "counts": [(k, x) for k, x in v.items() if not isinstance(x, (dict, list))]})
-            else:
-                out.append({"name": name, "counts": [("value", v)]})
+    if not isinstance(stats, dict):
+        return out
+    for name, v in stats.items():
+        if not isinstance(v, dict):
+            out.append({"name": name, "counts": [("value", v)]})
+            continue
+        flat = [(k, x) for k, x in v.items() if not isinstance(x, (dict, list))]
+        if flat:
+            out.append({"name": name, "counts": flat})
+        for sub, w in v.items():
+            if isinstance(w, dict):
+                counts = [(k, x) for k, x in w.items() if not isinstance(x, (dict, list))]
+                if counts:
+                    out.append({"name": f"{name}.{sub}", "counts": counts})
     return out
 
 

@@ -69,10 +69,17 @@ def diff(a: dict, b: dict) -> dict[str, list]:
         "data": _changes((a.get("data") or {}).get("fingerprints") or {}, (b.get("data") or {}).get("fingerprints") or {}),
         "environment": _changes(env_a, env_b),
         "git": _changes({"commit": (a.get("git") or {}).get("commit")}, {"commit": (b.get("git") or {}).get("commit")}),
-        "seed": [("train.seed", a.get("seed"), b.get("seed"))] if a.get("seed") != b.get("seed") else [],
+        "seed": [row for row in _changes(flatten(a.get("plan") or {}), flatten(b.get("plan") or {}))
+                 if row[0].endswith(".seed")],
         "metrics": metrics,
         "verdicts": verdicts,
     }
+
+
+def _seed_only(key: str) -> bool:
+    """A plan key that changes only randomness: a seed, or a recipe param (whose effect on the plan,
+    if any beyond a seed, shows up as another differing key)."""
+    return key.endswith(".seed") or key == "seed" or key.startswith("recipe.params.")
 
 
 def _v(x: Any) -> str:
@@ -107,6 +114,6 @@ def format_diff(d: dict[str, list], name_a: str, name_b: str) -> str:
         lines.append("\nsame plan, data, versions and seed, yet the metrics differ: nondeterminism "
                      "(set `train { deterministic = true }`, or check the device)")
     elif d.get("seed") and not d.get("data") and not d.get("environment") and \
-            all(k == "train.seed" for k, _, _ in d.get("plan") or []):
+            all(_seed_only(k) for k, _, _ in d.get("plan") or []):
         lines.append("\nthe runs differ only in their seed: the metric deltas above come from it")
     return "\n".join(lines)
