@@ -101,3 +101,23 @@ def test_cards_file_checks_its_cards(tmp_path: Path) -> None:
     proj = make_project(tmp_path)
     res = check_text("model_card c {\n  source = hf(\"a/b\")\n  family = lama\n}\n", proj / "c.ft")
     assert {d.code for d in res.diagnostics} >= {"FT104", "FT105"}
+
+
+def test_schema_tables_are_introspectable() -> None:
+    from ftlang.semantic.schema import BLOCKS, all_keys, block, markdown
+
+    names = {b.name for b in BLOCKS}
+    assert {"recipe", "data", "split", "train", "early_stop", "hardware", "eval", "generation", "export",
+            "register", "model_card", "quant"} <= names
+    assert {f"method.{k}" for k in ("full", "lora", "qlora", "prefix", "prompt", "adapter", "ia3")} <= names
+    assert block("train").key("warmup").type == "steps_or_ratio"
+    assert all(k.doc for _, k in all_keys())
+    md = markdown()
+    assert "| `epochs` | number |" in md and "### `method.qlora`" in md
+
+
+def test_alias_defined_twice(tmp_path: Path) -> None:
+    text = ("model_card c {\n  source = hf(\"a/b\")\n  family = llama\n  hidden = 8\n  layers = 1\n  heads = 2\n"
+            "  intermediate = 8\n  vocab = 10\n  modules = [q_proj]\n  alias a = [q_proj]\n  alias a = [q_proj]\n}\n")
+    res = check_text(text, tmp_path / "c.ft")
+    assert [(d.code, d.span.line) for d in res.diagnostics] == [("FT202", 11)]

@@ -9,11 +9,17 @@ HELP = "print the JSON Schema of the plan (--keys: the recipe blocks' key tables
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keys", action="store_true", help="print the per-block key tables as JSON instead")
+    parser.add_argument("--markdown", action="store_true", help="with --keys: Markdown tables for the docs")
 
 
 def run(args: argparse.Namespace) -> int:
     import json
 
+    if args.keys and args.markdown:
+        from ftlang.semantic.schema import markdown
+
+        print(markdown())
+        return 0
     if args.keys:
         from dataclasses import asdict
 

@@ -209,6 +209,10 @@ def card_from_node(node: ast.ModelCard, params: Params) -> tuple[Card | None, li
     aliases: dict[str, tuple[str, ...]] = {}
     for st in tb.statements:
         if isinstance(st, ast.AliasDecl):
+            if st.name in aliases:
+                diags.append(error("FT202", f"alias `{st.name}` is defined twice", st.name_span,
+                                   "rename or remove one of them"))
+                continue
             items = st.value.items if isinstance(st.value, ast.ListValue) else (st.value,)
             names = tuple(it.name if isinstance(it, ast.Ident) else getattr(it, "value", "") for it in items)
             aliases[st.name] = names

@@ -225,3 +225,30 @@ def method_block(kind: str) -> BlockSchema | None:
 def all_keys() -> list[tuple[str, KeySchema]]:
     """(block name, key) for every key: the docs generator walks this."""
     return [(b.name, k) for b in BLOCKS for k in b.keys]
+
+
+def markdown() -> str:
+    """The key tables as Markdown (docs/language.md embeds this; `ftlang schema --keys --markdown`)."""
+    out = []
+    for b in BLOCKS:
+        out.append(f"### `{b.name}`\n\n{b.doc}.")
+        if b.blocks:
+            out.append("Nested blocks: " + ", ".join(f"`{n}`" for n in b.blocks) + ".")
+        if b.keys:
+            rows = ["| key | type | default | range / choices | meaning |", "|---|---|---|---|---|"]
+            for k in b.keys:
+                choices = " \\| ".join(k.enum) if k.enum else k.range_text()
+                default = "required" if k.required else ("" if k.default is None else f"`{_text(k.default)}`")
+                unit = f" ({k.unit})" if k.unit else ""
+                doc = k.doc.replace("|", "\\|")
+                rows.append(f"| `{k.name}` | {k.type}{unit} | {default} | {choices} | {doc} |")
+            out.append("\n".join(rows))
+    return "\n\n".join(out) + "\n"
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + ", ".join(_text(v) for v in value) + "]"
+    return str(value)
