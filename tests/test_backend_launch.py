@@ -1,0 +1,74 @@
+"""hardware { count, nodes, strategy } → the launch command and its generated accelerate config."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from backend_helpers import tiny_plan
+
+from ftlang.backend.launch import accelerate_config, launch_command
+from ftlang.diagnostics import DiagnosticError
+from ftlang.plan import LoraMethod
+
+LORA = LoraMethod(targets=["q_proj"])
+
+
+def _plan(tmp_path, **hw):
+    (tmp_path / "m").mkdir(exist_ok=True)
+    return tiny_plan(tmp_path / "m", LORA, root=tmp_path, hardware=hw, train={"grad_accum": 4, "precision": "bf16"})
+
+
+def test_single_device_runs_ftlang_directly(tmp_path):
+    cmd = launch_command(_plan(tmp_path), run_dir="runs/x")
+    assert cmd[:4] == [sys.executable, "-m", "ftlang", "run"]
+    assert cmd[-2:] == ["--out", "runs/x"] and "--recipe" in cmd
+
+
+def test_cpu_ddp_uses_torchrun(tmp_path):
+    cmd = launch_command(_plan(tmp_path, count=2, strategy="ddp", device="cpu"))
+    assert cmd[1:3] == ["-m", "torch.distributed.run"]
+    assert cmd[cmd.index("--nproc_per_node") + 1] == "2" and cmd[cmd.index("--nnodes") + 1] == "1"
+    assert "--standalone" in cmd and cmd[cmd.index("-m", 3):][:3] == ["-m", "ftlang", "run"]
+
+
+@pytest.mark.parametrize("strategy,kind", [("ddp", "MULTI_GPU"), ("fsdp", "FSDP")])
+def test_gpu_strategies_use_accelerate_with_a_generated_config(tmp_path, strategy, kind):
+    plan = _plan(tmp_path, gpu="A100-40GB", count=4, nodes=2, strategy=strategy)
+    cmd = launch_command(plan)
+    assert cmd[1:3] == ["-m", "accelerate.commands.launch"]
+    cfg = json.loads(open(cmd[cmd.index("--config_file") + 1]).read())
+    assert cfg == accelerate_config(plan)
+    assert cfg["distributed_type"] == kind and cfg["num_processes"] == 8 and cfg["num_machines"] == 2
+    assert cfg["mixed_precision"] == "bf16" and "main_process_ip" in cfg
+    if strategy == "fsdp":
+        assert cfg["fsdp_config"]["fsdp_use_orig_params"] is True
+
+
+def test_deepspeed_config_or_a_diagnostic(tmp_path):
+    import importlib.util
+
+    plan = _plan(tmp_path, gpu="A100-40GB", count=2, strategy="deepspeed")
+    cfg = accelerate_config(plan)
+    assert cfg["distributed_type"] == "DEEPSPEED"
+    assert cfg["deepspeed_config"]["gradient_accumulation_steps"] == 4
+    if importlib.util.find_spec("deepspeed") is None:
+        with pytest.raises(DiagnosticError) as e:
+            launch_command(plan)
+        assert e.value.diagnostics[0].code == "FT711" and "pip install deepspeed" in e.value.diagnostics[0].help
+
+
+def test_fsdp_on_cpu_is_refused(tmp_path):
+    with pytest.raises(DiagnosticError) as e:
+        launch_command(_plan(tmp_path, count=2, strategy="fsdp", device="cpu"))
+    assert e.value.diagnostics[0].code == "FT711"
+
+
+def test_launch_module_stays_torch_free():
+    import subprocess
+
+    code = ("import sys, ftlang.backend.launch, ftlang.backend.run, ftlang.backend.train, ftlang.commands.run; "
+            "bad = [m for m in ('torch', 'transformers', 'peft') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
