@@ -234,3 +234,10 @@ def test_example_trains_a_few_steps_on_a_tiny_model(name, sets, tmp_path, reques
     assert rc in (0, 3), stdout + stderr
     assert any(out.rglob("*.safetensors")), "no adapter weights were written"
     assert any(out.rglob("report.*")), "no report was written"
+
+
+def test_examples_are_in_canonical_format():
+    if not has_command("fmt"):
+        pytest.skip("ftlang fmt is not built yet")
+    rc, out, err = ftlang("fmt", "--check", *[str(EXAMPLES / n) for n in RECIPES])
+    assert rc == 0, out + err
