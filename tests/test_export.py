@@ -131,3 +131,29 @@ def test_model_card_escapes_yaml(project):
     assert meta["ftlang"]["data_hashes"] == {"d": "x: y"}
     assert meta["ftlang"]["gates"] == [{"gate": 'a "b"\nc', "passed": False}]
     assert meta["ftlang"]["metrics"] == {"bleu": 0.5} and meta["base_model"] == "models/tiny-llama"
+
+
+def test_classifier_lora_merge_and_after_training(tiny_bert_dir, project):
+    from eval_support import FakePrepared
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from ftlang.backend.finish import after_training, before_training
+    from ftlang.plan import EvalPlan
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_bert_dir))
+    load = lambda: AutoModelForSequenceClassification.from_pretrained(str(tiny_bert_dir))  # noqa: E731
+    model = get_peft_model(load(), LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["query", "value"],
+                                              init_lora_weights=False))
+    rows = [dict(tok(t), labels=i % 3) for i, t in enumerate(["billing issue", "app crash", "great app", "refund"])]
+    plan = make_plan(project, task="classify", labels=["a", "b", "c"], model_dir="models/tiny-bert",
+                     method=LoraMethod(r=4, alpha=8, targets=["query", "value"]),
+                     eval_=EvalPlan(metrics=["loss", "accuracy", "f1"], gates=[]), export=ExportPlan(merge=True, loc=LOC))
+    ctx = RunContext(plan=plan, run_dir=project / "run", model=model, tokenizer=tok,
+                     data=FakePrepared(validation=rows, validation_rows=[{"text": "x", "label": "a"}]), load_base=load)
+    before_training(ctx)
+    assert set(ctx.baseline_metrics) == {"loss", "accuracy", "f1"}
+    assert after_training(ctx) == 0
+    checks = json.loads((ctx.run_dir / "export" / "check.json").read_text())
+    assert checks["ok"] and checks["weights_differ_from_base"] and "generation" not in checks
+    assert json.loads((ctx.run_dir / "report.json").read_text())["metrics_after"].keys() == {"loss", "accuracy", "f1"}

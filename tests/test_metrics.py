@@ -130,3 +130,28 @@ def test_overfitting_needs_patience_rises_while_train_falls():
     assert not overfitting(_hist([3, 3.1, 3.2, 3.3], [2.0, 2.1, 2.2, 2.3]), patience=2)  # train rose too
     assert not overfitting(_hist([3, 2], [2.0, 2.1]), patience=2)  # too few evaluations
     assert overfitting(_hist([3, 2], [2.0, 2.1]), patience=1)
+
+
+def test_prompt_tuning_loss_skips_virtual_tokens_and_baseline_disables_it(tiny_llama_dir, project):
+    from eval_support import chat_prepared, make_plan
+    from peft import PromptTuningConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ftlang.backend.context import RunContext
+    from ftlang.backend.finish import before_training
+    from ftlang.plan import PromptMethod
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir))
+    prepared = chat_prepared(tok)
+    plain = M.causal_lm_loss(base, prepared.validation)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir)),
+                           PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4))
+    tuned = M.causal_lm_loss(model, prepared.validation)
+    assert tuned.tokens == plain.tokens  # the virtual tokens are never scored
+    assert tuned.mean != pytest.approx(plain.mean)  # the soft prompt changes the predictions
+    plan = make_plan(project, method=PromptMethod(virtual_tokens=4), eval_=EvalPlan(forgetting_on="general"))
+    ctx = RunContext(plan=plan, run_dir=project / "run", model=model, tokenizer=tok, data=prepared)
+    before_training(ctx)
+    assert ctx.baseline_metrics["loss"] == pytest.approx(plain.mean, rel=1e-5)  # adapter disabled: the base
+    assert ctx.baseline_metrics["forgetting_perplexity"] > 1

@@ -213,7 +213,9 @@ def _weights_differ(snapshot: dict[str, Any], merged: Any) -> tuple[bool, float]
 def generation_check(model: Any, tokenizer: Any, max_new_tokens: int) -> dict[str, Any]:
     import torch
 
-    ids, mask = _probe_inputs(tokenizer)
+    from ftlang.backend.metrics import model_device
+
+    ids, mask = (t.to(model_device(model)) for t in _probe_inputs(tokenizer))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     model.eval()
     with torch.no_grad():
@@ -310,8 +312,11 @@ def merge(ctx: Any, adapter_dir: Path, out: Path) -> dict[str, Any]:
     else:
         enc = ctx.tokenizer("a short probe sentence", return_tensors="pt")
         ids, mask = enc["input_ids"], enc["attention_mask"]
+    from ftlang.backend.metrics import model_device
+
     with torch.no_grad():
-        adapter_logits = peft_model(input_ids=ids, attention_mask=mask).logits.float()
+        dev = model_device(peft_model)
+        adapter_logits = peft_model(input_ids=ids.to(dev), attention_mask=mask.to(dev)).logits.float().cpu()
     merged = peft_model.merge_and_unload()
     save_model(merged, out)
     ctx.tokenizer.save_pretrained(str(out))
@@ -320,7 +325,7 @@ def merge(ctx: Any, adapter_dir: Path, out: Path) -> dict[str, Any]:
     reloaded.eval()
     differ, max_delta = _weights_differ(snapshot, reloaded)
     with torch.no_grad():
-        merged_logits = reloaded(input_ids=ids, attention_mask=mask).logits.float()
+        merged_logits = reloaded(input_ids=ids, attention_mask=mask).logits.float().cpu()
     logits_gap = float((merged_logits - adapter_logits).abs().max())
     checks: dict[str, Any] = {
         "weights_differ_from_base": differ, "max_weight_delta": max_delta,
