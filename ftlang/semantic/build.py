@@ -284,6 +284,18 @@ def bind_model(ctx: RecipeContext, node: ast.Value, key_span: Span) -> None:
             ctx.err("FT212", f"cannot derive a model card from `{source.path}`: {e}", node.span,
                     "the folder needs a transformers config.json (llama, mistral, qwen2, gemma2, phi3, gpt2, bert)")
         return
+    if source.kind == "gguf":
+        from ftlang.semantic.gguf_meta import card_from_gguf
+
+        file = _gguf_file(ctx, source)
+        if file is not None:
+            try:
+                ctx.card = card_from_gguf(file, source, node.span)
+                return
+            except CardError as e:
+                ctx.err("FT212", f"cannot derive a model card from `{source.gguf_file}`: {e}", node.span,
+                        "write a `model_card` with this source, or use a transformers folder with local(...)")
+                return
     if source.kind == "hf":
         card = _card_for_hub_id(ctx, source.path)  # a known card with the same hub id supplies the dims
         if card is not None:
@@ -299,6 +311,24 @@ def bind_model(ctx: RecipeContext, node: ast.Value, key_span: Span) -> None:
     ctx.err("FT212", f"no model card for `{_src_text(source)}`: the checker needs the model's dimensions",
             node.span, "use a stdlib card (import \"stdlib/models/<family>.ft\"), write a `model_card` with this "
             "source, or point local(...) at a folder with config.json")
+
+
+def _gguf_file(ctx: RecipeContext, source: P.ModelSource) -> Path | None:
+    """The local GGUF file behind a source: in the project, or in an installed package (found, not imported)."""
+    if source.package:
+        import importlib.util
+
+        try:
+            spec = importlib.util.find_spec(source.package)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        base = Path(next(iter(spec.submodule_search_locations))) / source.path
+    else:
+        base = ctx.root / source.path
+    file = base / (source.gguf_file or "")
+    return file if file.is_file() else None
 
 
 def _with_source(card: Card, source: P.ModelSource) -> Card:
