@@ -157,3 +157,30 @@ def test_classifier_lora_merge_and_after_training(tiny_bert_dir, project):
     checks = json.loads((ctx.run_dir / "export" / "check.json").read_text())
     assert checks["ok"] and checks["weights_differ_from_base"] and "generation" not in checks
     assert json.loads((ctx.run_dir / "report.json").read_text())["metrics_after"].keys() == {"loss", "accuracy", "f1"}
+
+
+def test_full_and_bottleneck_adapter_exports(tiny_llama_dir, project):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ftlang.backend.adapters import AdapterConfig, inject_adapters, is_adapter_dir
+    from ftlang.plan import AdapterMethod, FullMethod
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
+    full = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir))
+    ctx = RunContext(plan=make_plan(project, method=FullMethod()), run_dir=project / "full", model=full,
+                     tokenizer=tok, data=chat_prepared(tok))
+    ctx.run_dir.mkdir()
+    res = export(ctx, {}, [])
+    assert res.adapter_dir is None and (res.model_dir / "model.safetensors").is_file()
+    again = AutoModelForCausalLM.from_pretrained(str(res.model_dir))
+    ids = torch.tensor([[5, 6, 7]])
+    with torch.no_grad():
+        assert torch.equal(again(input_ids=ids).logits, full(input_ids=ids).logits)
+
+    model = inject_adapters(AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir)), AdapterConfig(bottleneck=8))
+    ctx = RunContext(plan=make_plan(project, method=AdapterMethod(bottleneck=8)), run_dir=project / "adapter",
+                     model=model, tokenizer=tok, data=chat_prepared(tok))
+    ctx.run_dir.mkdir()
+    res = export(ctx, {}, [])
+    assert is_adapter_dir(res.adapter_dir) and (res.adapter_dir / "adapter_model.safetensors").is_file()
