@@ -194,3 +194,13 @@ def test_plan_locations_name_recipe_lines(proj: Path) -> None:
     assert re.search(r"data tickets", text[plan.data["tickets"].loc.line - 1])
     assert "gate perplexity" in text[plan.eval.gates[0].loc.line - 1]
     assert plan.data["tickets"].loc.file == "support_bot.ft"
+
+
+def test_check_a_folder(proj: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(proj)
+    (proj / "sub").mkdir(exist_ok=True)
+    (proj / "sub" / "ok.ft").write_text('import "../base.ft"\n')
+    assert main(["check", "sub"]) == 0
+    assert main(["check", ".", "--format", "concise"]) == 1  # the reject_*.ft files
+    out = capsys.readouterr().out
+    assert "reject_unknown_key.ft" in out and "FT101" in out

@@ -10,7 +10,7 @@ HELP = "check recipes: syntax, types, names, paths, method rules, resources (no 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="+", metavar="FILE", help=".ft recipe files")
+    parser.add_argument("files", nargs="+", metavar="FILE", help=".ft recipe files, or folders to search for them")
     parser.add_argument("--format", choices=FORMATS, default="human", help="diagnostics output format")
     parser.add_argument("--strict", action="store_true", help="warnings fail the check too")
     add_set(parser)
@@ -43,11 +43,19 @@ def run(args: argparse.Namespace) -> int:
         sets = parse_sets(args.sets)
     except UsageError as e:
         return usage(str(e))
-    missing = [f for f in args.files if not Path(f).is_file()]
+    missing = [f for f in args.files if not Path(f).exists()]
     if missing:
         return usage(f"no such file: {', '.join(missing)}")
+    files: list[Path] = []
+    for f in map(Path, args.files):
+        # a folder: every .ft below it, skipping hidden folders (.git, .venv)
+        files.extend(sorted(p for p in f.rglob("*.ft")
+                            if not any(part.startswith(".") for part in p.relative_to(f).parts))
+                     if f.is_dir() else [f])
+    if not files:
+        return usage(f"no .ft files in {', '.join(args.files)}")
     diags, sources = [], {}
-    for f in args.files:
+    for f in files:
         res = check_file(f, sets=sets, recipe=args.recipe)
         diags.extend(res.diagnostics)
         sources.update(res.sources)
