@@ -193,3 +193,195 @@ def test_a_lock_left_empty_by_a_killed_holder_does_not_block(tmp_path):
     os.utime(reg_dir / "tiny" / ".lock", (time.time() - 5, time.time() - 5))
     proc = ftlang("registry", "verify", "--registry", str(reg_dir), timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# ---------------------------------------------------------------------------- training under SIGKILL
+
+#: runs `ftlang ...` with one fault point armed. At the point it writes FT_FAULT_FLAG and holds (the
+#: test then SIGKILLs it), or raises ENOSPC like a full disk. Injection by monkeypatching the real
+#: functions the run calls, so everything before and after the point is the real code path.
+FAULT_RUNNER = textwrap.dedent('''
+    import errno, os, sys, time
+    from pathlib import Path
+
+    point = os.environ["FT_FAULT"]
+    flag = Path(os.environ["FT_FAULT_FLAG"])
+
+    def hold():
+        flag.write_text(point)
+        time.sleep(600)
+
+    if point == "before_first_checkpoint":
+        import transformers.trainer as tt
+
+        def _save_checkpoint(self, *a, **k):
+            hold()
+        tt.Trainer._save_checkpoint = _save_checkpoint
+    elif point in ("mid_checkpoint_save", "disk_full_checkpoint"):
+        import torch
+        real_save, seen = torch.save, []
+
+        def save(obj, f, *a, **k):
+            if point == "disk_full_checkpoint" and str(f).endswith("optimizer.pt") and len(seen) == 1:
+                with open(f, "wb") as out:
+                    out.write(b"\\0" * 100)  # a partial file, then the disk is full
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(f))
+            real_save(obj, f, *a, **k)
+            if str(f).endswith("optimizer.pt"):
+                seen.append(f)
+                if point == "mid_checkpoint_save" and len(seen) == 2:
+                    hold()  # the 2nd checkpoint has weights + optimizer, not yet scheduler/rng/state
+        torch.save = save
+    elif point == "after_last_step":
+        import ftlang.backend.artifacts as art
+
+        def save_trained(*a, **k):
+            hold()
+        art.save_trained = save_trained
+    elif point == "mid_adapter_save":
+        import ftlang.backend.artifacts as art
+
+        def _swap_in(tmp, final):
+            hold()  # the adapter is fully written to its temp dir, not yet renamed into place
+        art._swap_in = _swap_in
+    else:
+        raise SystemExit(f"unknown fault point {point}")
+
+    from ftlang.cli import main
+    sys.exit(main(sys.argv[1:]))
+''')
+
+STEPS = 12
+
+
+def _adapter(run: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(run / "adapter" / "adapter_model.safetensors"))
+
+
+def _max_diff(a: dict, b: dict) -> float:
+    import torch
+
+    assert a.keys() == b.keys() and a
+    return max(torch.max(torch.abs(a[k].float() - b[k].float())).item() for k in a)
+
+
+@pytest.fixture(scope="module")
+def train_project(tmp_path_factory, tiny_llama_dir):
+    """A tiny LoRA plan (dropout on: the resumed RNG state matters) and its uninterrupted run."""
+    pytest.importorskip("torch")
+    from backend_helpers import chat_project
+
+    from ftlang.plan import LoraMethod
+
+    root = tmp_path_factory.mktemp("faultproj")
+    plan = chat_project(root, tiny_llama_dir, LoraMethod(r=4, alpha=8, dropout=0.1, targets=["q_proj", "v_proj"]),
+                        # constant lr: an extra or a skipped step after a resume changes the weights
+                        train={"max_steps": STEPS, "save_steps": 4, "logging_steps": 2, "lr": 5e-3,
+                               "schedule": "constant"},
+                        eval={"every": "end"})
+    straight = ftlang("run", "--plan", str(plan), "--out", "runs/straight", cwd=root, timeout=600)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    return root, plan, _adapter(root / "runs" / "straight")
+
+
+def _run_with_fault(root: Path, plan: Path, point: str, out: Path) -> subprocess.Popen:
+    script = root / "fault_runner.py"
+    script.write_text(FAULT_RUNNER)
+    env = {**ENV, "FT_FAULT": point, "FT_FAULT_FLAG": str(root / f"flag-{point}")}
+    return subprocess.Popen([sys.executable, str(script), "run", "--plan", str(plan), "--out", str(out)],
+                            cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _kill_at(root: Path, plan: Path, point: str) -> Path:
+    out = root / "runs" / point
+    flag = root / f"flag-{point}"
+    flag.unlink(missing_ok=True)
+    proc = _run_with_fault(root, plan, point, out)
+    deadline = time.monotonic() + 500
+    while not flag.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    reached = flag.exists()
+    proc.send_signal(signal.SIGKILL)
+    _, err = proc.communicate(timeout=60)
+    assert reached, f"the run never reached {point} (rc {proc.returncode}): {err[-3000:]}"
+    assert proc.returncode == -signal.SIGKILL
+    assert json.loads((out / "run.json").read_text())["status"] == "running"
+    assert not (out / "adapter").exists()
+    return out
+
+
+def _completed_checkpoints(run: Path) -> list[str]:
+    from ftlang.backend.checkpoint import complete_checkpoints
+
+    return [p.name for p in complete_checkpoints(run / "checkpoints")] if (run / "checkpoints").is_dir() else []
+
+
+def _resume_and_compare(root: Path, plan: Path, run: Path, straight: dict) -> dict:
+    resumed = ftlang("run", "--plan", str(plan), "--resume", str(run), cwd=root, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "done" and record["global_step"] == STEPS
+    assert _max_diff(straight, _adapter(run)) <= 1e-6
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in rows if "loss" in r]
+    assert steps == sorted(set(steps)) and steps[-1] == STEPS  # no step logged twice after the resume
+    return record
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_sigkill_before_the_first_checkpoint_then_resume(train_project):
+    root, plan, straight = train_project
+    run = _kill_at(root, plan, "before_first_checkpoint")
+    assert _completed_checkpoints(run) == []  # steps 1..4 ran, nothing saved yet
+    record = _resume_and_compare(root, plan, run, straight)
+    assert record.get("resumed_from") in (None, "")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_sigkill_in_the_middle_of_a_checkpoint_save_then_resume(train_project):
+    root, plan, straight = train_project
+    run = _kill_at(root, plan, "mid_checkpoint_save")
+    half = run / "checkpoints" / "checkpoint-8"
+    assert half.is_dir() and (half / "optimizer.pt").is_file()
+    assert _completed_checkpoints(run) == ["checkpoint-4"]  # the half-written one is not resumable
+    record = _resume_and_compare(root, plan, run, straight)
+    assert Path(record["resumed_from"]).name == "checkpoint-4"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+@pytest.mark.xfail(strict=False, reason=(
+    "train bug found here: resuming from a checkpoint at max_steps trains one extra step (global_step "
+    "13 of 12, a val_loss row at step 13; with a constant lr the adapter differs by 5e-3). "
+    "Fix in backend/train.py: when the resume checkpoint's step >= max_steps, skip trainer.train()."))
+@pytest.mark.parametrize("point", ["after_last_step", "mid_adapter_save"])
+def test_sigkill_after_the_last_step_then_resume(train_project, point):
+    root, plan, straight = train_project
+    run = _kill_at(root, plan, point)
+    assert f"checkpoint-{STEPS}" in _completed_checkpoints(run)
+    record = _resume_and_compare(root, plan, run, straight)
+    assert Path(record["resumed_from"]).name == f"checkpoint-{STEPS}"
+    assert not [p for p in run.iterdir() if p.name.startswith(".adapter.tmp")]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_disk_full_while_checkpointing_is_a_diagnostic_and_resumable(train_project):
+    root, plan, straight = train_project
+    out = root / "runs" / "disk_full"
+    proc = _run_with_fault(root, plan, "disk_full_checkpoint", out)
+    _, err = proc.communicate(timeout=600)
+    # the partial checkpoint is never taken for a complete one, and no adapter was produced
+    assert _completed_checkpoints(out) == ["checkpoint-4"]
+    assert not (out / "adapter").exists()
+    assert "Traceback" not in err
+    clear = proc.returncode == 1 and "FT7" in err and "space" in err.lower()
+    # with the disk freed, the run resumes from the last complete checkpoint to the same weights
+    _resume_and_compare(root, plan, out, straight)
+    if not clear:
+        pytest.xfail(f"a full disk while checkpointing exits {proc.returncode} without an FT7xx diagnostic "
+                     f"naming the disk (backend/run.py lets OSError through): {err.strip()[-300:]}")
