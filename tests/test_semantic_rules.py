@@ -226,3 +226,15 @@ def test_gguf_model_sources(proj: Path) -> None:
     (proj / "models" / "junk.gguf").write_bytes(b"junk")
     d = only_error(proj, variant("model", 'model = gguf("models/junk.gguf")'))
     assert d.code == "FT212"
+
+
+@pytest.mark.parametrize("written, meant", [("learning_rate", "lr"), ("num_epochs", "epochs"),
+                                            ("gradient_accumulation_steps", "grad_accum"), ("epocs", "epochs")])
+def test_foreign_key_names_suggest_ftlang_spelling(proj: Path, written: str, meant: str) -> None:
+    d = only_error(proj, variant("train", f"train {{ lr = 2e-4, {written} = 2 }}".replace("lr = 2e-4, lr", "lr")))
+    assert d.code == "FT101" and f"did you mean `{meant}`" in d.message
+
+
+def test_method_kind_case(proj: Path) -> None:
+    d = only_error(proj, variant("method", "method LoRA { r = 8, alpha = 16 }"))
+    assert d.code == "FT104" and "`lora`" in d.help

@@ -22,8 +22,25 @@ class Problem(Exception):
 
 
 def did_you_mean(name: str, options) -> str | None:
-    match = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
+    options = list(options)
+    folded = {o.lower(): o for o in options}
+    if name.lower() in folded:  # `LoRA` for `lora`
+        return folded[name.lower()]
+    match = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
     return match[0] if match else None
+
+
+#: what users of transformers / Axolotl / torchtune write for a key, and ftlang's spelling
+FOREIGN_KEYS = {
+    "learning_rate": "lr", "num_epochs": "epochs", "num_train_epochs": "epochs", "batch_size": "batch",
+    "micro_batch_size": "batch", "per_device_train_batch_size": "batch", "gradient_accumulation_steps": "grad_accum",
+    "lora_r": "r", "rank": "r", "lora_alpha": "alpha", "lora_dropout": "dropout", "target_modules": "targets",
+    "warmup_ratio": "warmup", "warmup_steps": "warmup", "lr_scheduler_type": "schedule", "lr_scheduler": "schedule",
+    "sequence_len": "max_seq_len", "max_length": "max_seq_len", "max_seq_length": "max_seq_len",
+    "sample_packing": "packing", "bf16": "precision", "fp16": "precision", "optim": "optimizer",
+    "num_virtual_tokens": "virtual_tokens", "bnb_4bit_quant_type": "type", "quant_type": "type",
+    "bnb_4bit_use_double_quant": "double_quant", "bnb_4bit_compute_dtype": "compute_dtype",
+}
 
 
 def describe(node: ast.Value) -> str:
@@ -279,7 +296,8 @@ def _home(kind: str) -> str:
 
 def _unknown_key(key: str, span: Span, schema: BlockSchema) -> Diagnostic:
     options = schema.key_names + list(schema.blocks)
-    guess = did_you_mean(key, options)
+    foreign = FOREIGN_KEYS.get(key)
+    guess = foreign if foreign in options else did_you_mean(key, options)
     msg = f"unknown key `{key}` in {_where(schema)}"
     if guess:
         return error("FT101", f"{msg}: did you mean `{guess}`?", span, f"replace `{key}` with `{guess}`")
