@@ -14,8 +14,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 
 from ftlang.diagnostics import Diagnostic, error
@@ -27,7 +29,13 @@ _PARSE_CACHE: dict[tuple[str, int, int], tuple[SourceFile, ast.Module | None, li
 
 
 def project_root(path: Path) -> Path:
-    start = path.resolve().parent
+    return _root_of(os.path.realpath(path.parent if str(path.parent) else "."))
+
+
+@lru_cache(maxsize=256)
+def _root_of(start_dir: str) -> Path:
+    # cached per folder: a checker process does not see projects appear around it
+    start = Path(start_dir)
     for d in (start, *start.parents):
         if (d / ".git").exists() or (d / "pyproject.toml").is_file():
             return d
@@ -35,11 +43,13 @@ def project_root(path: Path) -> Path:
 
 
 def inside(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-        return True
-    except ValueError:
-        return False
+    real, base = os.path.realpath(path), _real(str(root))
+    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
+
+
+@lru_cache(maxsize=256)
+def _real(path: str) -> str:
+    return os.path.realpath(path)
 
 
 def _parse_file(path: Path) -> tuple[SourceFile, ast.Module | None, list[Diagnostic]]:
