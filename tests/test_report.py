@@ -159,3 +159,17 @@ def test_diff_unit_seed_via_param_and_data_change():
     assert "d: x -> y" in text and "torch: 2.1 -> 2.2" in text and "differ only" not in text
     same = format_diff(diff(base, base), "A", "B")
     assert "no differences" in same
+
+
+def test_markdown_report_escapes_values(tiny_llama_dir, project):
+    ctx, _ = _run(tiny_llama_dir, project, registry=False)
+    md = (ctx.run_dir / "report.md").read_text()
+    outside_fences = md.split("## Recipe")[0]
+    assert "<script>" not in outside_fences and "&lt;script&gt;" in outside_fences
+    assert "# <script>" in md  # the recipe source itself is shown verbatim, inside a fence
+
+
+def test_fence_outgrows_backticks_in_text():
+    from ftlang.report.build import md_fence
+
+    assert md_fence("plain") == "````" and md_fence("a ````` b") == "``````"

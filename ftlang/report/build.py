@@ -12,6 +12,7 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 from datetime import datetime, timezone
 from importlib import metadata
@@ -191,6 +192,21 @@ def size(v: Any) -> str:
     return str(v)
 
 
+def md_text(v: Any) -> str:
+    """Inline Markdown text: HTML-significant characters as entities (Markdown renders them as
+    text), table pipes and backticks escaped, newlines flattened."""
+    text = str(v)
+    for a, b in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|"), ("`", "\\`")):
+        text = text.replace(a, b)
+    return " ".join(text.splitlines())
+
+
+def md_fence(text: Any) -> str:
+    """A backtick fence longer than any backtick run inside the text, so it cannot be closed early."""
+    longest = max((len(m) for m in re.findall(r"`+", str(text))), default=0)
+    return "`" * max(4, longest + 1)
+
+
 def _env(autoescape: bool):
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
@@ -199,6 +215,8 @@ def _env(autoescape: bool):
     env.filters["num"] = num
     env.filters["size"] = size
     env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2, sort_keys=True)
+    env.filters["md"] = md_text
+    env.filters["fence"] = md_fence
     return env
 
 
