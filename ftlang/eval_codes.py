@@ -1,0 +1,52 @@
+"""Explain texts for the FT8xx codes of the eval, gate, export, registry, report and serve stages.
+
+Torch-free. `ftlang explain` picks them up once ftlang/semantic/rules/__init__.py `_load()` imports
+this module (one line: `from ftlang import eval_codes`).
+"""
+
+from __future__ import annotations
+
+from ftlang.semantic.rules import document
+
+document("FT801", "gate on a metric that was not computed", """
+A `gate` reads a name the run did not compute: a metric missing from `eval { metrics = [...] }`, or
+`forgetting` without `eval { forgetting on <dataset> }`. The gate cannot be judged, so the run stops
+at the gate's line before anything is exported. Add the metric, or remove the gate.""")
+document("FT802", "gate cannot be evaluated", """
+A gate's expression failed at run time: a metric is NaN (no validation tokens, or a diverged
+model), or the expression compares values of different types. Check metrics.jsonl and the
+validation set.""")
+document("FT811", "merge refused for this method", """
+`export { merge = true }` folds weight deltas into the base. LoRA, QLoRA and IA3 learn such deltas;
+prefix tuning, prompt tuning and bottleneck adapters add tokens or layers instead, so there is
+nothing to merge. Ship the adapter (merge = false) and load it with the base.""")
+document("FT812", "merge into a quantized base refused", """
+Merging into 4-bit or 8-bit weights rounds the merged result and silently degrades the model.
+ftlang reloads the base unquantized (fp32/bf16) and loads the saved adapter onto it; this error
+means the loader returned a quantized model.""")
+document("FT813", "post-export check failed", """
+After merging, ftlang reloads the merged model from disk and checks that its weights differ from
+the base (an all-zero or untrained adapter merges to the base: the export would silently ship the
+base model), that its logits match the adapter model's, and that a short greedy generation ends
+within max_new_tokens. Nothing is exported when a check fails.""")
+document("FT814", "export could not be written", """
+Writing export/ failed (disk full, permissions). The export is built in a temporary directory and
+renamed into place, so no half-written export is left behind.""")
+document("FT820", "unknown registry model or version", """
+The registry has no model by that name, or the model has no such version. `ftlang registry list
+--registry DIR` shows what is there.""")
+document("FT822", "registry is locked", """
+Another publish or promote holds the registry lock (<dir>/<name>/.lock). A lock whose process is
+gone, or older than 10 minutes, is broken automatically; a live one is waited for. Delete the lock
+file only if no ftlang process is running.""")
+document("FT823", "invalid registry name or stage", """
+Registry model names use letters, digits, '.', '_' and '-'; stages are staging, production and
+archived (one production version per model: promoting another archives the previous one).""")
+document("FT824", "artifact to publish is missing", """
+A file or directory given to the registry does not exist: the export step did not produce it.""")
+document("FT830", "no run report", """
+`ftlang report show|diff` reads report.json in a run directory written by `ftlang run`.""")
+document("FT840", "cannot serve this model or adapter", """
+`ftlang serve` needs a base model (a directory with config.json, a .gguf file, or a cached hub id)
+and PEFT adapter directories (with adapter_config.json) given as --adapter NAME=PATH; the name
+"base" is reserved for the base model without an adapter.""")
