@@ -268,6 +268,10 @@ def export(ctx: Any, metrics: dict[str, float], gates: list[dict], forced: bool 
         if final.exists():
             shutil.rmtree(final)
         os.rename(tmp, final)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DiagnosticError(error("FT814", f"could not write the export to {final}: {e}", loc_span(plan.export.loc),
+                                    help="check free disk space and permissions of the run directory")) from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
