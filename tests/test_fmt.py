@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,85 @@ def test_shape_ignores_positions_only() -> None:
     c, _ = parse_text("recipe r { x = 2 }")
     assert shape(a.items) == shape(b.items) != shape(c.items)
     assert SourceFile("x", "a").span(0, 1) != SourceFile("y", "a").span(0, 1)
+
+
+# --------------------------------------------------------------------------- generated programs
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from ftlang.syntax.mutate import invariant_failures  # noqa: E402
+
+KEYWORDS = {"import", "param", "recipe", "extends", "model_card", "alias", "data", "dataset", "gate",
+            "forgetting", "on", "and", "or", "not", "true", "false"}
+names = st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True).filter(lambda n: n not in KEYWORDS)
+numbers = st.sampled_from(["0", "16", "2e-4", "1.0", ".5", "1.", "3%", "0.5%", "24GB", "512MiB", "1B", "007"])
+strings = st.text(max_size=12).map(quote)
+leaves = st.one_of(numbers, strings, names, st.sampled_from(["true", "false"]))
+
+
+def _compound(children):
+    args = st.lists(st.one_of(children, st.tuples(names, children).map(lambda kv: f"{kv[0]} = {kv[1]}")),
+                    max_size=3)
+    return st.one_of(
+        st.lists(children, max_size=4).map(lambda xs: "[" + ", ".join(xs) + "]"),
+        st.tuples(names, args).map(lambda t: f"{t[0]}({', '.join(t[1])})"),
+        st.tuples(children, st.sampled_from(["+", "-", "*", "/", "and", "or"]), children)
+          .map(lambda t: f"{t[0]} {t[1]} {t[2]}"),
+        st.tuples(children, st.sampled_from(["<", "<=", ">", ">=", "==", "!="]), children)
+          .map(lambda t: f"({t[0]}) {t[1]} ({t[2]})"),
+        children.map(lambda x: f"not ({x})"),
+        children.map(lambda x: f"-({x})"),
+        children.map(lambda x: f"({x})"),
+    )
+
+
+values = st.recursive(leaves, _compound, max_leaves=8)
+
+
+def _stmt(children):
+    labels = st.one_of(st.just(""), names, strings)
+    return st.one_of(
+        st.tuples(names, labels, st.lists(children, max_size=3)).map(
+            lambda t: f"{t[0]} {t[1]} {{ " + ", ".join(t[2]) + " }"),
+    )
+
+
+flat_stmts = st.one_of(
+    st.tuples(names, values).map(lambda t: f"{t[0]} = {t[1]}"),
+    values.map(lambda v: f"gate {v}"),
+    names.map(lambda n: f"forgetting on {n}"),
+    st.tuples(names, values).map(lambda t: f"alias {t[0]} = {t[1]}"),
+    st.tuples(names, st.lists(st.one_of(names, st.tuples(names, values).map(lambda t: f"{t[0]}(x = {t[1]})")),
+                              min_size=1, max_size=4)).map(lambda t: f"dataset {t[0]} = " + " | ".join(t[1])),
+    st.tuples(names, st.text(max_size=8).map(quote)).map(lambda t: f"data {t[0]} = jsonl({t[1]}) {{ format = chat }}"),
+)
+stmts = st.recursive(flat_stmts, _stmt, max_leaves=10)
+recipes = st.tuples(names, st.lists(stmts, max_size=6)).map(
+    lambda t: f"recipe {t[0]} {{\n" + "\n".join(t[1]) + "\n}\n")
+layouts = st.lists(st.sampled_from([" ", "\n", "\n\n\n", "  # note\n", "\t", " # x, y { }\n"]), min_size=1)
+
+
+@st.composite
+def programs(draw) -> str:
+    text = draw(st.lists(recipes, min_size=1, max_size=2).map("".join))
+    # re-space: every run of spaces may become any layout (comments, blank lines, tabs)
+    pieces = text.split(" ")
+    out = [pieces[0]]
+    for piece in pieces[1:]:
+        out.append(draw(st.sampled_from([" ", " ", " ", draw(layouts) and " ".join([" "] + draw(layouts))])))
+        out.append(piece)
+    return "".join(out)
+
+
+@settings(max_examples=int(os.environ.get("FTLANG_FUZZ_EXAMPLES", "60")), deadline=None,
+          suppress_health_check=list(HealthCheck), database=None)
+@given(programs())
+def test_generated_programs_format_cleanly(text: str) -> None:
+    module, diags = parse_text(text)
+    if module is None:  # a layout choice can split a token (e.g. inside a string); nothing to format
+        assert diags
+        return
+    assert invariant_failures(text) == []
+    out = fmt(text)
+    assert all(line == line.rstrip() for line in out.splitlines())

@@ -610,9 +610,9 @@ class _Lower:
         def peek() -> Any:
             return items[pos] if pos < len(items) else None
 
-        def binary(min_prec: int) -> ast.Value:
+        def binary(min_prec: int, after_not: bool = False) -> ast.Value:
             nonlocal pos
-            left = unary(min_prec)
+            left = unary(min_prec, after_not)
             compared = False
             while True:
                 op = peek()
@@ -634,17 +634,17 @@ class _Lower:
                 else:
                     left = ast.Arith(span, _ARITH_OPS[op.type], left, right)
 
-        def unary(min_prec: int) -> ast.Value:
+        def unary(min_prec: int, after_not: bool = False) -> ast.Value:
             nonlocal pos
             tok = peek()
             kind = getattr(tok, "type", None)
             if kind == "NOT":
-                if min_prec > _NOT_PREC:
+                if min_prec > _NOT_PREC and not after_not:  # `not not x` is fine, `a < not b` is not
                     raise _ExprError(error(
                         "FT001", "`not` needs parentheses here", self.tok_span(tok),
                         "write the negated part in parentheses, e.g. `a == (not b)`"))
                 pos += 1
-                operand = binary(_NOT_PREC + 1)
+                operand = binary(_NOT_PREC + 1, after_not=True)
                 return ast.Not(self.tok_span(tok).merge(operand.span), operand)
             if kind == "MINUS":
                 pos += 1
