@@ -1,0 +1,174 @@
+"""Training-path overhead: the same tiny LoRA fine-tune through ftlang vs a hand-written Trainer + PEFT script.
+
+    python bench/train_bench.py [--steps 30] [--reps 3] [--batch 8] [--seq 128] [--write]
+
+Both paths train the same saved 2-layer Llama (tests/tiny_models.py) on the same tokenized rows with
+the same collator, steps, lr, schedule and seed. ftlang's path is its real one: plan → load_for_training
+(methods.py) → train() (train.py, with its checkpoint/metrics/NaN callbacks); checkpoints are off on both
+sides (save_steps past the end) so the ratio measures the training loop, not disk writes. Reported:
+the step-time ratio ftlang / baseline (median step time over the repetitions, first 3 steps of each
+run excluded as warm-up; goal <= 1.02) and the max difference between the two loss curves (goal <= 1e-4).
+Runs alternate (ftlang, baseline, ftlang, ...) so load drift on a shared machine hits both alike.
+`--write` records the table under `## train` in bench/RESULTS.md (only that section is replaced).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+LR, R, ALPHA, TARGETS, SEED = 2e-3, 8, 16, ["q_proj", "k_proj", "v_proj", "o_proj"], 0
+WARMUP_STEPS = 3
+
+
+def _rows(tokenizer, n: int, seq: int) -> list[dict]:
+    from backend_helpers import _TEXTS
+
+    rows = []
+    for i in range(n):
+        text = " ".join(_TEXTS[(i + j) % len(_TEXTS)] for j in range(12))
+        ids = tokenizer(text)["input_ids"][: seq - (i % 7)]  # ragged lengths: padding is exercised
+        rows.append({"input_ids": ids, "attention_mask": [1] * len(ids), "labels": list(ids)})
+    return rows
+
+
+def ftlang_run(model_dir: Path, prepared, steps: int, batch: int, work: Path) -> tuple[list[float], list[float]]:
+    from backend_helpers import tiny_plan
+
+    from ftlang.backend.load import load_tokenizer
+    from ftlang.backend.methods import load_for_training
+    from ftlang.backend.train import seed_everything, train
+    from ftlang.plan import LoraMethod
+
+    plan = tiny_plan(model_dir, LoraMethod(r=R, alpha=ALPHA, targets=TARGETS), train={
+        "lr": LR, "max_steps": steps, "batch": batch, "logging_steps": 1, "seed": SEED, "save_steps": steps * 10,
+        "schedule": "linear",
+    })
+    tok = load_tokenizer(plan)
+    seed_everything(plan)
+    model = load_for_training(plan)
+    result = train(plan, prepared, model, tok, work, log=lambda s: None, tty=False)
+    losses = [r["loss"] for r in result.history if "loss" in r]
+    return result.step_times, losses
+
+
+def baseline_run(model_dir: Path, prepared, steps: int, batch: int, work: Path) -> tuple[list[float], list[float]]:
+    """What a user writes by hand: from_pretrained, LoraConfig, get_peft_model, Trainer."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, Trainer, TrainerCallback, TrainingArguments, set_seed
+
+    set_seed(SEED)
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=R, lora_alpha=ALPHA, target_modules=TARGETS))
+    times: list[float] = []
+    losses: list[float] = []
+
+    class Timer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            self.t = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            times.append(time.perf_counter() - self.t)
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                losses.append(logs["loss"])
+
+    args = TrainingArguments(
+        output_dir=str(work), learning_rate=LR, max_steps=steps, per_device_train_batch_size=batch,
+        logging_steps=1, seed=SEED, data_seed=SEED, lr_scheduler_type="linear", save_strategy="no",
+        report_to="none", use_cpu=True, disable_tqdm=True, remove_unused_columns=False,
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=prepared.train, data_collator=prepared.collator())
+    trainer.add_callback(Timer())
+    trainer.train()
+    return times, losses
+
+
+def write_results(table: str, command: str) -> None:
+    path = HERE / "RESULTS.md"
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    section = f"## train\n\n`{command}`\n\n{table}\n"
+    lines = text.split("\n")
+    start = next((i for i, line in enumerate(lines) if line.strip() == "## train"), None)
+    if start is None:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        text = "\n".join(lines[:start]) + "\n" + section + ("\n" + "\n".join(lines[end:]) if end < len(lines) else "")
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(text.rstrip("\n") + "\n")
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--write", action="store_true", help="record the result under ## train in bench/RESULTS.md")
+    a = ap.parse_args(argv)
+
+    from backend_helpers import TinyPrepared
+    from tiny_models import build_tiny_llama
+
+    from ftlang.backend.load import load_tokenizer  # noqa: F401 - import cost outside the timed loops
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        model_dir = build_tiny_llama(tmp_path / "tiny")
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(str(model_dir))
+        prepared = TinyPrepared(_rows(tok, a.batch * a.steps, a.seq), [], pad_id=tok.pad_token_id)
+        ours: list[float] = []
+        theirs: list[float] = []
+        max_diff = 0.0
+        for rep in range(a.reps):
+            t_f, l_f = ftlang_run(model_dir, prepared, a.steps, a.batch, tmp_path / f"f{rep}")
+            t_b, l_b = baseline_run(model_dir, prepared, a.steps, a.batch, tmp_path / f"b{rep}")
+            ours += t_f[WARMUP_STEPS:]
+            theirs += t_b[WARMUP_STEPS:]
+            assert len(l_f) == len(l_b) == a.steps, (len(l_f), len(l_b))
+            max_diff = max(max_diff, max(abs(x - y) for x, y in zip(l_f, l_b, strict=True)))
+            print(f"rep {rep}: ftlang median step {statistics.median(t_f[WARMUP_STEPS:]) * 1000:.1f} ms, "
+                  f"baseline {statistics.median(t_b[WARMUP_STEPS:]) * 1000:.1f} ms, "
+                  f"loss {l_f[0]:.4f} → {l_f[-1]:.4f}", flush=True)
+    med_f, med_b = statistics.median(ours), statistics.median(theirs)
+    ratio = med_f / med_b
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"step-time ratio ftlang/baseline: {ratio:.3f}x (goal <= 1.02)")
+    print(f"max loss-curve difference: {max_diff:.2e} (goal <= 1e-4)")
+    if a.write:
+        table = "\n".join([
+            f"Tiny LoRA fine-tune (2-layer Llama, hidden 64; r {R}, {len(TARGETS)} attention targets; batch {a.batch} × "
+            f"≤{a.seq} tokens; {a.steps} steps × {a.reps} alternating reps; CPU, {os.cpu_count()} cores shared, "
+            f"load average {load:.1f} at the end)",
+            "",
+            "| measure | value | goal |",
+            "|---|---|---|",
+            f"| ftlang median step time | {med_f * 1000:.1f} ms | |",
+            f"| hand-written Trainer + PEFT median step time | {med_b * 1000:.1f} ms | |",
+            f"| step-time ratio ftlang / baseline | {ratio:.3f}× | ≤ 1.02× |",
+            f"| max loss-curve difference ({a.steps} steps × {a.reps} reps) | {max_diff:.1e} | ≤ 1e-4 |",
+        ])
+        write_results(table, "python bench/train_bench.py " + " ".join(argv if argv is not None else sys.argv[1:]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
