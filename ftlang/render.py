@@ -21,6 +21,10 @@ FORMATS = ("human", "concise", "json", "github", "sarif")
 _TAB = "    "
 _MAX_SHOWN = 200  # characters of a source line shown around the caret (data files have huge lines)
 _WHOLE_FILE_LIMIT = 32 * 2**20
+# Files read for source lines, kept across render() calls (a data run renders row errors one by
+# one); keyed by mtime and size so an edited file is read again.
+_FILE_CACHE: dict[str, tuple[tuple[int, int], SourceFile]] = {}
+_FILE_CACHE_SIZE = 16
 
 _COLORS = {
     Severity.ERROR: "\x1b[1;31m", Severity.WARNING: "\x1b[1;33m", Severity.INFO: "\x1b[1;36m",
@@ -84,11 +88,20 @@ class _Lines:
     @staticmethod
     def _read(path: str) -> SourceFile | None:
         try:
-            if os.path.getsize(path) > _WHOLE_FILE_LIMIT:
+            st = os.stat(path)
+            if st.st_size > _WHOLE_FILE_LIMIT:
                 return None  # read lazily line by line instead
-            return SourceFile.read(path)
+            key = (st.st_mtime_ns, st.st_size)
+            hit = _FILE_CACHE.get(path)
+            if hit is not None and hit[0] == key:
+                return hit[1]
+            src = SourceFile.read(path)
         except (OSError, ValueError):
             return None
+        if len(_FILE_CACHE) >= _FILE_CACHE_SIZE:
+            _FILE_CACHE.pop(next(iter(_FILE_CACHE)))
+        _FILE_CACHE[path] = (key, src)
+        return src
 
 
 def _stream_line(path: str, line: int) -> str | None:

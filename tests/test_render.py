@@ -51,6 +51,8 @@ def test_human_reads_the_file_on_disk(tmp_path) -> None:
     d = error("FT601", "invalid JSON", src.span(9, 14), "fix the row")
     out = render([d], "human")
     assert f" --> {data}:2:1" in out and '2 | {"a":' in out and "^^^^^" in out
+    data.write_text('{"a": 1}\n{"b": 22222}\n')  # edited: read again, not served from the cache
+    assert '2 | {"b": 22222}' in render([d], "human")
 
 
 def test_human_without_span_or_source() -> None:
