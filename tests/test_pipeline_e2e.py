@@ -36,7 +36,7 @@ recipe tiny_e2e {
     max_samples = 2
     forgetting on general
     gate perplexity < PPL_LIMIT
-    gate forgetting < 1.0 and not overfitting
+    gate not overfitting
   }
   export {
     merge = true
