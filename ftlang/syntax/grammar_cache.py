@@ -1,7 +1,7 @@
 """Build the Lark LALR parser once and keep its tables in a JSON file in the user's cache dir.
 
 Lark's own `cache=` option pickles the parser; loading a pickle from a shared cache directory would
-let anyone who can write there run code, so the tables are stored as tagged JSON instead. Any
+let anyone who can write there run code, so the tables are stored as JSON instead. Any
 problem with the cache (unwritable dir, corrupt or stale file) falls back to building in memory.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 from ftlang.resources import grammar_path
 
-_FORMAT = 1  # bump when the encoding below changes
+_FORMAT = 2  # bump when the encoding below changes
 
 
 def cache_dir() -> Path:
@@ -27,31 +27,28 @@ def cache_dir() -> Path:
     return Path.home() / ".cache" / "ftlang"
 
 
+_INT_KEYS = "\u0000m"  # marks a dict whose keys are not strings (JSON objects only have string keys)
+
+
 def _encode(obj: Any) -> Any:
-    # JSON has no tuples and only string keys; tag both so the tables round-trip exactly.
+    # Lark's tables are dicts, lists, tuples and scalars; tuples load back as lists, which Lark
+    # only ever unpacks, and dicts keyed by state numbers are tagged so their int keys survive.
     if isinstance(obj, dict):
         if all(isinstance(k, str) for k in obj):
-            return {"d": {k: _encode(v) for k, v in obj.items()}}
-        return {"m": [[_encode(k), _encode(v)] for k, v in obj.items()]}
-    if isinstance(obj, tuple):
-        return {"t": [_encode(v) for v in obj]}
-    if isinstance(obj, list):
+            return {k: _encode(v) for k, v in obj.items()}
+        return {_INT_KEYS: [[_encode(k), _encode(v)] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
         return [_encode(v) for v in obj]
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     raise TypeError(f"cannot cache a {type(obj).__name__}")
 
 
-def _decode(obj: Any) -> Any:
-    if isinstance(obj, list):
-        return [_decode(v) for v in obj]
-    if isinstance(obj, dict):
-        if "d" in obj:
-            return {k: _decode(v) for k, v in obj["d"].items()}
-        if "m" in obj:
-            return {_decode(k): _decode(v) for k, v in obj["m"]}
-        return tuple(_decode(v) for v in obj["t"])
-    return obj
+def _object_hook(d: dict) -> Any:
+    pairs = d.get(_INT_KEYS)
+    if pairs is not None and len(d) == 1:
+        return {k: v for k, v in pairs}
+    return d
 
 
 def load_lark(options: dict[str, Any], callbacks: dict[str, Any]) -> Any:
@@ -66,8 +63,8 @@ def load_lark(options: dict[str, Any], callbacks: dict[str, Any]) -> Any:
     ).hexdigest()[:24]
     path = cache_dir() / f"grammar-{key}.json"
     try:
-        blob = json.loads(path.read_text(encoding="utf-8"))
-        return Lark._load_from_dict(_decode(blob["data"]), _decode(blob["memo"]), lexer_callbacks=callbacks)
+        blob = json.loads(path.read_text(encoding="utf-8"), object_hook=_object_hook)
+        return Lark._load_from_dict(blob["data"], blob["memo"], lexer_callbacks=callbacks)
     except Exception:  # noqa: BLE001 - a missing, stale or corrupt cache is rebuilt below
         pass
     parser = Lark(text, lexer_callbacks=callbacks, **options)
