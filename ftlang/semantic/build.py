@@ -33,6 +33,7 @@ from ftlang.syntax import ast
 
 # ---------------------------------------------------------------------------- blocks
 
+
 def bind_method(ctx: RecipeContext, node: ast.Block) -> None:
     kind = node.label.name if isinstance(node.label, ast.Ident) else None
     if kind not in METHOD_KINDS:
