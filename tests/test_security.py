@@ -315,3 +315,124 @@ def test_trust_remote_code_is_off_unless_the_recipe_says_so_and_check_warns(proj
     plan = ftlang("plan", "r.ft", cwd=proj)
     assert plan.returncode == 0, plan.stderr
     assert json.loads(plan.stdout)["model"]["source"]["trust_remote_code"] is True
+
+
+# ---------------------------------------------------------------------------- the server's exposure
+
+
+def test_serve_binds_loopback_by_default():
+    import argparse
+    import inspect
+
+    from ftlang.commands import serve as serve_cmd
+    from ftlang.serve.api import make_server
+
+    p = argparse.ArgumentParser()
+    serve_cmd.add_arguments(p)
+    assert p.parse_args(["--base", "x"]).host == "127.0.0.1"
+    assert inspect.signature(make_server).parameters["host"].default == "127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def base_server(tiny_llama_dir):
+    pytest.importorskip("torch")
+    import threading
+
+    from ftlang.serve.api import make_server
+    from ftlang.serve.models import ModelPool
+
+    srv = make_server(ModelPool(str(tiny_llama_dir), {}, max_tokens_cap=16), port=0, quiet=True)
+    assert srv.server_address[0] == "127.0.0.1"
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield srv.server_address[1]
+    srv.shutdown()
+    srv.server_close()
+
+
+def _raw_post(port: int, head: str, body: bytes = b"") -> tuple[int, dict]:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(head.encode() + body)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    status = int(data.split(b" ", 2)[1])
+    payload = json.loads(data.split(b"\r\n\r\n", 1)[1] or b"{}")
+    return status, payload
+
+
+def test_server_refuses_a_huge_declared_body_without_reading_it(base_server):
+    # 100 GB announced, nothing sent: the server must answer 413 at once instead of waiting or allocating
+    head = ("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Content-Length: 100000000000\r\nConnection: close\r\n\r\n")
+    status, payload = _raw_post(base_server, head)
+    assert status == 413 and payload["error"]["message"]
+
+
+@pytest.mark.parametrize("max_tokens", [17, 10**9, 0, -1, "64", 2.5, True])
+def test_server_bounds_max_tokens(base_server, max_tokens):
+    body = json.dumps({"model": "base", "prompt": "hi", "max_tokens": max_tokens}).encode()
+    head = (f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+    status, payload = _raw_post(base_server, head, body)
+    assert status == 400, payload
+    assert "max_tokens" in payload["error"]["message"]
+
+
+def test_server_answers_within_the_cap(base_server):
+    body = json.dumps({"model": "base", "prompt": "hi", "max_tokens": 16}).encode()
+    head = (f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+    status, payload = _raw_post(base_server, head, body)
+    assert status == 200 and payload["usage"]["completion_tokens"] <= 16
+
+
+# ---------------------------------------------------------------------------- loaders at run time
+
+
+def test_loaders_never_enable_remote_code_on_their_own(tmp_path):
+    """A local model whose config asks for custom code is not executed unless the plan says so."""
+    pytest.importorskip("transformers")
+    from plan_factory import make_plan
+
+    from ftlang.backend.load import load_model
+
+    model_dir = tmp_path / "models" / "evil"
+    model_dir.mkdir(parents=True)
+    marker = tmp_path / "code-ran"
+    (model_dir / "config.json").write_text(json.dumps({
+        **TINY_CONFIG, "model_type": "evil_llama", "auto_map": {"AutoConfig": "evil.EvilConfig",
+                                                                "AutoModelForCausalLM": "evil.EvilModel"}}))
+    (model_dir / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('pwned')\n"
+                                       "from transformers import LlamaConfig as EvilConfig\n")
+    (tmp_path / ".git").mkdir()
+    plan = make_plan(tmp_path, model={"source": {"kind": "local", "path": "models/evil"}})
+    assert plan.model.source.trust_remote_code is False
+    with pytest.raises(Exception):  # noqa: B017 - refused one way or another; what matters is below
+        load_model(plan)
+    assert not marker.exists(), "remote code ran although the plan did not allow it"
+
+
+def test_weights_are_read_from_safetensors_only(tmp_path):
+    """A model directory holding only a pickle checkpoint is refused rather than unpickled."""
+    torch = pytest.importorskip("torch")
+    from plan_factory import make_plan
+
+    from ftlang.backend.load import load_model
+
+    model_dir = tmp_path / "models" / "pkl"
+    model_dir.mkdir(parents=True)
+    (model_dir / "config.json").write_text(json.dumps(TINY_CONFIG))
+    marker = tmp_path / "unpickled"
+
+    class Boom:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    torch.save({"boom": Boom()}, model_dir / "pytorch_model.bin")
+    (tmp_path / ".git").mkdir()
+    plan = make_plan(tmp_path, model={"source": {"kind": "local", "path": "models/pkl"}})
+    with pytest.raises(Exception):  # noqa: B017
+        load_model(plan)
+    assert not marker.exists(), "a pickle checkpoint was unpickled"
