@@ -144,3 +144,36 @@ def test_registry_cli(tmp_path, capsys):
 
     if importlib.util.find_spec("ftlang.render") is not None:  # the diagnostics renderer (another stage)
         assert main(["registry", "show", "nope", "--registry", str(tmp_path / "reg")]) == 1
+
+
+def test_old_lock_is_stale_even_if_pid_lives(tmp_path):
+    import socket
+    import time
+
+    reg = Registry(tmp_path / "reg")
+    lock = tmp_path / "reg" / "m" / LOCK
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "created": 0}))
+    old = time.time() - 3600
+    os.utime(lock, (old, old))
+    assert reg.publish("m", {"adapter": _artifact(tmp_path)}, plan_hash="h") == "v1"
+
+
+_CONCURRENT = textwrap.dedent("""
+    import sys
+    from ftlang.registry import Registry
+    print(Registry(sys.argv[1]).publish("bot", {"adapter": sys.argv[2]}, plan_hash=sys.argv[3]))
+""")
+
+
+def test_concurrent_publishes_get_distinct_versions(tmp_path):
+    art = _artifact(tmp_path)
+    procs = [subprocess.Popen([sys.executable, "-c", _CONCURRENT, str(tmp_path / "reg"), str(art), f"h{i}"],
+                              stdout=subprocess.PIPE, text=True) for i in range(4)]
+    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert sorted(outs) == ["v1", "v2", "v3", "v4"]
+    reg = Registry(tmp_path / "reg")
+    assert reg.verify() == ([], [])
+    parents = {reg.manifest("bot", v)["parent"] for v in outs}
+    assert parents == {None, "v1", "v2", "v3"}  # a chain: each publish saw the one before
