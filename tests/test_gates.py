@@ -46,3 +46,10 @@ def test_nan_metric_is_ft802():
 
 def test_no_gates_table():
     assert "none" in table([])
+
+
+def test_declared_but_unmeasurable_metric_says_so():
+    env = environment({"perplexity": 3.0}, overfitting=False, forgetting=None)
+    with pytest.raises(DiagnosticError) as e:
+        check_gates([gate("rouge_l >= 0.3", 9)], env, declared=["perplexity", "rouge_l"])
+    assert "not measurable" in e.value.diagnostics[0].message

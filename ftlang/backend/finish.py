@@ -154,7 +154,7 @@ def after_training(ctx: RunContext) -> int:
         _log(verdict)
 
         env = environment(after, overfit, forget)
-        results: list[GateResult] = check_gates(list(plan.eval.gates), env)
+        results: list[GateResult] = check_gates(list(plan.eval.gates), env, declared=plan.eval.metrics)
         write_gates(run_dir, results, env, forced=bool(ctx.force))
         summary["gates"] = [r.__dict__ for r in results]
         _log("\ngates:\n" + table(results))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,8 +68,12 @@ def environment(metrics: Mapping[str, float], overfitting: bool, forgetting: flo
     return env
 
 
-def check_gates(gates: list[GatePlan], env: Mapping[str, Any]) -> list[GateResult]:
-    """Evaluate every gate; a gate naming something not in `env` raises FT801 (all at once)."""
+def check_gates(gates: list[GatePlan], env: Mapping[str, Any], declared: Collection[str] = ()) -> list[GateResult]:
+    """Evaluate every gate; a gate naming something not in `env` raises FT801 (all at once).
+
+    `declared`: the metrics the recipe asked for, so a declared metric that could not be computed
+    (e.g. ROUGE on a validation set without assistant answers) gets its own message.
+    """
     problems: list[Diagnostic] = []
     results: list[GateResult] = []
     for gate in gates:
@@ -77,12 +81,16 @@ def check_gates(gates: list[GatePlan], env: Mapping[str, Any]) -> list[GateResul
         missing = sorted(n for n in names(gate.expr) if n not in env)
         if missing:
             known = ", ".join(sorted(env)) or "none"
-            problems.append(error(
-                "FT801", f"gate `{text}` reads {', '.join(missing)}, which this run did not compute",
-                loc_span(gate.loc),
-                help=f"add it to `eval {{ metrics = [...] }}` (computed here: {known}); "
-                     "`forgetting` needs `eval { forgetting on <dataset> }`",
-            ))
+            unmeasured = [n for n in missing if n in declared]
+            if unmeasured:
+                message = (f"gate `{text}` reads {', '.join(missing)}, declared but not measurable on this "
+                           "validation set (no rows with a final assistant answer, or no validation rows)")
+                help_ = "give the validation set chat or instruction rows with answers, or drop the gate"
+            else:
+                message = f"gate `{text}` reads {', '.join(missing)}, which this run did not compute"
+                help_ = (f"add it to `eval {{ metrics = [...] }}` (computed here: {known}); "
+                         "`forgetting` needs `eval { forgetting on <dataset> }`")
+            problems.append(error("FT801", message, loc_span(gate.loc), help=help_))
             continue
         values = {n: env[n] for n in sorted(names(gate.expr))}
         nan = [n for n, v in values.items() if isinstance(v, float) and math.isnan(v)]
