@@ -238,3 +238,8 @@ def test_foreign_key_names_suggest_ftlang_spelling(proj: Path, written: str, mea
 def test_method_kind_case(proj: Path) -> None:
     d = only_error(proj, variant("method", "method LoRA { r = 8, alpha = 16 }"))
     assert d.code == "FT104" and "`lora`" in d.help
+
+
+def test_alpha_defaults_to_twice_r(proj: Path) -> None:
+    res = check_text(variant("method", "method lora { r = 16, targets = [q_proj] }"), proj / "r.ft")
+    assert res.plan.method.alpha == 32 and [d.code for d in res.diagnostics] == []

@@ -53,6 +53,8 @@ def bind_method(ctx: RecipeContext, node: ast.Block) -> None:
     if kind in ("lora", "qlora"):
         for k in ("r", "alpha", "dropout", "dora", "rslora", "bias"):
             kw[k] = tb.get(k)
+        if kw["alpha"] is None:
+            kw["alpha"] = 2 * kw["r"]  # the common choice, and what the FT402 guidance asks for
         kw["alpha"] = int(kw["alpha"]) if float(kw["alpha"]).is_integer() else kw["alpha"]
         kw["targets"] = card.expand(tb.get("targets")) if (card and tb.has("targets")) else \
             (tb.get("targets") or default_targets)

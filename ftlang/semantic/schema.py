@@ -70,7 +70,7 @@ CANONICAL_FIELDS = ("instruction", "input", "output", "system", "messages", "con
 
 _LORA_KEYS = (
     K("r", "int", "the rank of the update matrices", default=8, min=1),
-    K("alpha", "number", "the scaling numerator: updates are scaled by alpha / r", default=16, min=1),
+    K("alpha", "number", "the scaling numerator: updates are scaled by alpha / r (default: 2·r)", min=1),
     K("dropout", "fraction", "dropout on the adapter input", default=0.0, min=0, max=1, max_open=True),
     K("targets", "ident_list", "module names or card aliases to adapt (default: the card's all_linear)"),
     K("dora", "bool", "weight-decomposed LoRA (DoRA)", default=False),
@@ -102,7 +102,7 @@ BLOCKS: list[BlockSchema] = [
     BlockSchema("method.lora", "low-rank adaptation (PEFT LoRA)", keys=_LORA_KEYS),
     BlockSchema("method.qlora", "LoRA over a 4-bit quantized base (bitsandbytes)", keys=(
         K("r", "int", "the rank of the update matrices", default=16, min=1),
-        K("alpha", "number", "the scaling numerator: updates are scaled by alpha / r", default=32, min=1),
+        K("alpha", "number", "the scaling numerator: updates are scaled by alpha / r (default: 2·r)", min=1),
         K("dropout", "fraction", "dropout on the adapter input", default=0.05, min=0, max=1, max_open=True),
         *_LORA_KEYS[3:],
     ), blocks=("quant",)),
