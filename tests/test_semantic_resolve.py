@@ -121,3 +121,14 @@ def test_alias_defined_twice(tmp_path: Path) -> None:
             "  intermediate = 8\n  vocab = 10\n  modules = [q_proj]\n  alias a = [q_proj]\n  alias a = [q_proj]\n}\n")
     res = check_text(text, tmp_path / "c.ft")
     assert [(d.code, d.span.line) for d in res.diagnostics] == [("FT202", 11)]
+
+
+def test_string_params_as_call_arguments(tmp_path: Path) -> None:
+    proj = make_project(tmp_path)
+    text = 'param train_file = "data/chat.jsonl"\nparam base = "models/tiny-llama"\n' + BASE.replace(
+        'local("models/tiny-llama")', "local(base)").replace('chat_jsonl("data/chat.jsonl")', "chat_jsonl(train_file)")
+    res = check_text(text, proj / "r.ft")
+    assert res.plan is not None and res.plan.data["d"].path == "data/chat.jsonl"
+    res = check_text(text, proj / "r.ft", sets={"train_file": "data/nope.jsonl"})
+    (d,) = res.diagnostics
+    assert d.code == "FT203" and d.span.line == 5  # at the use

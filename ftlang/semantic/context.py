@@ -115,13 +115,13 @@ def local_path(ctx: RecipeContext, node: ast.Str, what: str, must_exist: bool = 
     return rel(target, ctx.root)
 
 
-def str_arg(call: ast.Call, index: int, name: str) -> ast.Str | None:
+def str_arg(call: ast.Call, index: int, name: str, params: dict | None = None) -> ast.Str | None:
+    """A string argument, by keyword or position; a name of a string param counts (at the use's span)."""
     kw = call.kwarg(name)
-    if kw is not None:
-        return kw.value if isinstance(kw.value, ast.Str) else None
-    if len(call.args) > index and isinstance(call.args[index], ast.Str):
-        return call.args[index]
-    return None
+    node = kw.value if kw is not None else (call.args[index] if len(call.args) > index else None)
+    if isinstance(node, ast.Ident) and params and isinstance(params.get(node.name), ast.Str):
+        return ast.Str(node.span, params[node.name].value)
+    return node if isinstance(node, ast.Str) else None
 
 
 

@@ -42,7 +42,7 @@ def bind_data(ctx: RecipeContext, decl: ast.DataDecl) -> None:
     tb = check_block(decl.body or (), block("data"), decl.span, ctx.params, diags)
     kw: dict[str, Any] = {"name": decl.name, "kind": src.name, "loc": loc(decl.span, ctx.root)}
     if src.name == "hf_dataset":
-        hf = str_arg(src, 0, "name")
+        hf = str_arg(src, 0, "name", ctx.params)
         if hf is None:
             ctx.err("FT102", "hf_dataset(...) needs the dataset id as a string", src.span,
                     'hf_dataset("org/name", split = "train")')
@@ -50,7 +50,7 @@ def bind_data(ctx: RecipeContext, decl: ast.DataDecl) -> None:
         kw.update(hf_name=hf.value, hf_split=_opt(src, "split"), hf_revision=_opt(src, "revision"),
                   hf_config=_opt(src, "config"))
     else:
-        p = str_arg(src, 0, "path")
+        p = str_arg(src, 0, "path", ctx.params)
         if p is None:
             ctx.err("FT102", f"{src.name}(...) needs a file path as a string", src.span,
                     f'{src.name}("data/file.{src.name.replace("chat_", "")}")')

@@ -29,8 +29,9 @@ def _source(ctx: RecipeContext | None, call: ast.Value, diags: list[Diagnostic],
             diags.append(error("FT102", "expected a model source", call.span,
                                "write hf(\"org/name\"), local(\"dir\"), gguf(\"file.gguf\") or a card name"))
         return None
-    first = str_arg(call, 0, "path") or str_arg(call, 0, "id")
-    rev = str_arg(call, 99, "revision")
+    params = ctx.params if ctx is not None else None
+    first = str_arg(call, 0, "path", params) or str_arg(call, 0, "id", params)
+    rev = str_arg(call, 99, "revision", params)
     trc = call.kwarg("trust_remote_code")
     trust = trust or (trc is not None and isinstance(trc.value, ast.Bool) and trc.value.value)
     if call.name == "hf":
