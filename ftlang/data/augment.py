@@ -68,7 +68,8 @@ class Seq2Seq:
         self.model.eval()
         self.t5 = getattr(self.model.config, "model_type", "") in ("t5", "mt5", "umt5")
 
-    def generate(self, texts: list[str], prefix: str = "", sample: bool = False, seed: int = 0) -> list[str]:
+    def generate(self, texts: list[str], prefix: str = "", sample: bool = False, seed: int = 0,
+                 max_new_tokens: int | None = None) -> list[str]:
         import torch
 
         inputs = [prefix + t if self.t5 else t for t in texts]
@@ -76,7 +77,8 @@ class Seq2Seq:
         torch.manual_seed(seed)
         with torch.no_grad():
             out = self.model.generate(**enc, do_sample=sample, top_p=0.9 if sample else None, num_beams=1,
-                                      max_new_tokens=min(512, 2 * enc["input_ids"].shape[1] + 8))
+                                      min_new_tokens=1,
+                                      max_new_tokens=max_new_tokens or min(256, 2 * enc["input_ids"].shape[1] + 8))
         return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
 
 
@@ -95,7 +97,11 @@ def _model(runner: PipelineRunner, ref: str, step: StepPlan) -> Seq2Seq:
     return runner.models[path]
 
 
-def _seq2seq(runner: PipelineRunner, op: dict, step: StepPlan) -> Callable[[str, int], str]:
+Batch = Callable[[list[str], list[int]], list[str]]
+
+
+def _seq2seq(runner: PipelineRunner, op: dict, step: StepPlan) -> Batch:
+    limit = int(op["max_new_tokens"]) if op.get("max_new_tokens") else None
     if op["op"] == "back_translate":
         via = op.get("via") or op.get("model")
         if not via:
@@ -105,67 +111,91 @@ def _seq2seq(runner: PipelineRunner, op: dict, step: StepPlan) -> Callable[[str,
         back = _model(runner, str(op.get("back") or via), step)
         lang = LANGS.get(to, to)
 
-        def translate(text: str, seed: int) -> str:
-            there = forward.generate([text], f"translate English to {lang}: ", seed=seed)[0]
-            return back.generate([there], f"translate {lang} to English: ", seed=seed)[0] if there else ""
+        def translate(texts: list[str], seeds: list[int]) -> list[str]:
+            there = _batched(forward, texts, f"translate English to {lang}: ", False, seeds, limit)
+            return _batched(back, there, f"translate {lang} to English: ", False, seeds, limit)
 
         return translate
     ref = op.get("model") or op.get("via")
     if not ref:
         raise DiagnosticError(error("FT623", "paraphrase needs model = <model>", None))
     model = _model(runner, str(ref), step)
-    return lambda text, seed: model.generate([text], "paraphrase: ", sample=True, seed=seed)[0]
+    return lambda texts, seeds: _batched(model, texts, "paraphrase: ", True, seeds, limit)
+
+
+def _batched(model: Seq2Seq, texts: list[str], prefix: str, sample: bool, seeds: list[int],
+             limit: int | None = None, size: int = 32) -> list[str]:
+    out: list[str] = []
+    for i in range(0, len(texts), size):
+        out += model.generate(texts[i:i + size], prefix, sample=sample, seed=seeds[i] if seeds else 0,
+                              max_new_tokens=limit)
+    return out
+
+
+def _per_text(f: Callable[[str], str]) -> Batch:
+    import numpy as np
+
+    def run(texts: list[str], seeds: list[int]) -> list[str]:
+        out = []
+        for text, s in zip(texts, seeds, strict=True):
+            random.seed(s)  # nlpaug draws from the global generators
+            np.random.seed(s % (2**32))
+            out.append(f(text))
+        return out
+
+    return run
 
 
 def augment_rows(runner: PipelineRunner, rows: list[dict], fmt: str, step: StepPlan) -> list[dict]:
-    """The new (augmented) rows for `rows`; the caller appends them."""
-    import numpy as np
-
+    """The new (augmented) rows for `rows`; the caller appends them. Each op runs over every text at
+    once (seq2seq models generate in batches)."""
     from ftlang.data.steps import content_hash
 
     args = step.args
     copies = int(args.get("copies", 1))
     seed = int(args.get("seed", 0))
-    fns: list[tuple[str, Callable[[str, int], str]]] = []
+    fns: list[tuple[str, Batch]] = []
     for op in args.get("ops", []):
         if op["op"] in ("back_translate", "paraphrase"):
             fns.append((op["op"], _seq2seq(runner, op, step)))
-        else:
-            try:
-                f = _nlpaug(op)
-            except KeyError:
-                raise DiagnosticError(error("FT623", f"unknown augmentation {op['op']!r}", None)) from None
-            except Exception as e:  # noqa: BLE001 - WordNet / nlpaug resources missing
-                raise DiagnosticError(error("FT623", f"augmentation {op['op']} cannot start: {e}", None)) from None
-            fns.append((op["op"], lambda text, s, f=f: f(text)))
-    added: list[dict] = []
-    unchanged = 0
+            continue
+        try:
+            fns.append((op["op"], _per_text(_nlpaug(op))))
+        except KeyError:
+            raise DiagnosticError(error("FT623", f"unknown augmentation {op['op']!r}", None)) from None
+        except Exception as e:  # noqa: BLE001 - WordNet / nlpaug resources missing
+            raise DiagnosticError(error("FT623", f"augmentation {op['op']} cannot start: {e}", None)) from None
+    made: list[tuple[dict, str, dict]] = []  # (copy, origin hash, meta of the row)
+    jobs: list[tuple[dict, str, int | None, int]] = []  # (copy, field, message index, seed)
+    texts: list[str] = []
     for row in rows:
         meta = row.get("_meta", {})
         if meta.get("augmented") or meta.get("mixed"):
             continue
         h = content_hash(row)
         for c in range(copies):
-            s = _seed(seed, h, c)
-            random.seed(s)
-            np.random.seed(s % (2**32))
             new = {k: (list(map(dict, v)) if k == "messages" else v) for k, v in row.items()}
+            made.append((new, h, {**meta, "augmented": True, "origin": h, "copy": c + 1,
+                                  "ops": [name for name, _ in fns]}))
             for key, idx in prompt_fields(row, fmt):
                 text = new["messages"][idx]["content"] if idx is not None else new.get(key)
-                if not text:
-                    continue
-                for _, fn in fns:
-                    text = fn(text, s) or text
-                if idx is not None:
-                    new["messages"][idx]["content"] = text
-                else:
-                    new[key] = text
-            if content_hash(new) == h:
-                unchanged += 1
-                continue
-            new["_meta"] = {**meta, "augmented": True, "origin": h, "copy": c + 1,
-                            "ops": [name for name, _ in fns]}
+                if text:
+                    jobs.append((new, key, idx, _seed(seed, h, c, key, idx)))
+                    texts.append(text)
+    for k, (_, fn) in enumerate(fns):
+        outs = fn(texts, [s + k for *_, s in jobs])
+        texts = [o if o and o.strip() else t for o, t in zip(outs, texts, strict=True)]
+    for (new, key, idx, _), text in zip(jobs, texts, strict=True):
+        if idx is not None:
+            new["messages"][idx]["content"] = text
+        else:
+            new[key] = text
+    added = []
+    for new, h, meta in made:
+        if content_hash(new) != h:
+            new["_meta"] = meta
             added.append(new)
-    if unchanged:
-        runner.log(f"data: augment: {unchanged} copies came out identical to their row and were not added")
+    if len(added) < len(made):
+        runner.log(f"data: augment: {len(made) - len(added)} copies came out identical to their row and were "
+                   "not added")
     return added
