@@ -41,13 +41,14 @@ def _parse(html: str) -> _Collect:
     return p
 
 
-def _run(tiny_llama_dir, project, seed=0, name="run", gates=("perplexity < 100000",), registry=True):
+def _run(tiny_llama_dir, project, seed=0, name="run", gates=("perplexity < 100000",), registry=True, force=False):
     chats = [*CHATS, [{"role": "user", "content": EVIL}, {"role": "assistant", "content": "ok " + EVIL}]]
     (project / "recipe.ft").write_text(f'# {EVIL}\nrecipe tiny {{\n  model = local("models/tiny-llama")\n}}\n')
     ev = EvalPlan(metrics=["loss", "perplexity", "rouge_l"], gates=[gate(g, 5 + i) for i, g in enumerate(gates)],
                   forgetting_on="general", generation=GenerationSpec(max_new_tokens=4), max_samples=3)
     ex = ExportPlan(registry=RegistrySpec(name="bot", dir="registry")) if registry else ExportPlan()
-    ctx = trained_lora_ctx(tiny_llama_dir, project, eval_=ev, export=ex, seed=seed, chats=chats, run_name=name)
+    ctx = trained_lora_ctx(tiny_llama_dir, project, eval_=ev, export=ex, seed=seed, chats=chats, run_name=name,
+                           force=force)
     ctx.data.fingerprints[EVIL] = "ff" * 32
     ctx.data.stats[EVIL] = {"rows": 3, "quarantined": 1}
     return ctx, after_training(ctx)
@@ -173,3 +174,13 @@ def test_fence_outgrows_backticks_in_text():
     from ftlang.report.build import md_fence
 
     assert md_fence("plain") == "````" and md_fence("a ````` b") == "``````"
+
+
+def test_force_exports_and_records_it(tiny_llama_dir, project):
+    ctx, rc = _run(tiny_llama_dir, project, gates=("perplexity < 1.0",), force=True)
+    assert rc == 0 and (ctx.run_dir / "export" / "adapter" / "adapter_model.safetensors").is_file()
+    manifest = json.loads((project / "registry" / "bot" / "v1" / "manifest.json").read_text())
+    assert manifest["forced"] is True and manifest["gates"][0]["passed"] is False
+    assert json.loads((ctx.run_dir / "gates.json").read_text())["forced"] is True
+    assert "Exported with --force" in (ctx.run_dir / "export" / "adapter" / "README.md").read_text()
+    assert "Run with --force" in (ctx.run_dir / "report.html").read_text()

@@ -134,7 +134,7 @@ def after_training(ctx: RunContext) -> int:
     plan = ctx.plan
     run_dir = Path(ctx.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    summary: dict[str, Any] = {"plan_hash": plan.sha256, "forced": bool(ctx.force), "exit_code": 0}
+    summary: dict[str, Any] = {"plan_hash": plan.sha256, "forced": False, "force_flag": bool(ctx.force), "exit_code": 0}
     t0 = time.perf_counter()
     try:
         after = E.evaluate_model(plan, ctx.model, ctx.tokenizer, ctx.data)
@@ -155,11 +155,12 @@ def after_training(ctx: RunContext) -> int:
 
         env = environment(after, overfit, forget)
         results: list[GateResult] = check_gates(list(plan.eval.gates), env, declared=plan.eval.metrics)
-        write_gates(run_dir, results, env, forced=bool(ctx.force))
+        failed = [r for r in results if not r.passed]
+        write_gates(run_dir, results, env, forced=bool(failed and ctx.force))
         summary["gates"] = [r.__dict__ for r in results]
         _log("\ngates:\n" + table(results))
-        failed = [r for r in results if not r.passed]
         summary["gates_passed"] = not failed
+        summary["forced"] = bool(failed and ctx.force)  # --force only counts when it overrode a failed gate
         if failed and not ctx.force:
             summary["exit_code"] = GATE_FAILED
             summary["export"] = None

@@ -101,7 +101,7 @@ def collect(ctx: Any, summary: dict) -> dict:
         "tokens_per_s": tokens_per_s(ctx.timings, ctx.history),
         "memory": {"peak_bytes": peak, "estimate_bytes": estimate,
                    "ratio": (peak / estimate) if peak and estimate else None},
-        "forced": bool(ctx.force),
+        "forced": bool(summary.get("forced")),
         **{k: summary.get(k) for k in (
             "metrics_before", "metrics_after", "gates", "gates_passed", "overfitting", "forgetting",
             "forgetting_on", "forgetting_perplexity", "export", "registry", "exit_code", "error")},
