@@ -165,6 +165,8 @@ def test_every_rule_and_code_is_explained(capsys) -> None:
     assert explain("ft301").code == "FT301"
     assert main(["explain", "FT501"]) == 0
     assert "qlora" in capsys.readouterr().out
+    assert main(["explain", "FT001"]) == 0  # a syntax code, from the parser's table
+    assert main(["explain", "FT610"]) == 0  # a data code, from ftlang/data/codes.py
     assert main(["explain", "FT000x"]) == 2
     assert main(["explain", "--list"]) == 0
     assert "FT101" in capsys.readouterr().out

@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
     from ftlang.semantic.rules import all_codes, explain
 
     if args.list or not args.code:
-        for doc in all_codes():
+        for doc in all_codes(everything=True):
             print(f"{doc.code}  {doc.title}")
         return 0 if args.list else 2
     doc = explain(args.code)

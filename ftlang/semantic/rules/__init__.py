@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING
 
 from ftlang.diagnostics import Diagnostic, error
@@ -64,21 +65,48 @@ def run_rules(ctx: RecipeContext) -> list[Diagnostic]:
 
 
 def explain(code: str) -> CodeDoc | None:
+    """The explanation of any stable code: rules, the checker's own codes, syntax codes, and the
+    `CODES` tables of the other stages (`ftlang/**/codes.py`, torch-free by convention)."""
+    return _other_codes().get(code.upper()) if code.upper() not in _codes() else _codes()[code.upper()]
+
+
+def _codes() -> dict[str, CodeDoc]:
     _load()
-    code = code.upper()
-    doc = CODES.get(code)
-    if doc is None:
+    return CODES
+
+
+@cache
+def _other_codes() -> dict[str, CodeDoc]:
+    import importlib
+    from pathlib import Path
+
+    out: dict[str, CodeDoc] = {}
+    try:
+        from ftlang.syntax.parser import SYNTAX_CODES
+
+        for code, text in SYNTAX_CODES.items():
+            title, _, rest = text.partition(": ")
+            out[code] = CodeDoc(code, title.rstrip("."), (rest or text) + "\n\nA syntax error: the file does not "
+                                "follow the ftlang grammar; the diagnostic points at the first token that does not fit.")
+    except ImportError:
+        pass
+    package = Path(__file__).resolve().parents[2]
+    for path in sorted(package.rglob("codes.py")):
+        module = "ftlang." + ".".join(path.relative_to(package).with_suffix("").parts)
+        if module.startswith("ftlang.semantic."):
+            continue
         try:
-            from ftlang.syntax.parser import SYNTAX_CODES
+            table = getattr(importlib.import_module(module), "CODES", None)
         except ImportError:
-            return None
-        text = SYNTAX_CODES.get(code)
-        if text:
-            return CodeDoc(code, text, f"{text}.\n\nA syntax error: the file does not follow the ftlang grammar. "
-                           "The diagnostic points at the first token that does not fit and lists what was expected.")
-    return doc
+            continue
+        for code, text in (table or {}).items():
+            if isinstance(text, str):
+                out.setdefault(code, CodeDoc(code, text.split(": ")[0].split(". ")[0].rstrip("."), text))
+    return out
 
 
-def all_codes() -> list[CodeDoc]:
+def all_codes(everything: bool = False) -> list[CodeDoc]:
+    """The checker's codes (rules and documented codes); with everything=True every stage's too."""
     _load()
-    return sorted(CODES.values(), key=lambda d: d.code)
+    table = {**_other_codes(), **CODES} if everything else CODES
+    return sorted(table.values(), key=lambda d: d.code)
