@@ -1,0 +1,81 @@
+"""`ftlang data preview`: rows after every step, and the rendered training text with the masked
+(untrained) part marked: dim on a terminal, else [[double brackets]]."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from ftlang.data.formats import public
+from ftlang.data.steps import Dataset, PipelineRunner
+from ftlang.plan import Plan
+
+
+def _show(rows: list[dict], n: int) -> list[str]:
+    out = []
+    for r in rows[:n]:
+        meta = r.get("_meta", {})
+        tag = f"{meta.get('source', '?')}:{meta.get('line', '?')}"
+        flags = [k for k in ("augmented", "mixed") if meta.get(k)]
+        out.append(f"    {tag}{' (' + ', '.join(flags) + ')' if flags else ''}  "
+                   f"{json.dumps(public(r), ensure_ascii=False)[:300]}")
+    return out
+
+
+def step_lines(plan: Plan, runner: PipelineRunner, name: str, n: int) -> list[str]:
+    pipe = plan.datasets.pipelines[name]
+    base = runner.resolve(pipe.source)
+    ds = Dataset(name, base.fmt, [dict(r) for r in base.rows])
+    stats = {"deduped": 0, "filtered": 0, "augmented": 0, "mixed": 0, "sampled_out": 0}
+    lines = [f"dataset {name} = {pipe.source}: {len(ds.rows)} rows ({ds.fmt})", *_show(ds.rows, n)]
+    for step in pipe.steps:
+        runner._step(ds, step, stats)
+        lines += [f"  | {step.op}({', '.join(f'{k}={v}' for k, v in step.args.items() if k != 'expr')}"
+                  f"{'expr' if 'expr' in step.args else ''}): {len(ds.rows)} rows ({ds.fmt})", *_show(ds.rows, n)]
+    return lines
+
+
+def marked_text(tokenizer, row: dict, color: bool) -> str:
+    """Decoded tokens, trained runs as they are, masked runs dimmed or [[bracketed]]."""
+    ids, labels = row["input_ids"], row["labels"]
+    out, run, masked = [], [], None
+
+    def flush():
+        if run:
+            text = tokenizer.decode(run)
+            out.append((f"\x1b[2m{text}\x1b[0m" if color else f"[[{text}]]") if masked else text)
+
+    for tok, lab in zip(ids, labels, strict=True):
+        m = lab == -100
+        if m != masked:
+            flush()
+            run, masked = [], m
+        run.append(tok)
+    flush()
+    return "".join(out)
+
+
+def preview(plan: Plan, tokenizer, n: int = 3, *, allow_outside: bool = False, color: bool = False,
+            log: Callable[[str], None] = lambda _m: None) -> list[str]:
+    runner = PipelineRunner(plan, allow_outside=allow_outside, log=log)
+    lines: list[str] = []
+    for name in plan.datasets.pipelines:
+        lines += step_lines(plan, runner, name, n)
+        lines.append("")
+    if tokenizer is None:
+        lines.append("(no tokenizer: the model's tokenizer could not be loaded, so the training text is not shown)")
+        return lines
+    train = runner.run("train")
+    rows = train.rows[:n]
+    from ftlang.data.prepare import _Builder, _renderer
+
+    builder = _Builder(plan, tokenizer, _renderer(plan, tokenizer), runner, log)
+    encoded = builder.encode("train", rows, train.fmt)
+    legend = "dim" if color else "[[double brackets]]"
+    lines.append(f"training text of the first {len(encoded)} train rows (masked, untrained text in {legend}):")
+    for row in encoded:
+        if isinstance(row["labels"], int):
+            lines.append(f"  label {row['labels']}: {tokenizer.decode(row['input_ids'])}")
+        else:
+            lines += ["  ---", *("  " + x for x in marked_text(tokenizer, row, color).splitlines())]
+    return lines
