@@ -63,12 +63,12 @@ def _load_text(program, path: Path, text: str) -> None:
     source = SourceFile(str(path), text)
     module, diags = parse(source)
     program.sources[source.path] = source
-    program.loaded.add(str(path.resolve()))
+    program.loaded.add(R._real(str(path)))
     program.diags.extend(diags)
     if module is None:
         return
     program.main_module = module
-    stack = [path.resolve()]
+    stack = [Path(R._real(str(path)))]
     from ftlang.syntax import ast
 
     for it in module.items:

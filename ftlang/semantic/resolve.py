@@ -42,13 +42,15 @@ def _root_of(start_dir: str) -> Path:
     return start
 
 
-def inside(path: Path, root: Path) -> bool:
-    real, base = os.path.realpath(path), _real(str(root))
+def inside(path: Path, root: Path, cached: bool = False) -> bool:
+    real, base = (_real(str(path)) if cached else os.path.realpath(path)), _real(str(root))
     return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=1024)
 def _real(path: str) -> str:
+    # cached for roots and imported files (a checker process does not see them move); data paths
+    # are resolved afresh by inside()
     return os.path.realpath(path)
 
 
@@ -106,7 +108,7 @@ def import_target(spec: str, importer: Path) -> tuple[Path, bool]:
 
 
 def load(program: Program, path: Path, stack: list[Path], via: ast.Import | None = None) -> None:
-    resolved = path.resolve()
+    resolved = Path(_real(str(path)))
     if str(resolved) in program.loaded:
         return
     program.loaded.add(str(resolved))
@@ -141,7 +143,7 @@ def load(program: Program, path: Path, stack: list[Path], via: ast.Import | None
 def _load_import(program: Program, imp: ast.Import, importer: Path, stack: list[Path]) -> None:
     target, is_std = import_target(imp.path.value, importer)
     span = imp.path.span
-    if not is_std and not inside(target, program.root):
+    if not is_std and not inside(target, program.root, cached=True):
         program.diags.append(error("FT204", f"import `{imp.path.value}` is outside the project root",
                                    span, f"keep imported files inside {program.root}"))
         return
@@ -150,7 +152,7 @@ def _load_import(program: Program, imp: ast.Import, importer: Path, stack: list[
             if is_std else "the path is relative to the importing file"
         program.diags.append(error("FT206", f"imported file `{imp.path.value}` does not exist", span, hint))
         return
-    if target.resolve() in stack:
+    if Path(_real(str(target))) in stack:
         program.diags.append(error("FT205", f"import cycle: `{imp.path.value}` imports this file back", span,
                                    "move the shared definitions into a third file both import"))
         return
