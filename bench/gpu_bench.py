@@ -398,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seq-len", type=int, default=None)
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--peak-tflops", type=float, default=None)
+    ap.add_argument("--reps", type=int, default=1, help="runs per path, alternating order; medians reported")
     ap.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     args = ap.parse_args(argv)
 
@@ -432,13 +433,20 @@ def main(argv: list[str] | None = None) -> int:
                 estimate = plan.resources.memory.peak_bytes
             except Exception as e:  # noqa: BLE001 - report what is missing, keep benchmarking the rest
                 note = f"estimate unavailable: {e}"
-            base = baseline(method, base_dir, batches, settings, work)
-            try:
-                if plan is None:
-                    raise NotImplementedError("no plan")
-                ours = ftlang_path(method, plan, batches, settings, work)
-            except NotImplementedError as e:
-                ours = Result(method, "ftlang", None, None, base.trainable, [], None, note=str(e))
+            bases, ourss = [], []
+            for rep in range(args.reps):  # alternate who goes first: warm caches favour the second
+                order = ("peft", "ftlang") if rep % 2 == 0 else ("ftlang", "peft")
+                for path in order:
+                    if path == "peft":
+                        bases.append(baseline(method, base_dir, batches, settings, work))
+                        continue
+                    try:
+                        if plan is None:
+                            raise NotImplementedError("no plan")
+                        ourss.append(ftlang_path(method, plan, batches, settings, work))
+                    except NotImplementedError as e:
+                        ourss.append(Result(method, "ftlang", None, None, 0, [], None, note=str(e)))
+            base, ours = _median(bases), _median(ourss)
             fpt = flops_per_token(settings.config, base.trainable, settings.seq_len)
             row = {
                 "method": method, "trainable": base.trainable, "ftlang_trainable": ours.trainable,
@@ -459,6 +467,17 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({"settings": asdict(settings), "device": device, "rows": rows}, indent=1))
     ok = all(r["peft_tokens_per_s"] and all(math.isfinite(x) for x in r["peft_losses"]) for r in rows)
     return 0 if ok else 1
+
+
+def _median(results: list[Result]) -> Result:
+    """The result with the median tokens/s (its losses and memory come along); peak memory is the max."""
+    timed = [r for r in results if r.tokens_per_s]
+    if not timed:
+        return results[0]
+    mid = sorted(timed, key=lambda r: r.tokens_per_s)[len(timed) // 2]
+    mems = [r.max_memory_bytes for r in results if r.max_memory_bytes]
+    return Result(mid.method, mid.path, mid.tokens_per_s, mid.step_s, mid.trainable, mid.losses,
+                  max(mems) if mems else None, mid.note)
 
 
 def _fmt(x: float | None, spec: str) -> str:
