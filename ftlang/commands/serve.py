@@ -17,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: local only)")
     parser.add_argument("--port", type=int, default=8000, help="port (0: any free port)")
     parser.add_argument("--max-tokens-cap", type=int, default=512, help="the largest max_tokens a request may ask")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                        help="where the model runs (auto: cuda when available)")
     parser.add_argument("--quiet", action="store_true", help="no access log")
 
 
@@ -30,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     for spec in args.adapter:
         name, path = parse_adapter(spec)
         adapters[name] = path
-    pool = ModelPool(args.base, adapters, max_tokens_cap=args.max_tokens_cap)
+    pool = ModelPool(args.base, adapters, max_tokens_cap=args.max_tokens_cap, device=args.device)
     server = make_server(pool, args.host, args.port, quiet=args.quiet)
     host, port = server.server_address[:2]
     print(f"serving {', '.join(pool.names())} on http://{host}:{port}", flush=True)

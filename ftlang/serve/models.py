@@ -82,7 +82,7 @@ def _load_base(base: str) -> tuple[Any, Any]:
 
 
 class ModelPool:
-    def __init__(self, base: str, adapters: dict[str, str], max_tokens_cap: int = 512):
+    def __init__(self, base: str, adapters: dict[str, str], max_tokens_cap: int = 512, device: str = "cpu"):
         self.base_name = base
         self.max_tokens_cap = max_tokens_cap
         self.lock = threading.Lock()
@@ -98,7 +98,12 @@ class ModelPool:
             model = PeftModel.from_pretrained(model, items[0][1], adapter_name=items[0][0])
             for name, path in items[1:]:
                 model.load_adapter(path, adapter_name=name)
-        self.model = model
+        if device == "auto":
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = device
+        self.model = model.to(device)
         self.model.eval()
         self.tokenizer = tokenizer
         self.adapters = dict(adapters)
@@ -124,7 +129,6 @@ class ModelPool:
         import torch
 
         tok = self.tokenizer
-        enc = tok(prompt, return_tensors="pt", add_special_tokens=False)
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         kwargs: dict[str, Any] = {"max_new_tokens": max_tokens, "pad_token_id": pad}
         if temperature:  # absent or 0: greedy, so answers are reproducible
@@ -133,7 +137,9 @@ class ModelPool:
             kwargs["do_sample"] = False
         if tok.eos_token_id is not None:
             kwargs["eos_token_id"] = tok.eos_token_id
+        # the lock also covers the tokenizer: a fast tokenizer shared by threads raises "Already borrowed"
         with self.lock:
+            enc = tok(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
             if name == BASE and self.adapters:
                 ctx = self.model.disable_adapter()
             else:
@@ -142,8 +148,8 @@ class ModelPool:
                 ctx = contextlib.nullcontext()
             with ctx, torch.no_grad():
                 out = self.model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], **kwargs)
-        new = out[0, enc["input_ids"].shape[1]:]
-        text = tok.decode(new, skip_special_tokens=True)
+            new = out[0, enc["input_ids"].shape[1]:]
+            text = tok.decode(new, skip_special_tokens=True)
         finish = "stop" if (tok.eos_token_id is not None and len(new) and int(new[-1]) == tok.eos_token_id) else "length"
         for s in stop or []:
             if s and s in text:
