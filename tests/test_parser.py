@@ -315,13 +315,13 @@ def test_grammar_cache_round_trip(tmp_path, monkeypatch) -> None:
 
     monkeypatch.setenv("FTLANG_CACHE_DIR", str(tmp_path))
     text = Path(__file__).parent.joinpath("corpus", "support_bot.ft").read_text()
-    built = load_lark(P._OPTIONS, P._callbacks())
+    built = load_lark(P._OPTIONS, {})
     (cached_file,) = tmp_path.glob("grammar-*.json")
-    loaded = load_lark(P._OPTIONS, P._callbacks())
+    loaded = load_lark(P._OPTIONS, {})
     assert type(loaded).__name__ == "Lark"
     assert _tables_parse(loaded, text) == _tables_parse(built, text)
     cached_file.write_text("{ not json")  # corrupt: rebuilt and rewritten
-    again = load_lark(P._OPTIONS, P._callbacks())
+    again = load_lark(P._OPTIONS, {})
     assert _tables_parse(again, text) == _tables_parse(built, text)
     assert cached_file.read_text().startswith("{")
     import json
@@ -336,7 +336,7 @@ def test_grammar_cache_unwritable(tmp_path, monkeypatch) -> None:
     blocker = tmp_path / "file-not-dir"
     blocker.write_text("x")
     monkeypatch.setenv("FTLANG_CACHE_DIR", str(blocker / "sub"))
-    lark = load_lark(P._OPTIONS, P._callbacks())
+    lark = load_lark(P._OPTIONS, {})
     assert _tables_parse(lark, "recipe r { }")[1][0][0] == "recipe"
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ftlang.diagnostics import Diagnostic, error
 from ftlang.source import SourceFile, Span
 from ftlang.syntax import ast
+from ftlang.syntax.lexer import _PAIRS, Lexer, Scan
 
 if TYPE_CHECKING:
     from lark import Lark, Token, Tree
@@ -62,73 +63,59 @@ SYNTAX_CODES: dict[str, str] = {
 # ---------------------------------------------------------------------------- the Lark parser
 
 
-class _LexState(threading.local):
-    """Per-parse state the lexer callbacks fill in (a thread-local so parsers may run in threads)."""
-
-    def __init__(self) -> None:
-        self.comments: list[Token] = []
-        self.open: list[Token] = []  # unclosed brackets, innermost last
-        self.unmatched: Token | None = None  # the first closer with no opener at all
-        self.mismatch: tuple[Token, Token] | None = None  # (closer, the inner opener it skipped)
-
-
-_STATE = _LexState()
-_PAIRS = {"RBRACE": "LBRACE", "RSQB": "LSQB", "RPAR": "LPAR"}
 _LARK: Lark | None = None
+_LEXER: Lexer | None = None
 _LOCK = threading.Lock()
 # Every token is kept in the tree (keep_all_tokens) so spans come from the first and last token of a
-# rule, which is cheaper than Lark's propagate_positions. The basic lexer makes keywords reserved
-# everywhere: a contextual lexer would read `gate` after a dangling `<` as a name and report the
-# mistake a line late.
+# rule, which is cheaper than Lark's propagate_positions. Tokens come from ftlang/syntax/lexer.py
+# (built from the grammar's terminals), so keywords are reserved everywhere: a contextual lexer
+# would read `gate` after a dangling `<` as a name and report the mistake a line late.
 _OPTIONS: dict[str, Any] = dict(
     parser="lalr", lexer="basic", propagate_positions=False, maybe_placeholders=False,
     keep_all_tokens=True,
 )
 
 
-def _on_comment(tok: Token) -> Token:
-    _STATE.comments.append(tok)
-    return tok
-
-
-def _on_open(tok: Token) -> Token:
-    _STATE.open.append(tok)
-    return tok
-
-
-def _on_close(tok: Token) -> Token:
-    want = _PAIRS[tok.type]
-    if _STATE.open and _STATE.open[-1].type == want:
-        _STATE.open.pop()
-    elif any(o.type == want for o in _STATE.open):
-        if _STATE.mismatch is None:
-            _STATE.mismatch = (tok, _STATE.open[-1])
-        while _STATE.open[-1].type != want:
-            _STATE.open.pop()
-        _STATE.open.pop()
-    elif _STATE.unmatched is None:
-        _STATE.unmatched = tok
-    return tok
-
-
-def _callbacks() -> dict[str, Any]:
-    cb: dict[str, Any] = {"COMMENT": _on_comment}
-    for close, open_ in _PAIRS.items():
-        cb[open_] = _on_open
-        cb[close] = _on_close
-    return cb
-
-
 def get_lark() -> Lark:
     """The process-wide Lark instance (built once; tables loaded from the JSON cache when present)."""
-    global _LARK
+    global _LARK, _LEXER
     if _LARK is None:
         with _LOCK:
             if _LARK is None:
                 from ftlang.syntax.grammar_cache import load_lark
+                from ftlang.syntax.lexer import Lexer
 
-                _LARK = load_lark(_OPTIONS, _callbacks())
+                lark = load_lark(_OPTIONS, {})
+                _LEXER = Lexer(lark.terminals)
+                _LARK = lark
     return _LARK
+
+
+class _BadChar(Exception):
+    def __init__(self, pos: int, accepts: Any) -> None:
+        self.pos = pos
+        self.accepts = accepts
+
+
+def _run(text: str) -> tuple[Tree | None, Exception | None, Scan]:
+    """One parse: (tree, None, scan) or (None, the UnexpectedToken or _BadChar, scan)."""
+    from lark import Token
+    from lark.exceptions import UnexpectedToken
+
+    lark = get_lark()
+    assert _LEXER is not None
+    scan = Scan()
+    ip = lark.parse_interactive()
+    feed = ip.feed_token
+    try:
+        for tok in _LEXER.tokens(text, scan):
+            feed(tok)
+        if scan.bad_char is not None:
+            return None, _BadChar(scan.bad_char, ip.accepts()), scan
+        tree = feed(Token("$END", "", len(text), None, None, None, None, len(text)))
+    except UnexpectedToken as e:
+        return None, e, scan
+    return tree, None, scan
 
 
 # ---------------------------------------------------------------------------- public entry points
@@ -178,23 +165,20 @@ def _comment(source: SourceFile, tok: Token) -> ast.Comment:
 
 def _parse_collecting(source: SourceFile) -> tuple[Tree | None, list[Diagnostic], list[Token]]:
     """Parse; on an error, blank the offending line and re-parse to find further independent errors."""
-    from lark.exceptions import LarkError, UnexpectedInput
+    from lark.exceptions import LarkError
 
-    lark = get_lark()
     text = source.text
     diags: list[Diagnostic] = []
     while True:
-        _STATE.comments, _STATE.open, _STATE.unmatched, _STATE.mismatch = [], [], None, None
         try:
-            tree = lark.parse(text)
-        except UnexpectedInput as e:
-            diag = _syntax_error(source, text, e)
+            tree, exc, scan = _run(text)
+            if exc is None:
+                if diags:
+                    return None, diags, []
+                return tree, [], scan.comments
+            diag = _syntax_error(source, text, exc, scan)
         except (LarkError, RecursionError) as e:  # defensive: never let the parser's internals escape
             diag = error("FT001", f"cannot parse this file: {type(e).__name__}", source.span(0, 0))
-        else:
-            if diags:
-                return None, diags, []
-            return tree, [], list(_STATE.comments)
         if any(d.span == diag.span for d in diags) or (
                 diags and diag.span and diags[-1].span and diag.span.line <= diags[-1].span.line + 1):
             return None, diags, []  # most likely a consequence of the error before it
@@ -224,12 +208,12 @@ def _blank_line(text: str, line: int) -> str | None:
     return text[:start] + " " * len(segment) + text[end:]
 
 
-def _syntax_error(source: SourceFile, text: str, e: Any) -> Diagnostic:
-    from lark.exceptions import UnexpectedCharacters, UnexpectedToken
+def _syntax_error(source: SourceFile, text: str, e: Any, scan: Scan) -> Diagnostic:
+    from lark.exceptions import UnexpectedToken
 
     lark = get_lark()
-    if isinstance(e, UnexpectedCharacters):
-        pos = e.pos_in_stream
+    if isinstance(e, _BadChar):
+        pos = e.pos
         ch = text[pos] if pos < len(text) else ""
         if ch == '"':
             eol = text.find("\n", pos)
@@ -238,32 +222,32 @@ def _syntax_error(source: SourceFile, text: str, e: Any) -> Diagnostic:
                          'close the string with " on the same line (write \\n for a line break inside it)')
         shown = repr(ch) if ch.isprintable() and ch != "" else f"U+{ord(ch):04X}" if ch else "end of file"
         return error("FT004", f"invalid character {shown}", source.span(pos, min(pos + 1, len(text))),
-                     _expected_help(lark, e.allowed) + "; other characters belong inside strings or comments")
+                     _expected_help(lark, e.accepts) + "; other characters belong inside strings or comments")
     if not isinstance(e, UnexpectedToken):
         return error("FT001", "syntax error", source.span(0, 0))
     tok = e.token
     at_end = tok.type == "$END"
-    if at_end and _STATE.open:
-        opener = _STATE.open[-1]
+    if at_end and scan.open:
+        opener = scan.open[-1]
         closer = {"LBRACE": "}", "LSQB": "]", "LPAR": ")"}[opener.type]
         return error("FT003", f"unclosed '{opener}': it is never closed",
                      source.span(opener.start_pos, opener.end_pos),
                      f"add the matching '{closer}'", notes=(f"the file ends at line {source.line_count}",))
-    if _STATE.mismatch is not None and _STATE.mismatch[0] is tok:
-        opener = _STATE.mismatch[1]
+    if scan.mismatch is not None and scan.mismatch[0] is tok:
+        opener = scan.mismatch[1]
         closer = {"LBRACE": "}", "LSQB": "]", "LPAR": ")"}[opener.type]
         return error("FT003", f"unclosed '{opener}' before '{tok}'", source.span(opener.start_pos, opener.end_pos),
                      f"add the matching '{closer}' before the '{tok}' at line {source.position(tok.start_pos)[0]}")
-    if tok.type in _PAIRS and _STATE.unmatched is tok:
+    if tok.type in _PAIRS and scan.unmatched is tok:
         return error("FT012", f"unmatched '{tok}'", source.span(tok.start_pos, tok.end_pos),
                      "remove it, or add the opening bracket it closes")
     start = len(text) if at_end else tok.start_pos
     end = len(text) if at_end else tok.end_pos
     span = source.span(start, end)
     found = "end of file" if at_end else f"'{_clip(str(tok))}'"
-    if _STATE.open and _STATE.open[-1].type in ("LPAR", "LSQB"):
+    if scan.open and scan.open[-1].type in ("LPAR", "LSQB"):
         # A '(' or '[' left open on an earlier line is the likeliest cause of an error on a later one.
-        opener = _STATE.open[-1]
+        opener = scan.open[-1]
         closer = ")" if opener.type == "LPAR" else "]"
         if source.position(opener.start_pos)[0] < span.line and closer in _expected_help(lark, e.expected):
             return error("FT003", f"unclosed '{opener}': expected '{closer}' before {found}",
@@ -282,8 +266,8 @@ def _syntax_error(source: SourceFile, text: str, e: Any) -> Diagnostic:
         code, message, hint = label
         return error(code, f"{message}, found {found}", span, f"{hint}; {expected}")
     notes: tuple[str, ...] = ()
-    if _STATE.open and tok.type in ("RECIPE", "MODEL_CARD", "IMPORT", "PARAM"):
-        opener = _STATE.open[-1]
+    if scan.open and tok.type in ("RECIPE", "MODEL_CARD", "IMPORT", "PARAM"):
+        opener = scan.open[-1]
         notes = (f"the '{opener}' at {source.path}:{source.position(opener.start_pos)[0]}:"
                  f"{source.position(opener.start_pos)[1]} is not closed",)
         return error("FT003", f"unexpected {found} inside a block: is a '}}' missing?", span,
@@ -400,20 +384,12 @@ def _label_tables(lark: Lark) -> tuple[dict, dict]:
     if _LABELS is None:
         exact: dict[tuple[int, str], tuple[str, str, str]] = {}
         by_state: dict[int, tuple[str, str, str]] = {}
-        saved = (_STATE.comments, _STATE.open, _STATE.unmatched, _STATE.mismatch)
-        try:
-            for label, snippets in _EXAMPLES.items():
-                for snippet in snippets:
-                    _STATE.comments, _STATE.open, _STATE.unmatched, _STATE.mismatch = [], [], None, None
-                    try:
-                        lark.parse(snippet)
-                    except UnexpectedToken as u:
-                        exact.setdefault((u.state.position, u.token.type), label)
-                        by_state.setdefault(u.state.position, label)
-                    except Exception:  # noqa: BLE001 - an example failing in the lexer labels nothing
-                        pass
-        finally:
-            _STATE.comments, _STATE.open, _STATE.unmatched, _STATE.mismatch = saved
+        for label, snippets in _EXAMPLES.items():
+            for snippet in snippets:
+                _, u, _ = _run(snippet)
+                if isinstance(u, UnexpectedToken):  # an example failing in the lexer labels nothing
+                    exact.setdefault((u.state.position, u.token.type), label)
+                    by_state.setdefault(u.state.position, label)
         _LABELS = (exact, by_state)
     return _LABELS
 
