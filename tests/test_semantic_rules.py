@@ -246,3 +246,13 @@ def test_method_kind_case(proj: Path) -> None:
 def test_alpha_defaults_to_twice_r(proj: Path) -> None:
     res = check_text(variant("method", "method lora { r = 16, targets = [q_proj] }"), proj / "r.ft")
     assert res.plan.method.alpha == 32 and [d.code for d in res.diagnostics] == []
+
+
+def test_suppressed_resource_error_still_plans(proj: Path) -> None:
+    text = 'import "stdlib/models/llama2.ft"\n' + variant("model", "model = llama2_7b")
+    text = variant("method", "method full { }", text)
+    text = variant("train", "train { lr = 2e-5, precision = bf16 }", text)
+    text = text.replace("  eval", '  hardware { gpu = "A100-40GB" }\n  eval')
+    assert check_text(text, proj / "r.ft").plan is None
+    res = check_text(text.replace('"A100-40GB" }', '"A100-40GB" }   # ftlang: ignore[FT501]'), proj / "r.ft")
+    assert res.diagnostics == [] and res.plan is not None and res.plan.resources.fits is False

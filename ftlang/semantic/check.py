@@ -120,10 +120,15 @@ def _rules(st: _State) -> None:
 
 def _build(st: _State) -> None:
     from ftlang.semantic.build import assemble
+    from ftlang.syntax.suppress import apply_suppressions
 
+    sources = st.program.sources
+    # a code the user suppressed on its line (`# ftlang: ignore[FT501]`) no longer blocks the plan
+    st.diags = apply_suppressions(st.diags, sources)
     # resolution errors (imports, --set, duplicate names) make every plan of the file suspect
     global_errors = has_errors(st.diags)
     for name, ctx in st.contexts.items():
+        ctx.diags = apply_suppressions(ctx.diags, sources)
         st.plans[name] = None if global_errors else assemble(ctx)
         st.diags.extend(ctx.diags)
 
