@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -191,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--max-tokens", type=int, default=16)
     ap.add_argument("--write-results", action="store_true")
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from tiny_models import build_tiny_llama
@@ -212,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+        shutil.rmtree(work, ignore_errors=True)
     res["distinct_prompts"] = distinct
     print(f"serve_load: {res['requests']} requests, {res['concurrency']} concurrent, adapters "
           f"{'/'.join(res['adapters'])} interleaved, max_tokens {res['max_tokens']}")
@@ -223,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  first problem: {res['first_error'] or res['first_mismatch']}")
     if args.write_results:
         write_results(res, distinct)
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=1))
     ok = res["errors"] == 0 and res["mismatches"] == 0 and distinct > 0
     return 0 if ok else 1
 

@@ -1,0 +1,28 @@
+"""The serve load benchmark's code works end to end (a few requests; the full 200 are in bench/RESULTS.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+pytest.importorskip("peft")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_serve_load_small(tmp_path):
+    out = tmp_path / "r.json"
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "serve_load.py"), "--requests", "12",
+                           "--concurrency", "4", "--max-tokens", "8", "--json", str(out)],
+                          capture_output=True, text=True, timeout=880, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert res["requests"] == 12 and res["errors"] == 0 and res["mismatches"] == 0
+    assert res["distinct_prompts"] > 0 and res["p50_ms"] > 0 and res["p99_ms"] >= res["p50_ms"]
+    assert "p50" in proc.stdout and "wrong-adapter answers 0" in proc.stdout
