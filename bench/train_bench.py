@@ -8,7 +8,7 @@ the same collator, steps, lr, schedule and seed. ftlang's path is its real one: 
 sides (save_steps past the end) so the ratio measures the training loop, not disk writes. Reported:
 the step-time ratio ftlang / baseline (median step time over the repetitions, first 3 steps of each
 run excluded as warm-up; goal <= 1.02) and the max difference between the two loss curves (goal <= 1e-4).
-Runs alternate (ftlang, baseline, ftlang, ...) so load drift on a shared machine hits both alike.
+Each repetition runs both paths, in alternating order, so load drift on a shared machine hits both alike.
 `--write` records the table under `## train` in bench/RESULTS.md (only that section is replaced).
 """
 
@@ -33,6 +33,30 @@ LR, R, ALPHA, TARGETS, SEED = 2e-3, 8, 16, ["q_proj", "k_proj", "v_proj", "o_pro
 WARMUP_STEPS = 3
 
 
+def make_timer():
+    """One step timer for both paths: wall and process-CPU seconds per optimizer step, plus logged losses."""
+    from transformers import TrainerCallback
+
+    class Timer(TrainerCallback):
+        def __init__(self) -> None:
+            self.wall: list[float] = []
+            self.cpu: list[float] = []
+            self.losses: list[float] = []
+
+        def on_step_begin(self, args, state, control, **kw):
+            self.t, self.c = time.perf_counter(), time.process_time()
+
+        def on_step_end(self, args, state, control, **kw):
+            self.wall.append(time.perf_counter() - self.t)
+            self.cpu.append(time.process_time() - self.c)
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                self.losses.append(logs["loss"])
+
+    return Timer()
+
+
 def _rows(tokenizer, n: int, seq: int) -> list[dict]:
     from backend_helpers import _TEXTS
 
@@ -44,7 +68,7 @@ def _rows(tokenizer, n: int, seq: int) -> list[dict]:
     return rows
 
 
-def ftlang_run(model_dir: Path, prepared, steps: int, batch: int, work: Path) -> tuple[list[float], list[float]]:
+def ftlang_run(model_dir: Path, prepared, steps: int, batch: int, work: Path):
     from backend_helpers import tiny_plan
 
     from ftlang.backend.load import load_tokenizer
@@ -59,43 +83,54 @@ def ftlang_run(model_dir: Path, prepared, steps: int, batch: int, work: Path) ->
     tok = load_tokenizer(plan)
     seed_everything(plan)
     model = load_for_training(plan)
-    result = train(plan, prepared, model, tok, work, log=lambda s: None, tty=False)
-    losses = [r["loss"] for r in result.history if "loss" in r]
-    return result.step_times, losses
+    timer = make_timer()
+    result = train(plan, prepared, model, tok, work, log=lambda s: None, tty=False, callbacks=[timer])
+    assert [r["loss"] for r in result.history if "loss" in r] == timer.losses
+    return timer
 
 
-def baseline_run(model_dir: Path, prepared, steps: int, batch: int, work: Path) -> tuple[list[float], list[float]]:
+def baseline_run(model_dir: Path, prepared, steps: int, batch: int, work: Path):
     """What a user writes by hand: from_pretrained, LoraConfig, get_peft_model, Trainer."""
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, Trainer, TrainerCallback, TrainingArguments, set_seed
+    from transformers import AutoModelForCausalLM, PrinterCallback, Trainer, TrainingArguments, set_seed
 
     set_seed(SEED)
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
     model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=R, lora_alpha=ALPHA, target_modules=TARGETS))
-    times: list[float] = []
-    losses: list[float] = []
-
-    class Timer(TrainerCallback):
-        def on_step_begin(self, args, state, control, **kw):
-            self.t = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kw):
-            times.append(time.perf_counter() - self.t)
-
-        def on_log(self, args, state, control, logs=None, **kw):
-            if logs and "loss" in logs:
-                losses.append(logs["loss"])
-
     args = TrainingArguments(
         output_dir=str(work), learning_rate=LR, max_steps=steps, per_device_train_batch_size=batch,
         logging_steps=1, seed=SEED, data_seed=SEED, lr_scheduler_type="linear", save_strategy="no",
         report_to="none", use_cpu=True, disable_tqdm=True, remove_unused_columns=False,
     )
     trainer = Trainer(model=model, args=args, train_dataset=prepared.train, data_collator=prepared.collator())
-    trainer.add_callback(Timer())
+    trainer.remove_callback(PrinterCallback)  # no console output on either side
+    timer = make_timer()
+    trainer.add_callback(timer)
     trainer.train()
-    return times, losses
+    return timer
+
+
+def ftlang_own_share(model_dir: Path, prepared, steps: int, batch: int, work: Path) -> tuple[float, float]:
+    """(ms per step spent in ftlang's own Python code, its share of the profiled training time).
+
+    Under cProfile, every function whose file is inside the ftlang package counts (its callbacks, the
+    training_step override, the metrics writer): a load-independent view of the overhead."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    ftlang_run(model_dir, prepared, steps, batch, work)
+    prof.disable()
+    stats = pstats.Stats(prof).stats  # {(file, line, fn): (cc, nc, tottime, cumtime, callers)}
+    pkg = str(REPO / "ftlang")
+    total = sum(v[2] for v in stats.values())
+    own = sum(v[2] for k, v in stats.items() if k[0].startswith(pkg))
+    # the model is built inside too: count only what runs per step (train.py, checkpoint.py, faults.py)
+    per_step = sum(v[2] for k, v in stats.items() if k[0].startswith(pkg) and
+                   Path(k[0]).name in ("train.py", "checkpoint.py", "faults.py"))
+    return per_step / steps * 1000, own / total if total else 0.0
 
 
 def write_results(table: str, command: str) -> None:
@@ -120,13 +155,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch intra-op threads for both paths (1: steadier timings on a shared machine)")
     ap.add_argument("--write", action="store_true", help="record the result under ## train in bench/RESULTS.md")
     a = ap.parse_args(argv)
 
+    import torch
     from backend_helpers import TinyPrepared
     from tiny_models import build_tiny_llama
 
     from ftlang.backend.load import load_tokenizer  # noqa: F401 - import cost outside the timed loops
+
+    torch.set_num_threads(a.threads)
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
@@ -135,35 +175,52 @@ def main(argv: list[str] | None = None) -> int:
 
         tok = AutoTokenizer.from_pretrained(str(model_dir))
         prepared = TinyPrepared(_rows(tok, a.batch * a.steps, a.seq), [], pad_id=tok.pad_token_id)
-        ours: list[float] = []
-        theirs: list[float] = []
+        wall_f: list[float] = []
+        wall_b: list[float] = []
+        cpu_f: list[float] = []
+        cpu_b: list[float] = []
         max_diff = 0.0
         for rep in range(a.reps):
-            t_f, l_f = ftlang_run(model_dir, prepared, a.steps, a.batch, tmp_path / f"f{rep}")
-            t_b, l_b = baseline_run(model_dir, prepared, a.steps, a.batch, tmp_path / f"b{rep}")
-            ours += t_f[WARMUP_STEPS:]
-            theirs += t_b[WARMUP_STEPS:]
-            assert len(l_f) == len(l_b) == a.steps, (len(l_f), len(l_b))
-            max_diff = max(max_diff, max(abs(x - y) for x, y in zip(l_f, l_b, strict=True)))
-            print(f"rep {rep}: ftlang median step {statistics.median(t_f[WARMUP_STEPS:]) * 1000:.1f} ms, "
-                  f"baseline {statistics.median(t_b[WARMUP_STEPS:]) * 1000:.1f} ms, "
-                  f"loss {l_f[0]:.4f} → {l_f[-1]:.4f}", flush=True)
-    med_f, med_b = statistics.median(ours), statistics.median(theirs)
+            # alternate which path goes first, so warm caches and load drift favour neither
+            runs = [("f", ftlang_run), ("b", baseline_run)]
+            if rep % 2:
+                runs.reverse()
+            got = {tag: fn(model_dir, prepared, a.steps, a.batch, tmp_path / f"{tag}{rep}") for tag, fn in runs}
+            f, b = got["f"], got["b"]
+            wall_f += f.wall[WARMUP_STEPS:]
+            wall_b += b.wall[WARMUP_STEPS:]
+            cpu_f += f.cpu[WARMUP_STEPS:]
+            cpu_b += b.cpu[WARMUP_STEPS:]
+            assert len(f.losses) == len(b.losses) == a.steps, (len(f.losses), len(b.losses))
+            max_diff = max(max_diff, max(abs(x - y) for x, y in zip(f.losses, b.losses, strict=True)))
+            print(f"rep {rep}: median step wall ftlang {statistics.median(f.wall[WARMUP_STEPS:]) * 1000:.1f} ms / "
+                  f"baseline {statistics.median(b.wall[WARMUP_STEPS:]) * 1000:.1f} ms; cpu "
+                  f"{statistics.median(f.cpu[WARMUP_STEPS:]) * 1000:.1f} / {statistics.median(b.cpu[WARMUP_STEPS:]) * 1000:.1f} ms; "
+                  f"loss {f.losses[0]:.4f} → {f.losses[-1]:.4f}", flush=True)
+        own_ms, own_share = ftlang_own_share(model_dir, prepared, a.steps, a.batch, tmp_path / "profiled")
+    med_f, med_b = statistics.median(wall_f), statistics.median(wall_b)
     ratio = med_f / med_b
+    cpu_ratio = statistics.median(cpu_f) / statistics.median(cpu_b)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"step-time ratio ftlang/baseline: {ratio:.3f}x (goal <= 1.02)")
+    print(f"step-time ratio ftlang/baseline: {ratio:.3f}x wall, {cpu_ratio:.3f}x process CPU (goal <= 1.02)")
     print(f"max loss-curve difference: {max_diff:.2e} (goal <= 1e-4)")
+    print(f"ftlang's own per-step code (callbacks, step override): {own_ms:.2f} ms/step under cProfile; "
+          f"all ftlang code {own_share:.2%} of the profiled run")
     if a.write:
         table = "\n".join([
             f"Tiny LoRA fine-tune (2-layer Llama, hidden 64; r {R}, {len(TARGETS)} attention targets; batch {a.batch} × "
-            f"≤{a.seq} tokens; {a.steps} steps × {a.reps} alternating reps; CPU, {os.cpu_count()} cores shared, "
+            f"≤{a.seq} tokens; {a.steps} steps × {a.reps} alternating reps; CPU, torch threads {a.threads}, "
+            f"{os.cpu_count()} cores shared, "
             f"load average {load:.1f} at the end)",
             "",
             "| measure | value | goal |",
             "|---|---|---|",
             f"| ftlang median step time | {med_f * 1000:.1f} ms | |",
             f"| hand-written Trainer + PEFT median step time | {med_b * 1000:.1f} ms | |",
-            f"| step-time ratio ftlang / baseline | {ratio:.3f}× | ≤ 1.02× |",
+            f"| step-time ratio ftlang / baseline (wall) | {ratio:.3f}× | ≤ 1.02× |",
+            f"| step-time ratio ftlang / baseline (process CPU time, less sensitive to the shared load) | {cpu_ratio:.3f}× | ≤ 1.02× |",
+            f"| ftlang's own per-step Python (callbacks, NaN check, token count; cProfile) | {own_ms:.2f} ms/step | |",
+            f"| all ftlang code, share of the profiled training run (incl. model setup) | {own_share:.2%} | |",
             f"| max loss-curve difference ({a.steps} steps × {a.reps} reps) | {max_diff:.1e} | ≤ 1e-4 |",
         ])
         write_results(table, "python bench/train_bench.py " + " ".join(argv if argv is not None else sys.argv[1:]))
