@@ -256,3 +256,14 @@ def test_suppressed_resource_error_still_plans(proj: Path) -> None:
     assert check_text(text, proj / "r.ft").plan is None
     res = check_text(text.replace('"A100-40GB" }', '"A100-40GB" }   # ftlang: ignore[FT501]'), proj / "r.ft")
     assert res.diagnostics == [] and res.plan is not None and res.plan.resources.fits is False
+
+
+def test_resource_help_names_every_remedy_even_when_applied(proj: Path) -> None:
+    text = 'import "stdlib/models/llama2.ft"\n' + variant("model", "model = llama2_70b")
+    text = variant("method", "method qlora { r = 16, alpha = 32, targets = attention }", text)
+    text = variant("train", "train { lr = 2e-4, batch = 8, max_seq_len = 4096, gradient_checkpointing = true }", text)
+    text = text.replace("  eval", '  hardware { gpu = "T4-16GB" }\n  eval')
+    d = only_error(proj, text)
+    assert d.code == "FT501"
+    for remedy in ("qlora", "gradient checkpointing", "batch", "max_seq_len"):
+        assert remedy in d.help

@@ -31,18 +31,23 @@ def memory_fits(ctx: RecipeContext) -> Iterator[Diagnostic]:
     tb = ctx.blocks.get("hardware")
     span = tb.span_of("gpu") if tb is not None and tb.has("gpu") else (
         tb.span_of("memory") if tb is not None else node.span)
-    remedies = []
+    remedies, applied = [], []
     if ctx.method_kind != "qlora":
         remedies.append("method qlora (4-bit base weights)")
+    else:
+        applied.append("qlora")
     if not ctx.train.gradient_checkpointing:
         remedies.append("train { gradient_checkpointing = true }")
+    else:
+        applied.append("gradient checkpointing")
     remedies.append(f"a smaller batch (now {ctx.train.batch}; raise grad_accum to keep the effective batch)")
     remedies.append(f"a smaller max_seq_len (now {ctx.train.max_seq_len})")
+    done = f" (already applied: {', '.join(applied)})" if applied else ""
     yield error(
         "FT501",
         f"estimated peak memory {human_bytes(m.peak_bytes)} per device exceeds the "
         f"{human_bytes(hw.memory_bytes)} of {hw.gpu or 'the declared device'}",
-        span, "try " + "; ".join(remedies),
+        span, "try " + "; ".join(remedies) + done + "; or a GPU with more memory",
         notes=(f"weights {human_bytes(m.weights_bytes)}, gradients {human_bytes(m.gradients_bytes)}, "
                f"optimizer {human_bytes(m.optimizer_bytes)}, activations {human_bytes(m.activations_bytes)}, "
                f"logits {human_bytes(m.logits_bytes)}",))
