@@ -183,3 +183,9 @@ def test_smollm2_card_matches_the_packaged_gguf() -> None:
               "tie_embeddings")
     assert {f: getattr(real, f) for f in fields} == {f: getattr(card, f) for f in fields}
     assert total_params(real) == TOTALS["smollm2_135m"]
+
+
+@pytest.mark.parametrize("name", sorted(TOTALS))
+def test_card_templates_exist(name: str) -> None:
+    t = CARDS[name].template
+    assert t is None or (stdlib_dir() / "templates" / f"{t}.jinja").is_file()

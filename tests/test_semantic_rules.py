@@ -267,3 +267,10 @@ def test_resource_help_names_every_remedy_even_when_applied(proj: Path) -> None:
     assert d.code == "FT501"
     for remedy in ("qlora", "gradient checkpointing", "batch", "max_seq_len"):
         assert remedy in d.help
+
+
+def test_unknown_chat_template(proj: Path) -> None:
+    d = only_error(proj, variant("train", 'train { lr = 2e-4, template = "chatlm" }'))
+    assert d.code == "FT220" and "`chatml`" in d.help
+    res = check_text(variant("train", 'train { lr = 2e-4, template = "chatml" }'), proj / "r.ft")
+    assert res.plan is not None and res.plan.train.template == "chatml"

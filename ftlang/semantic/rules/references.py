@@ -135,3 +135,25 @@ def format_for_task(ctx: RecipeContext) -> Iterator[Diagnostic]:
         else:
             yield error("FT219", f"data `{name}` has format classification, but the task is causal_lm",
                         decl.name_span, "add task = classify(labels = [...]) to the recipe, or use another format")
+
+
+@rule("FT220", "unknown chat template", explain="""
+`train { template = "NAME" }` (or a model card's `template`) names a chat template shipped in
+stdlib/templates/NAME.jinja. Leave it out to use the tokenizer's own chat template.""")
+def template_exists(ctx: RecipeContext) -> Iterator[Diagnostic]:
+    from ftlang.resources import stdlib_dir
+
+    name = ctx.train.template if ctx.train is not None else None
+    if not name:
+        return
+    folder = stdlib_dir() / "templates"
+    if (folder / f"{name}.jinja").is_file():
+        return
+    known = sorted(p.stem for p in folder.glob("*.jinja"))
+    tb = ctx.blocks.get("train")
+    explicit = tb is not None and tb.has("template")
+    span = tb.span_of("template") if explicit else (ctx.model_span or ctx.bound.node.name_span)
+    guess = did_you_mean(name, known)
+    yield error("FT220", f"no chat template `{name}` in the stdlib" + ("" if explicit else " (named by the model card)"),
+                span, f"did you mean `{guess}`?" if guess else f"templates: {', '.join(known)}; or leave it out "
+                "to use the tokenizer's own")
