@@ -136,3 +136,12 @@ def test_ten_megabytes_of_recipes() -> None:
     broken = text[: len(text) - 3]  # the last recipe loses its closing brace
     module, diags = parse_text(broken)
     assert module is None and diags[0].code == "FT003"
+
+
+def test_lexer_has_no_backtracking_traps() -> None:
+    # each of these would take minutes with a quadratic or exponential regex
+    for text in ("recipe r { }" + " " * 1_000_000, " " * 1_000_000 + "\x00", '"' + "a" * 1_000_000,
+                 '"' + "\\a" * 500_000, "recipe r { x = \"" + "\\\\" * 500_000 + "\" }", "#" * 1_000_000):
+        module, diags = parse_text(text)
+        assert (module is None) == bool(diags)
+        assert all(d.span.line >= 1 for d in diags)

@@ -16,7 +16,6 @@ from typing import Any
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _PAIRS = {"RBRACE": "LBRACE", "RSQB": "LSQB", "RPAR": "LPAR"}
 _OPENERS = frozenset(_PAIRS.values())
-_SKIP = ("WS", "COMMENT")
 
 
 @dataclass
@@ -48,10 +47,13 @@ class Lexer:
         # Lark's order: higher priority first; among literals, longer first ("<=" before "<").
         regexes.sort(key=lambda t: -t.priority)
         punct.sort(key=lambda t: -len(t.pattern.value))
-        parts = [f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in regexes]
+        ws = next(t for t in regexes if t.name == "WS").pattern.to_regexp()
+        parts = [f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in regexes if t.name != "WS"]
         parts += [f"(?P<{t.name}>{re.escape(t.pattern.value)})" for t in punct]
         parts.append("(?P<_BAD>.)")
-        self._master = re.compile("|".join(parts), re.S)
+        parts.append(r"(?P<_END>\Z)")  # trailing whitespace: without it the prefix would backtrack
+        # Whitespace is skipped as an optional prefix of every match, which halves the matches.
+        self._master = re.compile(f"(?:{ws})?(?:{'|'.join(parts)})", re.S)
         self._keywords = keywords
 
     def tokens(self, text: str, scan: Scan) -> Iterator[Any]:
@@ -62,10 +64,10 @@ class Lexer:
         brackets = scan.open
         for m in self._master.finditer(text):
             kind = m.lastgroup
-            if kind == "WS":
-                continue
-            value = m.group()
-            start, end = m.span()
+            if kind == "_END":
+                return
+            start, end = m.span(kind)
+            value = text[start:end]
             if kind == "NAME":
                 kind = keywords.get(value, "NAME")
             elif kind == "_BAD":
