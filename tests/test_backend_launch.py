@@ -72,3 +72,17 @@ def test_launch_module_stays_torch_free():
             "bad = [m for m in ('torch', 'transformers', 'peft') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_every_executor_code_is_explained():
+    import re
+    from pathlib import Path
+
+    from ftlang.semantic.rules import explain
+
+    mine = ("load.py", "methods.py", "adapters.py", "train.py", "run.py", "faults.py", "launch.py", "checkpoint.py")
+    backend = Path(__file__).resolve().parent.parent / "ftlang" / "backend"
+    codes = {c for name in mine for c in re.findall(r'"(FT\d{3})"', (backend / name).read_text())}
+    assert {"FT704", "FT705", "FT707", "FT711"} <= codes
+    missing = sorted(c for c in codes if explain(c) is None)
+    assert not missing, missing

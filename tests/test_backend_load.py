@@ -42,7 +42,7 @@ def test_missing_package_and_missing_dir_are_diagnostics(tmp_path):
                                                          package="no_such_pkg_ftlang"))
     with pytest.raises(DiagnosticError) as e:
         model_location(plan)
-    assert e.value.diagnostics[0].code == "FT501" and "pip install" in e.value.diagnostics[0].help
+    assert e.value.diagnostics[0].code == "FT503" and "pip install" in e.value.diagnostics[0].help
     plan = tiny_plan(tmp_path, LORA, source=ModelSource(kind="local", path="models/none"))
     with pytest.raises(DiagnosticError) as e:
         model_location(plan)

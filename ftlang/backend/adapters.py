@@ -98,7 +98,7 @@ def adapter_sites(model: Any, placement: list[str]) -> list[tuple[str, Any]]:
     """(qualified name, module) of every block an adapter attaches to."""
     layers = _layer_list(model)
     if layers is None:
-        raise DiagnosticError(error("FT301", "adapter: cannot find the model's transformer layers", None,
+        raise DiagnosticError(error("FT713", "adapter: cannot find the model's transformer layers", None,
                                     help="adapter layers support Llama-, BERT- and GPT-style models; use lora"))
     names = {id(m): n for n, m in model.named_modules()}
     sites = []
@@ -107,7 +107,7 @@ def adapter_sites(model: Any, placement: list[str]) -> list[tuple[str, Any]]:
             block = _child(layer, _ATTENTION_NAMES if place == "attention" else _FFN_NAMES)
             if block is None:
                 raise DiagnosticError(error(
-                    "FT301", f"adapter: layer {type(layer).__name__} has no {place} block", None,
+                    "FT713", f"adapter: layer {type(layer).__name__} has no {place} block", None,
                     help="use placement = [attention] or [ffn], or method lora",
                 ))
             sites.append((names[id(block)], block))

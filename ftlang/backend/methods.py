@@ -15,7 +15,7 @@ from ftlang.plan import Plan
 
 #: plan optimizer → transformers `optim` name
 OPTIMIZERS = {
-    "adamw": "adamw_torch",
+    "adamw": "adamw_torch_fused",  # transformers 5's default: one fused kernel per step
     "adamw_8bit": "adamw_bnb_8bit",
     "paged_adamw_8bit": "paged_adamw_8bit",
     "paged_adamw_32bit": "paged_adamw_32bit",
@@ -77,7 +77,7 @@ def peft_config(plan: Plan) -> Any:
         missing = [f for f in m.feedforward if f not in m.targets]
         if missing:
             raise DiagnosticError(error(
-                "FT301", f"ia3 feedforward modules {missing} are not among its targets", loc_span(m.loc),
+                "FT306", f"ia3 feedforward modules {missing} are not among its targets", loc_span(m.loc),
                 help="every feedforward module must also be listed in targets",
             ))
         return IA3Config(task_type=tt, target_modules=list(m.targets), feedforward_modules=list(m.feedforward))
@@ -126,9 +126,23 @@ def keep_one_cpu_4bit_path(model: Any) -> None:
             module.support_avx512bf16_for_cpu = False
 
 
+def quantized_device_map(plan: Plan) -> Any:
+    """Where 4-bit weights live: the Trainer never moves a quantized model, so place it on this rank's GPU."""
+    if plan.method.kind != "qlora" or plan.hardware.device == "cpu":
+        return None
+    import os
+
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return {"": f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"}
+
+
 def load_for_training(plan: Plan) -> Any:
     """Base model loaded (quantized for qlora) and wrapped for the plan's method."""
-    return apply_method(plan, load_model(plan, quantization_config=quantization_config(plan)))
+    base = load_model(plan, quantization_config=quantization_config(plan), device_map=quantized_device_map(plan))
+    return apply_method(plan, base)
 
 
 def optimizer_name(plan: Plan, device: str) -> str:

@@ -213,100 +213,112 @@ def execute(plan: Plan, *, run_dir: Path | None = None, resume: bool | Path | No
     timings: dict[str, float] = dict(record.data.get("timings") or {})
     if is_main:
         write_json(run_dir / "plan.json", json.loads(plan.to_json()))
-    device = detect_device(plan)
-    record.update(status="running", device=device_info(device))
-    log(f"run: {run_dir}{' (resuming)' if resuming else ''}")
-
-    t = time.perf_counter()
-    tokenizer = load_tokenizer(plan)
-    from ftlang.data.prepare import prepare
-
-    data_ref = run_dir / "data.json"
-    if not is_main:
-        _wait_for(data_ref, log)
-    prepared = prepare(plan, tokenizer, allow_outside=allow_outside, log=log if is_main else (lambda s: None),
-                       run_dir=run_dir if is_main else None)
-    timings["data"] = round(time.perf_counter() - t, 3)
-    if is_main:
-        write_json(data_ref, {
-            "cache_key": prepared.cache_key, "cache_hit": getattr(prepared, "cache_hit", None),
-            "fingerprints": prepared.fingerprints, "stats": prepared.stats,
-            "train_rows": len(prepared.train), "validation_rows": len(prepared.validation or []),
-            "quarantine": str(getattr(prepared, "quarantine_path", None) or "") or None,
-        })
-
-    t = time.perf_counter()
-    seed_everything(plan)
-    model = load_for_training(plan)
-    trainable, total = trainable_parameters(model)
-    timings["load"] = round(time.perf_counter() - t, 3)
-    log(f"model: {plan.model.card or plan.model.source.path or plan.model.source.gguf_file} · method "
-        f"{plan.method.kind} · {trainable:,} of {total:,} parameters train · device {device}")
-
-    ctx = RunContext(plan=plan, run_dir=run_dir, model=model, tokenizer=tokenizer, data=prepared,
-                     load_base=base_loader(plan), device=device, force=force)
-    finish = _finish_module()
-    # on a resume too: the model is still the fresh base here (the checkpoint loads inside train)
-    if is_main and finish is not None:
-        t = time.perf_counter()
-        finish.before_training(ctx)
-        timings.setdefault("baseline_eval", round(time.perf_counter() - t, 3))
-
-    root = run_dir / "checkpoints"
-    t = time.perf_counter()
     try:
-        result = train(plan, prepared, model, tokenizer, run_dir, resume=resuming, device=device, log=log,
-                       callbacks=callbacks)
-    except NonFiniteLoss as e:
-        last = ckpt.latest_complete(root)
-        record.update(status="failed", error=f"FT704: non-finite loss at step {e.step}", timings=timings,
-                      last_checkpoint=str(last) if last else None)
-        raise DiagnosticError(nonfinite_diagnostic(plan, e.step, e.value, last)) from None
-    except KeyboardInterrupt:
-        last = ckpt.latest_complete(root)
-        record.update(status="interrupted", timings=timings, last_checkpoint=str(last) if last else None)
+        device = detect_device(plan)
+        record.update(status="running", device=device_info(device))
+        log(f"run: {run_dir}{' (resuming)' if resuming else ''}")
+        wanted = plan.hardware.count * plan.hardware.nodes
+        if wanted > 1 and world_size() == 1:
+            log(f"note: hardware asks for {wanted} processes; this is one. Add --launch to use them all")
+
+        t = time.perf_counter()
+        tokenizer = load_tokenizer(plan)
+        from ftlang.data.prepare import prepare
+
+        data_ref = run_dir / "data.json"
+        if not is_main:
+            _wait_for(data_ref, log)
+        prepared = prepare(plan, tokenizer, allow_outside=allow_outside, log=log if is_main else (lambda s: None),
+                           run_dir=run_dir if is_main else None)
+        timings["data"] = round(time.perf_counter() - t, 3)
+        if is_main:
+            write_json(data_ref, {
+                "cache_key": prepared.cache_key, "cache_hit": getattr(prepared, "cache_hit", None),
+                "fingerprints": prepared.fingerprints, "stats": prepared.stats,
+                "train_rows": len(prepared.train), "validation_rows": len(prepared.validation or []),
+                "quarantine": str(getattr(prepared, "quarantine_path", None) or "") or None,
+            })
+
+        t = time.perf_counter()
+        seed_everything(plan)
+        model = load_for_training(plan)
+        trainable, total = trainable_parameters(model)
+        timings["load"] = round(time.perf_counter() - t, 3)
+        log(f"model: {plan.model.card or plan.model.source.path or plan.model.source.gguf_file} · method "
+            f"{plan.method.kind} · {trainable:,} of {total:,} parameters train · device {device}")
+
+        ctx = RunContext(plan=plan, run_dir=run_dir, model=model, tokenizer=tokenizer, data=prepared,
+                         load_base=base_loader(plan), device=device, force=force)
+        finish = _finish_module()
+        # on a resume too: the model is still the fresh base here (the checkpoint loads inside train)
+        if is_main and finish is not None:
+            t = time.perf_counter()
+            finish.before_training(ctx)
+            timings.setdefault("baseline_eval", round(time.perf_counter() - t, 3))
+
+        root = run_dir / "checkpoints"
+        t = time.perf_counter()
+        try:
+            result = train(plan, prepared, model, tokenizer, run_dir, resume=resuming, device=device, log=log,
+                           callbacks=callbacks)
+        except NonFiniteLoss as e:
+            last = ckpt.latest_complete(root)
+            record.update(status="failed", error=f"FT704: non-finite loss at step {e.step}", timings=timings,
+                          last_checkpoint=str(last) if last else None)
+            raise DiagnosticError(nonfinite_diagnostic(plan, e.step, e.value, last)) from None
+        except KeyboardInterrupt:
+            last = ckpt.latest_complete(root)
+            record.update(status="interrupted", timings=timings, last_checkpoint=str(last) if last else None)
+            if is_main:
+                from ftlang.render import render
+
+                print(render([interrupted_diagnostic(run_dir, last, recipe_file)], "human"), file=sys.stderr)
+            return INTERRUPTED
+        except MemoryError as e:
+            record.update(status="failed", error="FT705: out of memory", timings=timings)
+            raise DiagnosticError(oom_diagnostic(plan, device, e)) from None
+        except RuntimeError as e:
+            if _is_oom(e):
+                record.update(status="failed", error="FT705: out of memory", timings=timings)
+                raise DiagnosticError(oom_diagnostic(plan, device, e)) from None
+            raise
+        timings["train"] = round(timings.get("train", 0.0) + time.perf_counter() - t, 3)
+        if result.tokens_per_s is not None:
+            timings["train_tokens_per_s"] = result.tokens_per_s
+        ctx.history = result.history
+        ctx.timings = timings
+        ctx.peak_memory_bytes = peak_memory(device)
+
+        digest = weights_digest(model)
+        ranks = run_dir / "ranks"
+        ranks.mkdir(exist_ok=True)
+        write_json(ranks / f"rank-{rank()}.json", {"rank": rank(), "global_step": result.global_step, **digest})
+        if not is_main:
+            return 0
+
+        saved = save_trained(plan, model, tokenizer, run_dir)
+        log(f"saved: {saved}")
+        record.update(status="trained", global_step=result.global_step, timings=timings, weights=digest,
+                      peak_memory_bytes=ctx.peak_memory_bytes, stopped_early=result.stopped_early,
+                      resumed_from=str(result.resumed_from) if result.resumed_from else None)
+        code = 0
+        if finish is not None:
+            try:
+                code = int(finish.after_training(ctx))
+            except DiagnosticError:
+                record.update(status="failed", timings=ctx.timings, exit_code=1)
+                raise
+        record.update(status="done", exit_code=code, timings=ctx.timings,
+                      ended=datetime.now(timezone.utc).isoformat())
+        return code
+    except KeyboardInterrupt:  # during data, model loading or the eval stage: still a resumable run
+        last = ckpt.latest_complete(run_dir / "checkpoints")
+        record.update(status="interrupted", last_checkpoint=str(last) if last else None)
         if is_main:
             from ftlang.render import render
 
             print(render([interrupted_diagnostic(run_dir, last, recipe_file)], "human"), file=sys.stderr)
         return INTERRUPTED
-    except MemoryError as e:
-        record.update(status="failed", error="FT705: out of memory", timings=timings)
-        raise DiagnosticError(oom_diagnostic(plan, device, e)) from None
-    except RuntimeError as e:
-        if _is_oom(e):
-            record.update(status="failed", error="FT705: out of memory", timings=timings)
-            raise DiagnosticError(oom_diagnostic(plan, device, e)) from None
-        raise
-    timings["train"] = round(timings.get("train", 0.0) + time.perf_counter() - t, 3)
-    if result.tokens_per_s is not None:
-        timings["train_tokens_per_s"] = result.tokens_per_s
-    ctx.history = result.history
-    ctx.timings = timings
-    ctx.peak_memory_bytes = peak_memory(device)
-
-    digest = weights_digest(model)
-    ranks = run_dir / "ranks"
-    ranks.mkdir(exist_ok=True)
-    write_json(ranks / f"rank-{rank()}.json", {"rank": rank(), "global_step": result.global_step, **digest})
-    if not is_main:
-        return 0
-
-    saved = save_trained(plan, model, tokenizer, run_dir)
-    log(f"saved: {saved}")
-    record.update(status="trained", global_step=result.global_step, timings=timings, weights=digest,
-                  peak_memory_bytes=ctx.peak_memory_bytes, stopped_early=result.stopped_early,
-                  resumed_from=str(result.resumed_from) if result.resumed_from else None)
-    code = 0
-    if finish is not None:
-        try:
-            code = int(finish.after_training(ctx))
-        except DiagnosticError:
-            record.update(status="failed", timings=ctx.timings, exit_code=1)
-            raise
-    record.update(status="done", exit_code=code, timings=ctx.timings,
-                  ended=datetime.now(timezone.utc).isoformat())
-    return code
 
 
 def _is_oom(e: BaseException) -> bool:
