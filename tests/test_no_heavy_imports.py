@@ -38,6 +38,7 @@ COMMANDS = [
     ["plan", "support_bot.ft"],
     ["fmt", "--check", "support_bot.ft"],
     ["explain", "FT301"],
+    ["explain", "--list"],
     ["schema"],
 ]
 
