@@ -441,6 +441,21 @@ _SIZE_UNITS = {
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}
 
 
+def _span_maker(source: SourceFile) -> Any:
+    """source.span without its range clamping: the lowering makes a span for every node."""
+    from bisect import bisect_right
+
+    starts = source._line_starts  # noqa: SLF001 - the index SourceFile already built
+    path = source.path
+
+    def span_at(start: int, end: int) -> Span:
+        line = bisect_right(starts, start)
+        end_line = bisect_right(starts, end)
+        return Span(path, start, end, line, start - starts[line - 1] + 1, end_line, end - starts[end_line - 1] + 1)
+
+    return span_at
+
+
 class _ExprError(Exception):
     def __init__(self, diag: Diagnostic) -> None:
         self.diag = diag
@@ -452,7 +467,7 @@ class _Lower:
     def __init__(self, source: SourceFile) -> None:
         self.source = source
         self.diags: list[Diagnostic] = []
-        self.span_at = source.span
+        self.span_at = _span_maker(source)
 
     def span(self, node: Any) -> Span:
         start, end = _bounds(node)
