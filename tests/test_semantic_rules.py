@@ -274,3 +274,11 @@ def test_unknown_chat_template(proj: Path) -> None:
     assert d.code == "FT220" and "`chatml`" in d.help
     res = check_text(variant("train", 'train { lr = 2e-4, template = "chatml" }'), proj / "r.ft")
     assert res.plan is not None and res.plan.train.template == "chatml"
+
+
+def test_gate_threshold_range(proj: Path) -> None:
+    text = variant("eval", "eval { metrics = [perplexity, rouge_l], gate rouge_l >= 35 }")
+    ds = diags(proj, text)
+    assert [d.code for d in ds] == ["FT409"] and "0.35" in ds[0].help
+    ok = variant("eval", "eval { metrics = [perplexity, rouge_l], gate rouge_l >= 35% and perplexity < 40 }")
+    assert diags(proj, ok) == []

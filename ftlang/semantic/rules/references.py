@@ -157,3 +157,44 @@ def template_exists(ctx: RecipeContext) -> Iterator[Diagnostic]:
     yield error("FT220", f"no chat template `{name}` in the stdlib" + ("" if explicit else " (named by the model card)"),
                 span, f"did you mean `{guess}`?" if guess else f"templates: {', '.join(known)}; or leave it out "
                 "to use the tokenizer's own")
+
+
+BOUNDED = ("bleu", "rouge_1", "rouge_2", "rouge_l", "exact_match", "accuracy", "f1")
+
+
+def _compares(node: ast.Value) -> Iterator[ast.Compare]:
+    if isinstance(node, ast.Compare):
+        yield node
+    elif isinstance(node, ast.BoolOp):
+        yield from _compares(node.left)
+        yield from _compares(node.right)
+    elif isinstance(node, ast.Not):
+        yield from _compares(node.operand)
+
+
+@rule("FT409", "gate threshold outside the metric's range", explain="""
+BLEU, ROUGE, exact match, accuracy and F1 are fractions in [0, 1] (write 0.35 or 35%). A gate such
+as `rouge_l >= 35` can never pass; `accuracy < 2` always passes.""")
+def gate_range(ctx: RecipeContext) -> Iterator[Diagnostic]:
+    from ftlang.diagnostics import warning
+
+    for gate in ctx.gate_nodes:
+        for cmp in _compares(gate.expr):
+            pairs = ((cmp.left, cmp.right), (cmp.right, cmp.left))
+            for metric, const in pairs:
+                if isinstance(metric, ast.Ident) and metric.name in BOUNDED and isinstance(const, (ast.Int, ast.Float)):
+                    if not 0 <= const.value <= 1:
+                        yield warning("FT409", f"{metric.name} is between 0 and 1; `{cmp.op} {const.value:g}` "
+                                      f"is never informative", const.span,
+                                      f"write a fraction: {const.value / 100:g} or {const.value:g}%"
+                                      if 1 < const.value <= 100 else "use a threshold between 0 and 1")
+
+
+@rule("FT307", "packing refused for classification", explain="""
+Packing joins several examples into one sequence; a sequence classifier predicts one label per
+sequence, so packed examples would share a label. Set `packing = false` for classify tasks.""")
+def classify_packing(ctx: RecipeContext) -> Iterator[Diagnostic]:
+    tb = ctx.blocks.get("train")
+    if ctx.task.kind == "classify" and tb is not None and tb.get("packing"):
+        yield error("FT307", "packing cannot be used with a classify task", tb.span_of("packing"),
+                    "set packing = false")
