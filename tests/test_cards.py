@@ -128,6 +128,7 @@ def test_hardware_catalog() -> None:
     assert set(cat) == {"T4-16GB", "L4-24GB", "RTX4090-24GB", "A10-24GB", "A100-40GB", "A100-80GB", "H100-80GB",
                         "H200-141GB"}
     assert cat["A100-40GB"]["memory_mib"] == 40960 and cat["A100-40GB"]["bf16"]
+    assert all(v["memory_bytes"] == v["memory_mib"] * 2**20 for v in cat.values())
     assert not cat["T4-16GB"]["bf16"]
 
 

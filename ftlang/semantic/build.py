@@ -144,7 +144,7 @@ def bind_hardware(ctx: RecipeContext, node: ast.Block | None) -> None:
         else:
             ctx.gpu = info
             kw["gpu"] = next(k for k, v in catalog.items() if v is info)
-            kw["memory_bytes"] = info["memory_mib"] * 2**20
+            kw["memory_bytes"] = int(info["memory_bytes"])
     if tb.has("memory"):
         kw["memory_bytes"] = tb.get("memory")
     if not tb.has("strategy") and tb.get("count") * tb.get("nodes") > 1:
