@@ -8,7 +8,8 @@ the same collator, steps, lr, schedule and seed. ftlang's path is its real one: 
 sides (save_steps past the end) so the ratio measures the training loop, not disk writes. Reported:
 the step-time ratio ftlang / baseline (median step time over the repetitions, first 3 steps of each
 run excluded as warm-up; goal <= 1.02) and the max difference between the two loss curves (goal <= 1e-4).
-Each repetition runs both paths, in alternating order, so load drift on a shared machine hits both alike.
+Each repetition runs ftlang, the baseline and the baseline again (an A/A control that shows the noise
+floor of the ratio), in rotating order, so load drift on a shared machine hits all alike.
 `--write` records the table under `## train` in bench/RESULTS.md (only that section is replaced).
 """
 
@@ -175,22 +176,19 @@ def main(argv: list[str] | None = None) -> int:
 
         tok = AutoTokenizer.from_pretrained(str(model_dir))
         prepared = TinyPrepared(_rows(tok, a.batch * a.steps, a.seq), [], pad_id=tok.pad_token_id)
-        wall_f: list[float] = []
-        wall_b: list[float] = []
-        cpu_f: list[float] = []
-        cpu_b: list[float] = []
+        # "c" is the baseline once more: the A/A control, i.e. the noise floor of the ratio on this machine
+        wall: dict[str, list[float]] = {"f": [], "b": [], "c": []}
+        cpu: dict[str, list[float]] = {"f": [], "b": [], "c": []}
         max_diff = 0.0
         for rep in range(a.reps):
-            # alternate which path goes first, so warm caches and load drift favour neither
-            runs = [("f", ftlang_run), ("b", baseline_run)]
-            if rep % 2:
-                runs.reverse()
+            # rotate which path goes first, so warm caches and load drift favour none of them
+            runs = [("f", ftlang_run), ("b", baseline_run), ("c", baseline_run)]
+            runs = runs[rep % 3:] + runs[: rep % 3]
             got = {tag: fn(model_dir, prepared, a.steps, a.batch, tmp_path / f"{tag}{rep}") for tag, fn in runs}
+            for tag, timer in got.items():
+                wall[tag] += timer.wall[WARMUP_STEPS:]
+                cpu[tag] += timer.cpu[WARMUP_STEPS:]
             f, b = got["f"], got["b"]
-            wall_f += f.wall[WARMUP_STEPS:]
-            wall_b += b.wall[WARMUP_STEPS:]
-            cpu_f += f.cpu[WARMUP_STEPS:]
-            cpu_b += b.cpu[WARMUP_STEPS:]
             assert len(f.losses) == len(b.losses) == a.steps, (len(f.losses), len(b.losses))
             max_diff = max(max_diff, max(abs(x - y) for x, y in zip(f.losses, b.losses, strict=True)))
             print(f"rep {rep}: median step wall ftlang {statistics.median(f.wall[WARMUP_STEPS:]) * 1000:.1f} ms / "
@@ -198,18 +196,21 @@ def main(argv: list[str] | None = None) -> int:
                   f"{statistics.median(f.cpu[WARMUP_STEPS:]) * 1000:.1f} / {statistics.median(b.cpu[WARMUP_STEPS:]) * 1000:.1f} ms; "
                   f"loss {f.losses[0]:.4f} → {f.losses[-1]:.4f}", flush=True)
         own_ms, own_share = ftlang_own_share(model_dir, prepared, a.steps, a.batch, tmp_path / "profiled")
-    med_f, med_b = statistics.median(wall_f), statistics.median(wall_b)
-    ratio = med_f / med_b
-    cpu_ratio = statistics.median(cpu_f) / statistics.median(cpu_b)
+    med = {k: statistics.median(v) for k, v in wall.items()}
+    cmed = {k: statistics.median(v) for k, v in cpu.items()}
+    med_f, med_b = med["f"], med["b"]
+    ratio, cpu_ratio = med["f"] / med["b"], cmed["f"] / cmed["b"]
+    control, cpu_control = med["c"] / med["b"], cmed["c"] / cmed["b"]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"step-time ratio ftlang/baseline: {ratio:.3f}x wall, {cpu_ratio:.3f}x process CPU (goal <= 1.02)")
+    print(f"A/A control baseline/baseline: {control:.3f}x wall, {cpu_control:.3f}x process CPU (the noise floor)")
     print(f"max loss-curve difference: {max_diff:.2e} (goal <= 1e-4)")
     print(f"ftlang's own per-step code (callbacks, step override): {own_ms:.2f} ms/step under cProfile; "
           f"all ftlang code {own_share:.2%} of the profiled run")
     if a.write:
         table = "\n".join([
             f"Tiny LoRA fine-tune (2-layer Llama, hidden 64; r {R}, {len(TARGETS)} attention targets; batch {a.batch} × "
-            f"≤{a.seq} tokens; {a.steps} steps × {a.reps} alternating reps; CPU, torch threads {a.threads}, "
+            f"≤{a.seq} tokens; {a.steps} steps × {a.reps} rotating reps; CPU, torch threads {a.threads}, "
             f"{os.cpu_count()} cores shared, "
             f"load average {load:.1f} at the end)",
             "",
@@ -219,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| hand-written Trainer + PEFT median step time | {med_b * 1000:.1f} ms | |",
             f"| step-time ratio ftlang / baseline (wall) | {ratio:.3f}× | ≤ 1.02× |",
             f"| step-time ratio ftlang / baseline (process CPU time, less sensitive to the shared load) | {cpu_ratio:.3f}× | ≤ 1.02× |",
+            f"| A/A control: the same baseline run again / baseline (wall; process CPU) | {control:.3f}×; {cpu_control:.3f}× | noise floor |",
             f"| ftlang's own per-step Python (callbacks, NaN check, token count; cProfile) | {own_ms:.2f} ms/step | |",
             f"| all ftlang code, share of the profiled training run (incl. model setup) | {own_share:.2%} | |",
             f"| max loss-curve difference ({a.steps} steps × {a.reps} reps) | {max_diff:.1e} | ≤ 1e-4 |",
