@@ -270,7 +270,8 @@ def test_deep_nesting_is_a_clean_error() -> None:
         text = "recipe r { x = " + opener * 5000 + "1" + closer * 5000 + " }"
         module, diags = parse_text(text)
         assert module is None and diags[0].code == "FT007"
-    assert parse_text("recipe r { x = " + "[" * 150 + "]" * 150 + " }")[0] is not None
+    assert parse_text("recipe r { x = " + "[" * 80 + "]" * 80 + " }")[0] is not None
+    assert parse_text("recipe r { x = " + "[" * 150 + "]" * 150 + " }")[1][0].code == "FT007"
     unclosed = err("recipe r { x = " + "[" * 5000)
     assert unclosed[0].code == "FT003"
     long_chain = parse_text("recipe r { x = " + " + ".join(["1"] * 3000) + " }")

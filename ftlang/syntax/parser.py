@@ -11,7 +11,6 @@ this module costs nothing and a warm `ftlang check` does not rebuild the grammar
 from __future__ import annotations
 
 import math
-import sys
 import threading
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -26,8 +25,9 @@ if TYPE_CHECKING:
 
 # Recipes are a few kB; a cap keeps a pathological input from costing minutes of LALR time.
 MAX_CHARS = 12_000_000
-# Tree depth the lowering accepts; realistic recipes stay under 15 (lists of lists, calls in calls).
-MAX_DEPTH = 200
+# Nesting the lowering accepts (blocks, lists, calls, parentheses, operators); realistic recipes stay
+# under 15. The lowering recurses a few frames per level, so 100 stays clear of Python's stack limit.
+MAX_DEPTH = 100
 # Errors collected per file before giving up (each later one needs a re-parse, so only for small files).
 MAX_ERRORS = 5
 _MULTI_ERROR_CHARS = 200_000
@@ -43,7 +43,7 @@ SYNTAX_CODES: dict[str, str] = {
              "other characters are allowed only inside strings and comments.",
     "FT005": "Invalid escape in a string: the escapes are \\\" \\\\ \\/ \\n \\t \\r \\b \\f and \\uXXXX.",
     "FT006": "Number out of range: a number too large to represent (or with more than 4000 digits).",
-    "FT007": "Nesting too deep: lists, calls and expressions may nest at most 200 levels.",
+    "FT007": "Nesting too deep: blocks, lists, calls and expressions may nest at most 100 levels.",
     "FT008": "File too large: a recipe file may hold at most 12 million characters.",
     "FT009": "Positional argument after a keyword argument: write positional arguments first, f(x, key = v).",
     "FT010": "Missing '=': a key and its value are written `key = value`.",
@@ -134,18 +134,12 @@ def parse(source: SourceFile) -> tuple[ast.Module | None, list[Diagnostic]]:
     if tree is None:
         return None, diags
     lowering = _Lower(source)
-    limit = sys.getrecursionlimit()
     try:
-        # The lowering recurses once per nesting level and stops at MAX_DEPTH; the headroom keeps
-        # a caller that is already deep in its own stack from tripping over that.
-        sys.setrecursionlimit(max(limit, 20 * MAX_DEPTH + 2000))
         items = tuple(lowering.top(t) for t in tree.children)
-    except (_TooDeep, RecursionError) as e:
+    except (_TooDeep, RecursionError) as e:  # RecursionError: a caller already deep in its own stack
         where = _span_of(source, e.node) if isinstance(e, _TooDeep) else source.span(0, 0)
         return None, [error("FT007", f"nesting too deep (more than {MAX_DEPTH} levels)", where,
                             "flatten the list, block or expression; recipes rarely nest more than a few levels")]
-    finally:
-        sys.setrecursionlimit(limit)
     if lowering.diags:
         return None, lowering.diags
     module = ast.Module(source.span(0, len(text)), source.path, items,
@@ -193,10 +187,7 @@ def _parse_collecting(source: SourceFile) -> tuple[Tree | None, list[Diagnostic]
 
 def _blank_line(text: str, line: int) -> str | None:
     """The text with one line replaced by spaces, or None when that would unbalance brackets."""
-    starts = [0]
-    for i, ch in enumerate(text):
-        if ch == "\n":
-            starts.append(i + 1)
+    starts = SourceFile("", text)._line_starts  # noqa: SLF001 - the same index, built in C speed
     if line > len(starts):
         return None
     start = starts[line - 1]
