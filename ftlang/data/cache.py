@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -59,14 +60,14 @@ def cache_key(plan: Plan, fingerprints: dict[str, str], tokenizer_id: dict, temp
 # ---------------------------------------------------------------------------- rows ⇄ flat arrays
 
 
-def _flatten(name: str, rows: list[dict], out: dict[str, np.ndarray]) -> list[str]:
-    keys = sorted(rows[0]) if rows else []
+def _flatten(name: str, rows: list[dict], out: dict[str, np.ndarray], skip: frozenset = frozenset()) -> list[str]:
+    keys = sorted(k for k in rows[0] if k not in skip) if rows else []
     out[f"{name}/__count"] = np.asarray([len(rows)], dtype=np.int64)
     for k in keys:
         first = rows[0][k]
         if isinstance(first, (list, tuple)):
             lens = np.fromiter((len(r[k]) for r in rows), dtype=np.int64, count=len(rows))
-            flat = np.fromiter((x for r in rows for x in r[k]), dtype=np.int64, count=int(lens.sum()))
+            flat = np.fromiter(chain.from_iterable(r[k] for r in rows), dtype=np.int64, count=int(lens.sum()))
             out[f"{name}/{k}"] = flat.astype(np.int32) if flat.size == 0 or abs(flat).max() < 2**31 else flat
             out[f"{name}/{k}.lens"] = lens
         else:
@@ -91,7 +92,8 @@ def _unflatten(name: str, keys: list[str], arrays: dict[str, np.ndarray]) -> lis
 
 
 def store(cache_dir: Path, key: str, tables: dict[str, list[dict]], meta: dict[str, Any],
-          quarantine: list[dict]) -> Path:
+          quarantine: list[dict], skip: frozenset = frozenset()) -> Path:
+    """Write an entry; `skip` names row keys not stored (rebuilt on load, e.g. attention_mask)."""
     from safetensors.numpy import save_file
 
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -100,7 +102,7 @@ def store(cache_dir: Path, key: str, tables: dict[str, list[dict]], meta: dict[s
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     arrays: dict[str, np.ndarray] = {}
-    layout = {name: _flatten(name, rows, arrays) for name, rows in tables.items()}
+    layout = {name: _flatten(name, rows, arrays, skip) for name, rows in tables.items()}
     save_file(arrays, str(tmp / "tokens.safetensors"))
     (tmp / "meta.json").write_text(json.dumps({**meta, "layout": layout}, ensure_ascii=False), encoding="utf-8")
     if quarantine:

@@ -100,10 +100,9 @@ def prepare(plan: Plan, tokenizer, *, cache_dir: Path | None = None, allow_outsi
     prepared, quarantine = _build(plan, tokenizer, renderer, key, fingerprints, allow_outside, log)
     tables = {"train": prepared.train, **({"validation": prepared.validation} if prepared.validation is not None
                                           else {}), **{f"extra:{n}": r for n, r in prepared.extra.items()}}
-    slim = {n: [{k: v for k, v in r.items() if k != "attention_mask"} for r in rows] for n, rows in tables.items()}
     meta = {"stats": prepared.stats, "validation_rows": prepared.validation_rows, "extra_rows": prepared.extra_rows,
             "packed": prepared.packed, "task": prepared.task, "has_validation": prepared.validation is not None}
-    entry = cache_mod.store(cache_dir, key, slim, meta, quarantine)
+    entry = cache_mod.store(cache_dir, key, tables, meta, quarantine, skip=frozenset({"attention_mask"}))
     if quarantine:
         target = (run_dir / "quarantine.jsonl") if run_dir is not None else entry / "quarantine.jsonl"
         if run_dir is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,12 +70,15 @@ def decode(data: bytes) -> tuple[str | None, FileProblem | None]:
     return data.decode("utf-8", errors="surrogateescape"), None
 
 
+_ESCAPED = re.compile("[\udc80-\udcff]")
+
+
 def bad_utf8(text: str) -> str | None:
     """A message naming the first non-UTF-8 byte of `text`, or None when it is clean."""
-    for col, ch in enumerate(text, 1):
-        if "\udc80" <= ch <= "\udcff":
-            return f"not valid UTF-8: byte 0x{ord(ch) - 0xDC00:02x} at column {col} (decode error)"
-    return None
+    m = _ESCAPED.search(text)
+    if m is None:
+        return None
+    return f"not valid UTF-8: byte 0x{ord(m.group()) - 0xDC00:02x} at column {m.start() + 1} (decode error)"
 
 
 def printable_raw(text: str) -> str:

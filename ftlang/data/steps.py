@@ -235,11 +235,12 @@ def split_rows(rows: list[dict], validation: float, seed: int) -> tuple[list[dic
     Only original rows can be held out; augmented copies follow their origin (a copy of a held-out row
     is dropped, and counted, so no variant of a validation row is trained on); mixed replay rows stay in
     train."""
+    hashes = [content_hash(row) for row in rows]
     originals = {}
-    for row in rows:
+    for row, h in zip(rows, hashes, strict=True):
         meta = row.get("_meta", {})
         if not meta.get("augmented") and not meta.get("mixed"):
-            originals.setdefault(content_hash(row), None)
+            originals.setdefault(h, None)
 
     def rank(h: str) -> str:
         return hashlib.sha256(f"{seed}:{h}".encode()).hexdigest()
@@ -248,9 +249,9 @@ def split_rows(rows: list[dict], validation: float, seed: int) -> tuple[list[dic
     n_val = max(1, round(validation * len(ordered))) if len(ordered) > 1 else 0
     held = set(ordered[:n_val])
     train, val, dropped = [], [], 0
-    for row in rows:
+    for row, h in zip(rows, hashes, strict=True):
         meta = row.get("_meta", {})
-        key = meta.get("origin") if meta.get("augmented") else content_hash(row)
+        key = meta.get("origin") if meta.get("augmented") else h
         if key in held and not meta.get("mixed"):
             if meta.get("augmented"):
                 dropped += 1

@@ -52,6 +52,15 @@ class Encoded:
 def _tokenize(tokenizer, texts: list[str], offsets: bool) -> tuple[list[list[int]], list]:
     ids: list[list[int]] = []
     offs: list = []
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        # the Rust tokenizer directly: transformers' per-encoding conversion costs as much as the encoding
+        for i in range(0, len(texts), BATCH):
+            for enc in backend.encode_batch(texts[i:i + BATCH], add_special_tokens=False):
+                ids.append(enc.ids)
+                if offsets:
+                    offs.append(enc.offsets)
+        return ids, offs
     for i in range(0, len(texts), BATCH):
         enc = tokenizer(texts[i:i + BATCH], add_special_tokens=False, return_attention_mask=False,
                         return_offsets_mapping=offsets)
@@ -78,7 +87,7 @@ def encode_chat(rows: list[dict], fmt: str, tokenizer, renderer: ChatRenderer, *
         all_ids, all_offsets = _tokenize(tokenizer, texts, offsets=True)
     else:
         all_ids, all_offsets = _segment_tokenize(tokenizer, rendered)
-    eot = np.array(sorted(end_of_turn_ids(tokenizer)), dtype=np.int64)
+    eot = sorted(end_of_turn_ids(tokenizer))
     out = Encoded()
     for row, (_, spans), ids, offsets in zip(rows, rendered, all_ids, all_offsets, strict=True):
         ids_arr = np.asarray(ids, dtype=np.int64)
@@ -91,9 +100,12 @@ def encode_chat(rows: list[dict], fmt: str, tokenizer, renderer: ChatRenderer, *
                 trained |= (starts >= a) & (starts < b)
         truncated = len(ids_arr) > max_seq_len
         if check_eos and not truncated:
+            is_eot = np.zeros(len(ids_arr), dtype=bool)
+            for e in eot:
+                is_eot |= ids_arr == e
+            is_eot &= trained
             for k, (a, b) in enumerate(spans):
-                turn = trained & (starts >= a) & (starts < b)
-                if not np.isin(ids_arr[turn], eot).any():
+                if not (is_eot & (starts >= a) & (starts < b)).any():
                     out.eos_failures.append(Problem(row, "FT617", f"assistant turn {k + 1}: no end-of-turn token "
                                                                   "in the trained labels"))
                     break

@@ -1,0 +1,208 @@
+"""Data-stage benchmark: ftlang's prepare() against the usual `datasets.map` tokenization, the cached
+rerun, and packed vs padded training throughput. Prints ratios; --write records them in RESULTS.md.
+
+    python bench/data_bench.py [--rows 20000] [--reps 3] [--write]
+
+Baselines do the same work as prepare's tokenization (chat template, assistant-only labels):
+  naive    Dataset.from_list(rows).map(fn)            fn: apply_chat_template + tokenizer per row
+  batched  Dataset.from_list(rows).map(fn, batched)   same, tokenizer called per batch of 1000
+prepare() also reads and validates the file, splits, and stores its cache entry, inside the timing.
+Packed vs padded: a 2-layer Llama (hidden 64), forward+backward over rows with lognormal lengths;
+real (non-pad) tokens per second, padded batches of 8 rows vs packed bins of max_seq_len 512.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+WORDS = ("how do i reset my password the invoice shows a wrong amount login fails with an error shipping was slow "
+         "please explain refund policy application crashes when open settings account billing feature request").split()
+
+
+def make_rows(n: int, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+
+    def text(mu: float) -> str:
+        k = max(1, min(300, int(rng.lognormvariate(mu, 0.8))))
+        return " ".join(rng.choice(WORDS) for _ in range(k))
+
+    return [{"instruction": text(2.3), "output": text(2.8)} for _ in range(n)]
+
+
+def best(fn, reps: int) -> float:
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def baseline_fn(tok):
+    def one(row):
+        messages = [{"role": "user", "content": row["instruction"]}, {"role": "assistant", "content": row["output"]}]
+        text = tok.apply_chat_template(messages, tokenize=False)
+        prompt = tok.apply_chat_template(messages[:1], tokenize=False, add_generation_prompt=True)
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        n = len(tok(prompt, add_special_tokens=False)["input_ids"])
+        return {"input_ids": ids, "labels": [-100] * n + ids[n:], "attention_mask": [1] * len(ids)}
+
+    def batch(rows):
+        convs = [[{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+                 for q, a in zip(rows["instruction"], rows["output"], strict=True)]
+        texts = [tok.apply_chat_template(c, tokenize=False) for c in convs]
+        prompts = [tok.apply_chat_template(c[:1], tokenize=False, add_generation_prompt=True) for c in convs]
+        ids = tok(texts, add_special_tokens=False)["input_ids"]
+        lens = [len(p) for p in tok(prompts, add_special_tokens=False)["input_ids"]]
+        return {"input_ids": ids, "labels": [[-100] * n + x[n:] for n, x in zip(lens, ids, strict=True)],
+                "attention_mask": [[1] * len(x) for x in ids]}
+
+    return one, batch
+
+
+def bench_prepare(n_rows: int, reps: int) -> dict:
+    import datasets
+    from plan_factory import make_plan
+    from tiny_models import build_tokenizer
+    from transformers import AutoTokenizer
+
+    from ftlang.data.prepare import prepare
+
+    datasets.disable_progress_bars()
+    work = Path(tempfile.mkdtemp(prefix="ftlang-data-bench-"))
+    (work / ".git").mkdir()
+    build_tokenizer(work / "tok")
+    tok = AutoTokenizer.from_pretrained(str(work / "tok"))
+    rows = make_rows(n_rows)
+    (work / "data").mkdir()
+    (work / "data" / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    plan = make_plan(work, train={"max_seq_len": 2048})
+    one, batch = baseline_fn(tok)
+    quiet = {"log": lambda _m: None}
+
+    def ours():
+        shutil.rmtree(work / "cache", ignore_errors=True)
+        prepare(plan, tok, cache_dir=work / "cache", **quiet)
+
+    def naive():
+        loaded = [json.loads(x) for x in (work / "data" / "d.jsonl").read_text().splitlines()]
+        datasets.Dataset.from_list(loaded).map(one, remove_columns=["instruction", "output"], load_from_cache_file=False)
+
+    def batched():
+        loaded = [json.loads(x) for x in (work / "data" / "d.jsonl").read_text().splitlines()]
+        datasets.Dataset.from_list(loaded).map(batch, batched=True, batch_size=1000,
+                                               remove_columns=["instruction", "output"], load_from_cache_file=False)
+
+    t_ours = best(ours, reps)
+    t_naive = best(naive, reps)
+    t_batched = best(batched, reps)
+    prepare(plan, tok, cache_dir=work / "cache", **quiet)
+    t_hit = best(lambda: prepare(plan, tok, cache_dir=work / "cache", **quiet), reps)
+    assert prepare(plan, tok, cache_dir=work / "cache", **quiet).cache_hit
+    shutil.rmtree(work, ignore_errors=True)
+    return {"rows": n_rows, "prepare_rows_s": n_rows / t_ours, "naive_rows_s": n_rows / t_naive,
+            "batched_rows_s": n_rows / t_batched, "cached_s": t_hit, "uncached_s": t_ours,
+            "vs_naive": t_naive / t_ours, "vs_batched": t_batched / t_ours, "cache_speedup": t_ours / t_hit}
+
+
+def bench_packing(n_rows: int, steps_tokens: int = 24_000) -> dict:
+    import torch
+    from tiny_models import build_tiny_llama
+    from transformers import AutoModelForCausalLM
+
+    from ftlang.data.packing import PackedCollator, PadCollator, pack_rows
+
+    torch.manual_seed(0)
+    work = Path(tempfile.mkdtemp(prefix="ftlang-pack-bench-"))
+    build_tiny_llama(work)
+    model = AutoModelForCausalLM.from_pretrained(str(work), attn_implementation="sdpa")
+    rng = random.Random(1)
+    lens = [max(8, min(512, int(rng.lognormvariate(4.0, 0.9)))) for _ in range(n_rows)]
+    rows = [{"input_ids": [rng.randrange(4, 300) for _ in range(n)], "labels": None} for n in lens]
+    for r in rows:
+        r["labels"] = list(r["input_ids"])
+    packed = pack_rows(rows, 512)
+    pad, pk = PadCollator(0), PackedCollator(0)
+
+    def run(batches) -> float:
+        real, t0 = 0, time.perf_counter()
+        for b in batches:
+            out = model(**b)
+            out.loss.backward()
+            model.zero_grad(set_to_none=True)
+            real += int((b["labels"] != -100).sum()) + b["labels"].shape[0]
+            if real >= steps_tokens:
+                break
+        return real / (time.perf_counter() - t0)
+
+    padded_batches = (pad(rows[i:i + 8]) for i in range(0, len(rows), 8))
+    packed_batches = (pk(packed[i:i + 1]) for i in range(len(packed)))
+    run([pad(rows[:8])])  # warm-up
+    padded_tps = run(padded_batches)
+    packed_tps = run(packed_batches)
+    fill = sum(lens) / (len(packed) * 512)
+    shutil.rmtree(work, ignore_errors=True)
+    return {"padded_tokens_s": padded_tps, "packed_tokens_s": packed_tps, "packing_speedup": packed_tps / padded_tps,
+            "bins": len(packed), "fill": fill}
+
+
+def write_results(lines: list[str]) -> None:
+    path = ROOT / "bench" / "RESULTS.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    section = "## data\n\n" + "\n".join(lines) + "\n"
+    if "## data\n" in text:
+        head, rest = text.split("## data\n", 1)
+        nxt = rest.find("\n## ")
+        text = head + section + (rest[nxt + 1:] if nxt >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=20_000)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--pack-rows", type=int, default=600)
+    ap.add_argument("--write", action="store_true")
+    a = ap.parse_args()
+    p = bench_prepare(a.rows, a.reps)
+    k = bench_packing(a.pack_rows)
+    lines = [
+        f"`python bench/data_bench.py --rows {a.rows} --reps {a.reps}` ({time.strftime('%Y-%m-%d')}, "
+        f"{os.cpu_count()} CPUs, tiny BPE tokenizer with ChatML, best of {a.reps})",
+        "",
+        "| measure | value | goal |",
+        "|---|---|---|",
+        f"| prepare rows/s | {p['prepare_rows_s']:,.0f} | |",
+        f"| naive datasets.map rows/s | {p['naive_rows_s']:,.0f} | |",
+        f"| batched datasets.map rows/s | {p['batched_rows_s']:,.0f} | |",
+        f"| prepare vs naive map | {p['vs_naive']:.2f}x | >= 1.4x |",
+        f"| prepare vs batched map | {p['vs_batched']:.2f}x | >= 0.95x |",
+        f"| cached rerun speedup ({p['uncached_s']:.2f} s → {p['cached_s']:.3f} s) | {p['cache_speedup']:.1f}x | >= 10x |",
+        f"| padded real tokens/s (batch 8) | {k['padded_tokens_s']:,.0f} | |",
+        f"| packed real tokens/s (bins of 512, fill {k['fill']:.0%}) | {k['packed_tokens_s']:,.0f} | |",
+        f"| packed vs padded | {k['packing_speedup']:.2f}x | >= 1.8x |",
+    ]
+    print("\n".join(lines))
+    if a.write:
+        write_results(lines)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
