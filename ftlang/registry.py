@@ -38,12 +38,23 @@ MANIFEST = "manifest.json"
 LOCK = ".lock"
 TMP_PREFIX = ".tmp-"
 STALE_AFTER_S = 600.0
+EMPTY_LOCK_GRACE_S = 2.0
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _VERSION = re.compile(r"^v([1-9][0-9]*)$")
 
 
 def _fail(code: str, message: str, help: str) -> DiagnosticError:
     return DiagnosticError(error(code, message, None, help=help))
+
+
+def _write_error(root: Path, e: OSError) -> DiagnosticError:
+    import errno
+
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return _fail("FT825", f"registry {root}: no space left on the device ({e})",
+                     "free disk space and publish again; no version was created")
+    return _fail("FT825", f"registry {root}: cannot write: {e}",
+                 "check the registry directory's permissions and free space; no version was created")
 
 
 def sha256_file(path: Path) -> str:
@@ -60,12 +71,16 @@ def _now() -> str:
 
 def _write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _pid_alive(pid: int) -> bool:
@@ -105,20 +120,25 @@ class Registry:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / LOCK
         deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                if self._break_if_stale(path):
-                    continue
-                if time.monotonic() > deadline:
-                    raise _fail("FT822", f"registry {name!r} is locked by another publish ({path})",
-                                "wait for it to finish; if no ftlang process is running, delete the lock file") from None
-                time.sleep(0.05)
-                continue
-            with os.fdopen(fd, "w") as f:
-                json.dump({"pid": os.getpid(), "host": socket.gethostname(), "created": time.time()}, f)
-            break
+        # the lock's content is written to a private file first and hard-linked into place: link()
+        # fails if the lock exists (like O_EXCL) and a lock is never seen without its holder's pid
+        mine = folder / f"{LOCK}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        with open(mine, "w", encoding="utf-8") as f:
+            json.dump({"pid": os.getpid(), "host": socket.gethostname(), "created": time.time()}, f)
+        try:
+            while True:
+                try:
+                    os.link(mine, path)
+                    break
+                except FileExistsError:
+                    if self._break_if_stale(path):
+                        continue
+                    if time.monotonic() > deadline:
+                        raise _fail("FT822", f"registry {name!r} is locked by another publish ({path})",
+                                    "wait for it to finish; if no ftlang process is running, delete the lock file") from None
+                    time.sleep(0.05)
+        finally:
+            os.unlink(mine)
         try:
             yield
         finally:
@@ -139,8 +159,10 @@ class Registry:
         same_host = info.get("host") == socket.gethostname()
         pid = info.get("pid")
         dead = same_host and isinstance(pid, int) and not _pid_alive(pid)
-        # a lock file still empty is a holder between open and write: only age makes it stale
-        if not (dead or age > STALE_AFTER_S):
+        # ftlang's locks are never empty (see lock()); an empty or unreadable one was left by a killed
+        # writer of another tool or version: stale once it is a moment old
+        unreadable = not info and age > EMPTY_LOCK_GRACE_S
+        if not (dead or unreadable or age > STALE_AFTER_S):
             return False
         # rename first, so two breakers cannot both delete a fresh lock taken in between
         grave = path.with_name(f"{LOCK}.stale-{uuid.uuid4().hex[:8]}")
@@ -206,9 +228,11 @@ class Registry:
         if stage not in STAGES:
             raise _fail("FT823", f"unknown stage {stage!r}", f"stages: {', '.join(STAGES)}")
         folder = self.root / name
-        folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
+        try:
+            tmp.mkdir(parents=True)
+        except OSError as e:
+            raise _write_error(self.root, e) from e
         try:
             files: dict[str, str] = {}
             for dest, src in artifacts.items():
@@ -238,6 +262,9 @@ class Registry:
                 }
                 _write_json_atomic(tmp / MANIFEST, manifest)
                 os.rename(tmp, folder / version)  # atomic; fails rather than overwrite an existing version
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise _write_error(self.root, e) from e
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -256,6 +283,12 @@ class Registry:
         if stage not in STAGES:
             raise _fail("FT823", f"unknown stage {stage!r}", f"stages: {', '.join(STAGES)}")
         self.manifest(name, version)  # raises FT820 when unknown
+        try:
+            return self._promote(name, version, stage)
+        except OSError as e:
+            raise _write_error(self.root, e) from e
+
+    def _promote(self, name: str, version: str, stage: str) -> dict:
         with self.lock(name):
             if stage == "production":
                 self._archive_production(name)
@@ -271,6 +304,11 @@ class Registry:
         """Remove leftover temp dirs of dead publishes (called under the lock)."""
         removed = []
         for p in folder.iterdir():
+            if p.name.startswith(f"{LOCK}.tmp-") or p.name.startswith(f"{LOCK}.stale-"):
+                pid_text = p.name.split("-", 2)[1] if p.name.startswith(f"{LOCK}.tmp-") else ""
+                if not (pid_text.isdigit() and _pid_alive(int(pid_text))):
+                    p.unlink(missing_ok=True)  # a lock holder killed before it linked its lock
+                continue
             if not p.name.startswith(TMP_PREFIX) or p == keep:
                 continue
             pid_text = p.name[len(TMP_PREFIX):].split("-", 1)[0]

@@ -177,3 +177,36 @@ def test_concurrent_publishes_get_distinct_versions(tmp_path):
     assert reg.verify() == ([], [])
     parents = {reg.manifest("bot", v)["parent"] for v in outs}
     assert parents == {None, "v1", "v2", "v3"}  # a chain: each publish saw the one before
+
+
+def test_lock_is_never_empty_and_an_empty_one_is_stale(tmp_path):
+    import time
+
+    reg = Registry(tmp_path / "reg")
+    with reg.lock("m"):
+        info = json.loads((tmp_path / "reg" / "m" / LOCK).read_text())
+        assert info["pid"] == os.getpid()
+        assert [p.name for p in (tmp_path / "reg" / "m").iterdir()] == [LOCK]  # the link's source is gone
+    lock = tmp_path / "reg" / "m" / LOCK
+    lock.write_text("")  # left by a writer killed between open and write
+    old = time.time() - 5
+    os.utime(lock, (old, old))
+    assert reg.publish("m", {"adapter": _artifact(tmp_path)}, plan_hash="h") == "v1"
+
+
+def test_disk_full_is_a_diagnostic(tmp_path, monkeypatch):
+    import errno
+
+    import ftlang.registry as registry
+
+    reg = Registry(tmp_path / "reg")
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
+
+    monkeypatch.setattr(registry, "_copy_file", full)
+    with pytest.raises(DiagnosticError) as e:
+        reg.publish("m", {"adapter": _artifact(tmp_path)}, plan_hash="h")
+    d = e.value.diagnostics[0]
+    assert d.code == "FT825" and "space" in d.message
+    assert reg.versions("m") == [] and not [p for p in (tmp_path / "reg" / "m").iterdir() if p.name != LOCK]
