@@ -127,3 +127,18 @@ def test_paged_optimizer_refused_on_cpu(tiny_llama_dir):
     d = e.value.diagnostics[0]
     assert d.code == "FT703" and "CUDA" in d.message and "adamw" in d.help
     assert optimizer_name(plan, "cuda") == "paged_adamw_8bit"
+
+
+def test_full_model_resave_from_a_fresh_copy(tiny_llama_dir, tmp_path):
+    # the path used when a GGUF-loaded model refuses save_pretrained
+    from transformers import AutoModelForCausalLM
+
+    from ftlang.backend.artifacts import _resave_fresh
+
+    plan = tiny_plan(tiny_llama_dir, FullMethod())
+    model = load_for_training(plan)
+    with torch.no_grad():
+        model.lm_head.weight.add_(0.5)
+    _resave_fresh(model, tmp_path / "m")
+    again = AutoModelForCausalLM.from_pretrained(str(tmp_path / "m"))
+    assert torch.equal(again.lm_head.weight, model.lm_head.weight)

@@ -22,7 +22,7 @@ recipe tiny {{
   dataset train = d
   split train {{ validation = 10% }}
   {method}
-  train {{ lr = {lr}, max_steps = 4, batch = 4, seed = 0, logging_steps = 1 }}
+  train {{ lr = {lr}, max_steps = 4, batch = 4, seed = 0, logging_steps = 1{train_extra} }}
   hardware {{ device = cpu }}
   eval {{ every = end, metrics = [perplexity], gate perplexity < 1000000 }}
 }}
@@ -43,7 +43,7 @@ METHODS = {
 FAST = {"lora", "prefix", "prompt", "ia3"}  # full, adapter, qlora take 10-20 s here: slow
 
 
-def _project(root: Path, model_dir: Path, method: str, lr: str) -> Path:
+def _project(root: Path, model_dir: Path, method: str, lr: str, train_extra: str = "") -> Path:
     (root / ".git").mkdir(parents=True, exist_ok=True)
     shutil.copytree(model_dir, root / "models" / "tiny")
     (root / "data").mkdir()
@@ -52,7 +52,7 @@ def _project(root: Path, model_dir: Path, method: str, lr: str) -> Path:
             q, a = _QA[i % len(_QA)]
             f.write(json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}) + "\n")
     recipe = root / "tiny.ft"
-    recipe.write_text(RECIPE.format(method=method, lr=lr))
+    recipe.write_text(RECIPE.format(method=method, lr=lr, train_extra=train_extra))
     return recipe
 
 
@@ -71,3 +71,17 @@ def test_method_trains_from_a_recipe(name, project, tiny_llama_dir, monkeypatch)
     losses = [r["loss"] for r in rows if "loss" in r]
     assert len(losses) == 4 and all(loss == loss for loss in losses)
     assert json.loads((run / "data.json").read_text())["train_rows"] > 0
+
+
+def test_packing_bf16_and_gradient_checkpointing_train_on_the_cpu(project, tiny_llama_dir, monkeypatch):
+    block = "method lora { r = 8, alpha = 16, targets = [q_proj, v_proj] }"
+    extra = ", packing = true, max_seq_len = 64, precision = bf16, gradient_checkpointing = true, warmup = 25%"
+    recipe = _project(project, tiny_llama_dir, block, "1e-2", extra)
+    monkeypatch.chdir(project)
+    assert main(["run", str(recipe)]) == 0
+    (run,) = (project / "runs" / "tiny").iterdir()
+    plan = json.loads((run / "plan.json").read_text())
+    assert plan["train"]["packing"] and plan["train"]["precision"] == "bf16"
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    lrs = [r["lr"] for r in rows if "loss" in r]
+    assert lrs[0] < max(lrs)  # warmup ramps the lr up first
