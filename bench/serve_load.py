@@ -94,11 +94,13 @@ def direct_answers(base_dir: Path, adapters: dict[str, Path], max_tokens: int) -
     return out
 
 
-def start_server(base_dir: Path, adapters: dict[str, Path]) -> tuple[subprocess.Popen, str]:
+def start_server(base_dir: Path, adapters: dict[str, Path], threads: int | None = None) -> tuple[subprocess.Popen, str]:
     cmd = [sys.executable, "-m", "ftlang", "serve", "--base", str(base_dir), "--port", "0", "--quiet"]
     for name, path in adapters.items():
         cmd += ["--adapter", f"{name}={path}"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)  # torch's intra-op threads in the server process
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -164,25 +166,35 @@ def run_load(base_url: str, expected: dict, n: int, concurrency: int, max_tokens
 
 
 def write_results(res: dict, distinct: int) -> None:
+    """Update `## serve load` in bench/RESULTS.md: one table row per server-thread setting."""
     path = REPO / "bench" / "RESULTS.md"
     text = path.read_text() if path.exists() else "# Benchmark results\n"
+    pattern = re.compile(r"^## serve load\n.*?(?=^## |\Z)", re.S | re.M)
+    old = pattern.search(text)
+    threads = str(res["server_threads"])
+    kept = [ln for ln in (old.group(0).splitlines() if old else [])
+            if ln.startswith("| ") and ln.count("|") == 12  # rows of this table's layout only
+            and not ln.startswith(("| server threads", f"| {threads} |"))]
+    row = (f"| {threads} | {res['requests']} | {res['concurrency']} | {', '.join(res['adapters'])} (interleaved) | "
+           f"{res['max_tokens']} | {res['errors']} | {res['mismatches']} | {res['p50_ms']} ms | {res['p99_ms']} ms | "
+           f"{res['throughput_rps']} req/s | {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
+           f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores |")
     section = (
         "## serve load\n\n"
-        f"`python bench/serve_load.py --write-results` ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
-        f"CPU, tiny 2-layer Llama base + 2 PEFT LoRA adapters trained by the script, loopback 127.0.0.1; "
-        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores while it ran: other jobs shared them).\n\n"
-        "| requests | concurrency | adapters | max_tokens | errors | wrong-adapter answers | p50 | p99 | "
-        "throughput |\n|---|---|---|---|---|---|---|---|---|\n"
-        f"| {res['requests']} | {res['concurrency']} | {', '.join(res['adapters'])} (interleaved) | "
-        f"{res['max_tokens']} | {res['errors']} | {res['mismatches']} | {res['p50_ms']} ms | {res['p99_ms']} ms | "
-        f"{res['throughput_rps']} req/s |\n\n"
+        "`python bench/serve_load.py --write-results [--server-threads 1]`: CPU, tiny 2-layer Llama base + 2 PEFT "
+        "LoRA adapters trained by the script, `ftlang serve` as a subprocess on 127.0.0.1, requests from a "
+        "thread pool. The machine was shared with other jobs (load column).\n\n"
+        "| server threads | requests | concurrency | adapters | max_tokens | errors | wrong-adapter answers | p50 | "
+        "p99 | throughput | when |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+        + "\n".join(sorted(kept + [row])) + "\n\n"
         f"Every answer is compared with the requested adapter's own greedy output computed in-process; the two "
-        f"adapters answer differently on {distinct} of {len(PROMPTS)} prompts, so a routing mix-up is visible. "
+        f"adapters answer differently on {distinct} of {len(PROMPTS)} prompts, so a routing mix-up would show. "
         "The server serializes generation under one lock (one model, adapters switched per request), so "
-        "latency grows with concurrency while throughput stays flat.\n"
+        "latency grows with concurrency while throughput stays flat. On an oversubscribed CPU torch's default "
+        "intra-op threads cost far more than they give (a 16-token generate of the tiny model: 1.6 s with 2 "
+        "threads vs 0.13 s with 1 under load 11), hence the `--server-threads 1` row.\n"
     )
-    pattern = re.compile(r"^## serve load\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+    text = pattern.sub(lambda _: section + "\n", text) if old else text.rstrip("\n") + "\n\n" + section
     path.write_text(text)
 
 
@@ -191,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--max-tokens", type=int, default=16)
+    ap.add_argument("--server-threads", type=int, default=None,
+                    help="OMP_NUM_THREADS for the server (default: torch's own choice)")
     ap.add_argument("--write-results", action="store_true")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
     args = ap.parse_args(argv)
@@ -203,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                 for i, (name, answer) in enumerate(ANSWERS.items())}
     expected = direct_answers(base, adapters, args.max_tokens)
     distinct = sum(expected[("alpha", q)] != expected[("beta", q)] for q in PROMPTS)
-    proc, url = start_server(base, adapters)
+    proc, url = start_server(base, adapters, args.server_threads)
     try:
         status, _, _ = post(f"{url}/v1/chat/completions", {"model": "alpha", "messages": [
             {"role": "user", "content": "warm up"}], "max_tokens": 1})
@@ -216,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             proc.kill()
         shutil.rmtree(work, ignore_errors=True)
     res["distinct_prompts"] = distinct
+    res["server_threads"] = args.server_threads or "default"
     print(f"serve_load: {res['requests']} requests, {res['concurrency']} concurrent, adapters "
           f"{'/'.join(res['adapters'])} interleaved, max_tokens {res['max_tokens']}")
     print(f"  errors {res['errors']}  wrong-adapter answers {res['mismatches']}  "
