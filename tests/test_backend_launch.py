@@ -86,3 +86,34 @@ def test_every_executor_code_is_explained():
     assert {"FT704", "FT705", "FT707", "FT711"} <= codes
     missing = sorted(c for c in codes if explain(c) is None)
     assert not missing, missing
+
+
+def test_plan_launch_cmd_prints_the_launch(tmp_path):
+    import shlex
+    import subprocess
+
+    (tmp_path / ".git").mkdir()
+    model = tmp_path / "models" / "tiny"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text(json.dumps({
+        "model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "intermediate_size": 128, "vocab_size": 400, "max_position_embeddings": 512,
+    }))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "chat.jsonl").write_text(json.dumps({"messages": [
+        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}) + "\n")
+    recipe = tmp_path / "r.ft"
+    recipe.write_text(
+        'recipe tiny {\n  model = local("models/tiny")\n  data d = chat_jsonl("data/chat.jsonl")\n'
+        '  dataset train = d\n  split train { validation = 10% }\n'
+        '  method lora { r = 8, alpha = 16, targets = [q_proj, v_proj] }\n'
+        '  train { lr = 2e-4, epochs = 1, batch = 2 }\n'
+        '  hardware { device = cpu, count = 2, strategy = ddp }\n'
+        '  eval { metrics = [perplexity], gate perplexity < 100 }\n}\n')
+    res = subprocess.run([sys.executable, "-m", "ftlang", "plan", str(recipe), "--launch-cmd"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    cmd = shlex.split(res.stdout.strip())
+    assert cmd[1:3] == ["-m", "torch.distributed.run"] and cmd[cmd.index("--nproc_per_node") + 1] == "2"
+    i = cmd.index("run")
+    assert cmd[i - 2:i] == ["-m", "ftlang"] and cmd[i + 1] == str(recipe) and cmd[i + 2:i + 4] == ["--recipe", "tiny"]
