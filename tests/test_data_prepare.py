@@ -230,3 +230,43 @@ def test_forgetting_and_extra_pipelines_are_tokenized(project, tok):
     p = prepare(plan, tok, **QUIET)
     assert set(p.extra) == {"probe", "g"} and len(p.extra["g"]) == 4 and len(p.extra["probe"]) == 2
     assert "messages" in p.extra_rows["g"][0]
+
+
+def test_hf_dataset_source_uses_datasets_loader(project, tok):
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset.from_list(rows(12)).save_to_disk(str(project / "data" / "hfds"))
+    write_jsonl(project / "data" / "raw" / "train.jsonl", rows(6) + [{"instruction": "q", "output": ""}])
+    plan = make_plan(project, data={
+        "a": source("a", kind="hf_dataset", hf_name="data/hfds", hf_split="train", hf_revision="main"),
+        "b": source("b", kind="hf_dataset", hf_name="data/raw", hf_split="train",
+                    on_error={"mode": "skip", "max_rows": 1})},
+        pipelines={"train": ("a", [step("mix", other="b", ratio=0.2)])})
+    p = prepare(plan, tok, **QUIET)
+    assert p.fingerprints["a"].startswith("data/hfds@main:") and p.stats["sources"]["a"]["read"] == 12
+    assert p.stats["sources"]["b"]["skipped"] == 1 and p.stats["conservation"]
+    bad = make_plan(project, data={"a": source("a", kind="hf_dataset", hf_name="data/missing", hf_split="train")})
+    with pytest.raises(DiagnosticError) as e:
+        prepare(bad, tok, **QUIET)
+    assert e.value.diagnostics[0].code == "FT622"
+
+
+def test_csv_json_parquet_sources(project, tok):
+    import csv
+
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa
+
+    (project / "data").mkdir()
+    with open(project / "data" / "d.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["q", "a"])
+        w.writerows([[f"question {i}, with comma", f"answer {i}"] for i in range(5)])
+    (project / "data" / "d.json").write_text(json.dumps([{"q": f"j{i}", "a": "x"} for i in range(4)], indent=1))
+    pq.write_table(pa.Table.from_pylist([{"q": f"p{i}", "a": "y"} for i in range(3)]), project / "data" / "d.parquet")
+    fields = {"instruction": "q", "output": "a"}
+    plan = make_plan(project, data={n: source(n, f"data/d.{n}", kind=n, fields=fields) for n in ("csv", "json", "parquet")},
+                     pipelines={"train": ("csv", [step("mix", other="json", ratio=0.4)]), "extra": ("parquet", [])},
+                     split=None)
+    p = prepare(plan, tok, **QUIET)
+    assert p.stats["sources"]["csv"]["kept"] == 5 and len(p.extra["extra"]) == 3
+    assert "with comma" in tok.decode(p.train[0]["input_ids"])

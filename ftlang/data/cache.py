@@ -77,18 +77,17 @@ def _flatten(name: str, rows: list[dict], out: dict[str, np.ndarray], skip: froz
 
 def _unflatten(name: str, keys: list[str], arrays: dict[str, np.ndarray]) -> list[dict]:
     count = int(arrays[f"{name}/__count"][0])
-    rows: list[dict] = [{} for _ in range(count)]
+    columns: list[list] = []
     for k in keys:
         values = arrays[f"{name}/{k}"].tolist()
-        if f"{name}/{k}.lens" in arrays:
-            at = 0
-            for row, n in zip(rows, arrays[f"{name}/{k}.lens"].tolist(), strict=True):
-                row[k] = values[at:at + n]
-                at += n
-        else:
-            for row, v in zip(rows, values, strict=True):
-                row[k] = v
-    return rows
+        lens = arrays.get(f"{name}/{k}.lens")
+        if lens is not None:
+            offs = np.concatenate([[0], np.cumsum(lens)]).tolist()
+            values = [values[a:b] for a, b in zip(offs, offs[1:], strict=False)]
+        columns.append(values)
+    if not keys:
+        return [{} for _ in range(count)]
+    return [dict(zip(keys, vals, strict=True)) for vals in zip(*columns, strict=True)]
 
 
 def store(cache_dir: Path, key: str, tables: dict[str, list[dict]], meta: dict[str, Any],
