@@ -349,3 +349,9 @@ def test_import_is_cheap() -> None:
             "print(sorted(m for m in ('lark', 'torch', 'transformers', 'pydantic') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_habits_from_other_config_languages() -> None:
+    assert err("recipe r {\n  train { lr: 2e-4 }\n}")[0].help == "ftlang writes `key = value`, not `key: value`"
+    assert "double quotes" in err("recipe r { x = 'a' }")[0].help
+    assert "not ';'" in err("recipe r { x = 1; y = 2 }")[0].help

@@ -212,7 +212,11 @@ def _syntax_error(source: SourceFile, text: str, e: Any, scan: Scan) -> Diagnost
             return error("FT002", "unterminated string", source.span(pos, eol),
                          'close the string with " on the same line (write \\n for a line break inside it)')
         shown = repr(ch) if ch.isprintable() and ch != "" else f"U+{ord(ch):04X}" if ch else "end of file"
-        return error("FT004", f"invalid character {shown}", source.span(pos, min(pos + 1, len(text))),
+        span = source.span(pos, min(pos + 1, len(text)))
+        if ch in _HABITS:
+            code, hint = _HABITS[ch]
+            return error(code, f"invalid character {shown}", span, hint)
+        return error("FT004", f"invalid character {shown}", span,
                      _expected_help(lark, e.accepts) + "; other characters belong inside strings or comments")
     if not isinstance(e, UnexpectedToken):
         return error("FT001", "syntax error", source.span(0, 0))
@@ -264,6 +268,15 @@ def _syntax_error(source: SourceFile, text: str, e: Any, scan: Scan) -> Diagnost
         return error("FT003", f"unexpected {found} inside a block: is a '}}' missing?", span,
                      "close the block before starting a new top-level item", notes=notes)
     return error("FT001", f"unexpected {found}", span, expected)
+
+
+# Characters other config languages use, with what ftlang writes instead.
+_HABITS = {
+    ":": ("FT010", "ftlang writes `key = value`, not `key: value`"),
+    "'": ("FT004", 'strings use double quotes: "text"'),
+    ";": ("FT004", "statements are separated by newlines or ',', not ';'"),
+    "`": ("FT004", 'strings use double quotes: "text"'),
+}
 
 
 def _clip(s: str, n: int = 40) -> str:
