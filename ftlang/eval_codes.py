@@ -44,6 +44,10 @@ Registry model names use letters, digits, '.', '_' and '-'; stages are staging, 
 archived (one production version per model: promoting another archives the previous one).""")
 document("FT824", "artifact to publish is missing", """
 A file or directory given to the registry does not exist: the export step did not produce it.""")
+document("FT825", "registry write failed", """
+Copying artifacts or writing a manifest failed (disk full, permissions). A publish builds the new
+version in a temp dir and renames it into place, so no partial version is ever visible; the temp
+dir is removed.""")
 document("FT830", "no run report", """
 `ftlang report show|diff` reads report.json in a run directory written by `ftlang run`.""")
 document("FT840", "cannot serve this model or adapter", """
