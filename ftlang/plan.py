@@ -177,7 +177,11 @@ class StepPlan(_Frozen):
       to_completion template: str | None (a jinja2 template over the row's fields)
       augment       ops: [{"op": "synonyms"|"swap"|"delete"|"char_noise"|"back_translate"|"paraphrase",
                            "p": float, "via": str, "to": str, "model": str, ...}], copies: int, seed: int
-      mix           other: str (a source or dataset name), ratio: float (of the result)
+                    optional per op: char_noise "kind": "keyboard"|"ocr"; back_translate "back": str (the
+                    reverse model, default: via); seq2seq "max_new_tokens": int. via/model: a directory
+                    relative to project_root, or a hub id
+      mix           other: str (a source or dataset name), ratio: float (of the result), seed: int
+                    (optional; default train.seed)
       sample        n: int, seed: int
     """
 
