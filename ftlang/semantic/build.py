@@ -19,6 +19,7 @@ from ftlang.semantic.context import (  # noqa: F401 - re-exported: the binder's 
     RECIPE_BLOCKS,
     RecipeContext,
     build_model,
+    call_problems,
     hardware_catalog,
     loc,
     local_path,
@@ -230,6 +231,11 @@ def bind_task(ctx: RecipeContext, node: ast.Value) -> None:
         ctx.task = P.TaskSpec(kind=node.name)
         return
     if isinstance(node, ast.Call) and node.name == "classify":
+        problems = call_problems(node)
+        if problems:
+            ctx.diags.extend(problems)
+            ctx.task = P.TaskSpec(kind="classify")
+            return
         labels = node.kwarg("labels")
         val = labels.value if labels else (node.args[0] if node.args else None)
         if isinstance(val, ast.ListValue) and all(isinstance(i, (ast.Ident, ast.Str)) for i in val.items) \

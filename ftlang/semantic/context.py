@@ -115,6 +115,44 @@ def local_path(ctx: RecipeContext, node: ast.Str, what: str, must_exist: bool = 
     return rel(target, ctx.root)
 
 
+#: the keyword arguments each call takes, and how many positional arguments
+CALL_SIGNATURES: dict[str, tuple[tuple[str, ...], int]] = {
+    **{k: (("path",), 1) for k in ("jsonl", "json", "csv", "parquet", "chat_jsonl")},
+    "hf_dataset": (("name", "split", "revision", "config"), 1),
+    "hf": (("id", "path", "revision", "trust_remote_code"), 1),
+    "local": (("path", "trust_remote_code"), 1),
+    "gguf": (("path", "package", "file"), 1),
+    "local_package": (("package", "path"), 2),
+    "dedupe": (("mode",), 1), "filter": ((), 1), "to_chat": (("system",), 1), "to_instruction": ((), 0),
+    "to_completion": (("template",), 1), "augment": (("copies", "seed"), 99), "mix": (("other", "ratio"), 2),
+    "sample": (("n", "seed"), 1), "skip": (("max",), 1), "classify": (("labels",), 1), "text": ((), 1),
+}
+
+
+def call_problems(call: ast.Call) -> list[Diagnostic]:
+    """Unknown keyword arguments or too many positional ones, for the calls in CALL_SIGNATURES."""
+    sig = CALL_SIGNATURES.get(call.name)
+    if sig is None:
+        return []
+    names, positional = sig
+    out = []
+    for kw in call.kwargs:
+        if kw.name not in names:
+            from ftlang.semantic.values import did_you_mean
+
+            guess = did_you_mean(kw.name, names)
+            takes = f"{call.name}(...) takes " + (", ".join(f"{n} = ..." for n in names) or "no keyword arguments")
+            out.append(error("FT109", f"unknown argument `{kw.name}` to {call.name}(...)"
+                             + (f": did you mean `{guess}`?" if guess else ""), kw.span,
+                             f"replace `{kw.name}` with `{guess}`" if guess else takes))
+    if len(call.args) > positional:
+        extra = call.args[positional]
+        out.append(error("FT109", f"{call.name}(...) takes {positional or 'no'} positional argument"
+                         f"{'s' if positional != 1 else ''}", extra.span,
+                         "name the argument: " + (", ".join(f"{n} = ..." for n in names) or "remove it")))
+    return out
+
+
 def str_arg(call: ast.Call, index: int, name: str, params: dict | None = None) -> ast.Str | None:
     """A string argument, by keyword or position; a name of a string param counts (at the use's span)."""
     kw = call.kwarg(name)

@@ -14,6 +14,7 @@ from ftlang.semantic.context import (
     STEPS,
     RecipeContext,
     build_model,
+    call_problems,
     loc,
     local_path,
     str_arg,
@@ -37,6 +38,10 @@ def bind_data(ctx: RecipeContext, decl: ast.DataDecl) -> None:
         guess = did_you_mean(name, DATA_SOURCES)
         ctx.err("FT108", f"unknown data source `{name}`", src.name_span if isinstance(src, ast.Call) else src.span,
                 f"did you mean `{guess}(...)`?" if guess else f"data sources: {', '.join(DATA_SOURCES)}")
+        return
+    problems = call_problems(src)
+    if problems:
+        ctx.diags.extend(problems)
         return
     diags = ctx.diags
     tb = check_block(decl.body or (), block("data"), decl.span, ctx.params, diags)
@@ -90,6 +95,10 @@ def _on_error(ctx: RecipeContext, node: ast.Value) -> P.OnError | None:
     if isinstance(node, ast.Ident) and node.name in ("fail", "skip"):
         return P.OnError(mode=node.name, loc=where)
     if isinstance(node, ast.Call) and node.name == "skip":
+        problems = call_problems(node)
+        if problems:
+            ctx.diags.extend(problems)
+            return None
         mx = node.kwarg("max")
         val = mx.value if mx is not None else (node.args[0] if node.args else None)
         if isinstance(val, ast.Percent) and 0 < val.value <= 1:
@@ -164,6 +173,10 @@ def _step(ctx: RecipeContext, stage: ast.Ident | ast.Call, names_ok: set[str]) -
         guess = did_you_mean(name, STEPS)
         ctx.err("FT108", f"unknown pipeline step `{name}`", span,
                 f"did you mean `{guess}`?" if guess else f"steps: {', '.join(STEPS)}")
+        return None
+    problems = call_problems(call)
+    if problems:
+        ctx.diags.extend(problems)
         return None
     args: dict[str, Any] = {}
     try:

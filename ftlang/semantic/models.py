@@ -10,7 +10,14 @@ from ftlang import plan as P
 from ftlang.diagnostics import Diagnostic, error
 from ftlang.resources import stdlib_dir
 from ftlang.semantic.cards import Card, CardError, card_from_config, read_config
-from ftlang.semantic.context import DATA_SOURCES, MODEL_SOURCES, RecipeContext, local_path, str_arg
+from ftlang.semantic.context import (
+    DATA_SOURCES,
+    MODEL_SOURCES,
+    RecipeContext,
+    call_problems,
+    local_path,
+    str_arg,
+)
 from ftlang.semantic.schema import block
 from ftlang.semantic.values import Params, check_block, did_you_mean
 from ftlang.source import Span
@@ -28,6 +35,10 @@ def _source(ctx: RecipeContext | None, call: ast.Value, diags: list[Diagnostic],
         else:
             diags.append(error("FT102", "expected a model source", call.span,
                                "write hf(\"org/name\"), local(\"dir\"), gguf(\"file.gguf\") or a card name"))
+        return None
+    problems = call_problems(call)
+    if problems:
+        diags.extend(problems)
         return None
     params = ctx.params if ctx is not None else None
     first = str_arg(call, 0, "path", params) or str_arg(call, 0, "id", params)

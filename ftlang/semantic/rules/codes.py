@@ -29,6 +29,9 @@ an error. Remove or merge one of them.""")
 document("FT108", "unknown source, step or augmentation", """
 A call names no known data source (jsonl, json, csv, parquet, chat_jsonl, hf_dataset), pipeline step
 (dedupe, filter, to_chat, to_instruction, to_completion, augment, mix, sample) or augmentation.""")
+document("FT109", "unknown argument", """
+A call got a keyword argument it does not take (`to_chat(sytem = "...")`), or more positional
+arguments than it takes. Nothing is ignored silently: the message suggests the nearest argument.""")
 document("FT201", "undefined name", """
 A name used as a value is not defined: a param, a model card, a data source or dataset, a
 function in a filter, a row field. The error sits at the use; the help suggests the closest name or
