@@ -145,7 +145,7 @@ def test_serve_command_binds_localhost(tiny_llama_dir, adapters, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "ftlang", "serve", "--base", str(tiny_llama_dir), "--adapter", f"alpha={adapters['alpha']}",
-         "--registry", str(tmp_path / "reg"), "--port", "0", "--quiet"],
+         "--registry", str(tmp_path / "reg"), "--port", "0", "--quiet", "--threads", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
     try:

@@ -19,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-tokens-cap", type=int, default=512, help="the largest max_tokens a request may ask")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                         help="where the model runs (auto: cuda when available)")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="torch intra-op threads (generation is serialized: 1 is often fastest on a busy CPU)")
     parser.add_argument("--quiet", action="store_true", help="no access log")
 
 
@@ -26,6 +28,10 @@ def run(args: argparse.Namespace) -> int:
     from ftlang.serve.api import make_server
     from ftlang.serve.models import ModelPool, parse_adapter, registry_adapters
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))
     adapters: dict[str, str] = {}
     if args.registry:
         adapters.update(registry_adapters(args.registry))
