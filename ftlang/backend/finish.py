@@ -154,7 +154,8 @@ def after_training(ctx: RunContext) -> int:
         _log(verdict)
 
         env = environment(after, overfit, forget)
-        results: list[GateResult] = check_gates(list(plan.eval.gates), env, declared=plan.eval.metrics)
+        declared = [*plan.eval.metrics, *(["forgetting"] if plan.eval.forgetting_on else [])]
+        results: list[GateResult] = check_gates(list(plan.eval.gates), env, declared=declared)
         failed = [r for r in results if not r.passed]
         write_gates(run_dir, results, env, forced=bool(failed and ctx.force))
         summary["gates"] = [r.__dict__ for r in results]
