@@ -285,3 +285,14 @@ def test_gate_threshold_range(proj: Path) -> None:
     assert [d.code for d in ds] == ["FT409"] and "0.35" in ds[0].help
     ok = variant("eval", "eval { metrics = [perplexity, rouge_l], gate rouge_l >= 35% and perplexity < 40 }")
     assert diags(proj, ok) == []
+
+
+def test_augment_model_paths_and_mix_seed(proj: Path) -> None:
+    (proj / "models" / "mt").mkdir(exist_ok=True)
+    text = variant("dataset", 'dataset train = d | augment(back_translate(p = 0.5, via = "models/mt", back = "Helsinki-NLP/opus-mt-de-en"), copies = 2) | mix(d, ratio = 10%, seed = 3)')
+    plan = check_text(text, proj / "r.ft").plan
+    op = plan.datasets.pipelines["train"].steps[0].args["ops"][0]
+    assert op == {"op": "back_translate", "p": 0.5, "via": "models/mt", "back": "Helsinki-NLP/opus-mt-de-en"}
+    assert plan.datasets.pipelines["train"].steps[1].args == {"other": "d", "ratio": 0.1, "seed": 3}
+    d = only_error(proj, text.replace('"models/mt"', '"./models/none"'))
+    assert d.code == "FT203"

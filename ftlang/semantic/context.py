@@ -124,7 +124,7 @@ CALL_SIGNATURES: dict[str, tuple[tuple[str, ...], int]] = {
     "gguf": (("path", "package", "file"), 1),
     "local_package": (("package", "path"), 2),
     "dedupe": (("mode",), 1), "filter": ((), 1), "to_chat": (("system",), 1), "to_instruction": ((), 0),
-    "to_completion": (("template",), 1), "augment": (("copies", "seed"), 99), "mix": (("other", "ratio"), 2),
+    "to_completion": (("template",), 1), "augment": (("copies", "seed"), 99), "mix": (("other", "ratio", "seed"), 2),
     "sample": (("n", "seed"), 1), "skip": (("max",), 1), "classify": (("labels",), 1), "text": ((), 1),
 }
 

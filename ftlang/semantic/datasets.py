@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ftlang import plan as P
@@ -210,6 +211,9 @@ def _step(ctx: RecipeContext, stage: ast.Ident | ast.Call, names_ok: set[str]) -
                         op["p"] = _kw_value(ctx, a, "p", "fraction", min=0, max=1)
                     else:
                         v = k.value
+                        if k.name in ("via", "model", "back") and isinstance(v, ast.Str):
+                            op[k.name] = _model_ref(ctx, v)
+                            continue
                         op[k.name] = v.value if isinstance(v, (ast.Str, ast.Int, ast.Float, ast.Bool, ast.Percent)) \
                             else v.name if isinstance(v, ast.Ident) else None
                 op.setdefault("p", 0.1)
@@ -234,6 +238,9 @@ def _step(ctx: RecipeContext, stage: ast.Ident | ast.Call, names_ok: set[str]) -
             if ratio is None:
                 raise Problem(error("FT105", "mix(...) needs ratio = N%", call.span, "e.g. mix(general, ratio = 10%)"))
             args["ratio"] = ratio
+            seed = _kw_value(ctx, call, "seed", "int", None, min=0)
+            if seed is not None:
+                args["seed"] = seed
         elif name == "sample":
             n = _kw_value(ctx, call, "n", "int", None, 0, min=1)
             if n is None:
@@ -244,6 +251,14 @@ def _step(ctx: RecipeContext, stage: ast.Ident | ast.Call, names_ok: set[str]) -
         ctx.diags.append(p.diag)
         return None
     return P.StepPlan(op=name, args=args, loc=loc(stage.span, ctx.root))
+
+
+def _model_ref(ctx: RecipeContext, node: ast.Str) -> str | None:
+    """An augmentation model (via/model/back): a local folder becomes project-relative, else a hub id."""
+    local = Path(node.span.file).parent / node.value
+    if node.value.startswith((".", "/")) or local.is_dir():
+        return local_path(ctx, node, "model path")
+    return node.value
 
 
 def bind_datasets(ctx: RecipeContext) -> None:
