@@ -19,16 +19,37 @@ from ftlang.plan import EvalPlan, ExportPlan, GenerationSpec, RegistrySpec
 EVIL = '<script>alert("pwned")</script><img src=x onerror=alert(1)>'
 
 
+_VOID = {"meta", "br", "hr", "img", "input", "link", "rect", "line", "polyline", "circle"}
+
+
 class _Collect(HTMLParser):
+    """Collects tags, attributes and text, and checks that every element is closed in order."""
+
     def __init__(self):
         super().__init__()
         self.tags: list[str] = []
         self.attrs: list[tuple[str, str | None]] = []
         self.text: list[str] = []
+        self.open: list[str] = []
+        self.mismatches: list[str] = []
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
         self.attrs.extend(attrs)
+        if tag not in _VOID:
+            self.open.append(tag)
+
+    def handle_startendtag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attrs.extend(attrs)
+
+    def handle_endtag(self, tag):
+        if tag in _VOID:
+            return
+        if not self.open or self.open[-1] != tag:
+            self.mismatches.append(f"</{tag}> while open: {self.open[-3:]}")
+        else:
+            self.open.pop()
 
     def handle_data(self, data):
         self.text.append(data)
@@ -62,6 +83,7 @@ def test_report_renders_and_cannot_be_injected(tiny_llama_dir, project, capsys):
     html = (ctx.run_dir / "report.html").read_text()
     md = (ctx.run_dir / "report.md").read_text()
     parsed = _parse(html)
+    assert parsed.mismatches == [] and parsed.open == []  # well-formed: every element closed in order
     assert "script" not in parsed.tags and "img" not in parsed.tags
     assert not any(k.startswith("on") for k, _ in parsed.attrs)
     assert "&lt;script&gt;" in html and EVIL in "".join(parsed.text)  # shown as text, verbatim
