@@ -120,24 +120,29 @@ def _rules(st: _State) -> None:
 
 def _build(st: _State) -> None:
     from ftlang.semantic.build import assemble
-    from ftlang.syntax.suppress import apply_suppressions
-
     sources = st.program.sources
     # a code the user suppressed on its line (`# ftlang: ignore[FT501]`) no longer blocks the plan
-    st.diags = apply_suppressions(st.diags, sources)
+    st.diags = _suppress(st.diags, sources)
     # resolution errors (imports, --set, duplicate names) make every plan of the file suspect
     global_errors = has_errors(st.diags)
     for name, ctx in st.contexts.items():
-        ctx.diags = apply_suppressions(ctx.diags, sources)
+        ctx.diags = _suppress(ctx.diags, sources)
         st.plans[name] = None if global_errors else assemble(ctx)
         st.diags.extend(ctx.diags)
 
 
 def _finish(st: _State) -> None:
+    diags = sort_diagnostics(st.diags)
+    st.diags = _suppress(diags, st.program.sources if st.program is not None else {})
+
+
+def _suppress(diags: list[Diagnostic], sources: dict[str, SourceFile]) -> list[Diagnostic]:
+    # most files carry no suppression comment: skip the line-by-line scan for them
+    if not diags or not any("ftlang:" in s.text.lower() for s in sources.values()):
+        return diags
     from ftlang.syntax.suppress import apply_suppressions
 
-    diags = sort_diagnostics(st.diags)
-    st.diags = apply_suppressions(diags, st.program.sources if st.program is not None else {})
+    return apply_suppressions(diags, sources)
 
 
 PASSES: tuple[Callable[[_State], None], ...] = (_resolve, _bind, _rules, _build, _finish)
