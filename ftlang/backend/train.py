@@ -317,8 +317,22 @@ def build_trainer(plan: Plan, prepared: Any, model: Any, tokenizer: Any, run_dir
         data_collator=prepared.collator(), processing_class=tokenizer,
     )
     trainer.remove_callback(PrinterCallback)
+    if tty:
+        # keep the progress bar, but print our one concise line per logging step above it, not raw dicts
+        from tqdm.auto import tqdm
+        from transformers import ProgressCallback
+
+        class BarOnly(ProgressCallback):
+            def on_log(self, args, state, control, logs=None, **kwargs):
+                return control
+
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(BarOnly())
+        line_log: Callable[[str], None] = lambda msg: tqdm.write(msg, file=sys.stderr)  # noqa: E731
+    else:
+        line_log = log
     trainer.add_callback(CheckpointCallback(run_dir / CHECKPOINTS, plan.train.save_total_limit))
-    trainer.add_callback(MetricsCallback(lambda: trainer, run_dir / METRICS_FILE, log, not tty,
+    trainer.add_callback(MetricsCallback(lambda: trainer, run_dir / METRICS_FILE, line_log, True,
                                          result.history, result.step_times))
     if plan.train.early_stop is not None:
         trainer.add_callback(EarlyStoppingCallback(
