@@ -155,3 +155,20 @@ def test_prompt_tuning_loss_skips_virtual_tokens_and_baseline_disables_it(tiny_l
     before_training(ctx)
     assert ctx.baseline_metrics["loss"] == pytest.approx(plain.mean, rel=1e-5)  # adapter disabled: the base
     assert ctx.baseline_metrics["forgetting_perplexity"] > 1
+
+
+def test_baseline_includes_generation_metrics_only_when_capped(tiny_llama_dir, project):
+    from eval_support import chat_prepared, make_plan
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ftlang.backend.context import RunContext
+    from ftlang.backend.finish import before_training
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir))
+    for cap, expected in ((None, {"perplexity"}), (2, {"perplexity", "rouge_l"})):
+        plan = make_plan(project, eval_=EvalPlan(metrics=["perplexity", "rouge_l"], max_samples=cap,
+                                                 generation=GenerationSpec(max_new_tokens=3)))
+        ctx = RunContext(plan=plan, run_dir=project / "run", model=model, tokenizer=tok, data=chat_prepared(tok, general=False))
+        before_training(ctx)
+        assert set(ctx.baseline_metrics) == expected and "baseline_eval" in ctx.timings
