@@ -296,3 +296,10 @@ def test_augment_model_paths_and_mix_seed(proj: Path) -> None:
     assert plan.datasets.pipelines["train"].steps[1].args == {"other": "d", "ratio": 0.1, "seed": 3}
     d = only_error(proj, text.replace('"models/mt"', '"./models/none"'))
     assert d.code == "FT203"
+
+
+def test_early_stop_needs_validation(proj: Path) -> None:
+    text = variant("split", "")
+    text = variant("train", "train { lr = 2e-4, early_stop { patience = 2 } }", text)
+    d = only_error(proj, text)
+    assert d.code == "FT217" and "validation" in d.message

@@ -79,12 +79,16 @@ def validation_once(ctx: RecipeContext) -> Iterator[Diagnostic]:
 
 
 @rule("FT217", "early stopping on an unknown metric", explain="""
-`early_stop { metric = ... }` watches val_loss or one of the computed eval metrics, and needs a
-validation set.""")
+`early_stop { metric = ... }` watches val_loss or one of the computed eval metrics on the
+validation set, so it needs one (a split or a `validation` dataset).""")
 def early_stop_metric(ctx: RecipeContext) -> Iterator[Diagnostic]:
     tb = ctx.blocks.get("train")
     es = tb.blocks.get("early_stop") if tb else None
     if es is None:
+        return
+    if "split" not in ctx.block_nodes and "validation" not in ctx.dataset_nodes:
+        yield error("FT217", "early stopping needs a validation set", ctx.blocks["train"].blocks["early_stop"].span,
+                    "add split train { validation = 5% } or a dataset validation = ...")
         return
     metric = es.get("metric")
     ok = ["val_loss", *(n for n in available_names(ctx) if n not in VERDICTS)]
