@@ -30,10 +30,8 @@ RECIPE_BLOCKS = ("split", "method", "train", "hardware", "eval", "export")
 def loc(span: Span | None, root: Path) -> P.Loc | None:
     if span is None:
         return None
-    # model_construct: the fields come straight from a Span (ints) and _rel (a str); validating them
-    # again per node is most of a plan's construction time
-    return P.Loc.model_construct(file=_rel(span.file, str(root)), line=span.line, column=span.column,
-                                 end_line=span.end_line, end_column=span.end_column)
+    return P.Loc(file=_rel(span.file, str(root)), line=span.line, column=span.column, end_line=span.end_line,
+                 end_column=span.end_column)
 
 
 def rel(path: Path, root: Path) -> str:
