@@ -204,3 +204,16 @@ def test_check_a_folder(proj: Path, capsys, monkeypatch) -> None:
     assert main(["check", ".", "--format", "concise"]) == 1  # the reject_*.ft files
     out = capsys.readouterr().out
     assert "reject_unknown_key.ft" in out and "FT101" in out
+
+
+@pytest.mark.parametrize("name", ["support_bot.ft", "faq.ft", "base.ft", "method_ia3.ft", "source_csv.ft"])
+def test_hash_survives_ftlang_fmt(proj: Path, name: str) -> None:
+    from ftlang.syntax.format import format_text
+
+    text = (proj / name).read_text()
+    formatted, diags = format_text(text, name)
+    assert formatted is not None and not diags
+    before, after = check_text(text, proj / name), check_text(formatted, proj / name)
+    assert before.plans.keys() == after.plans.keys()
+    for recipe, plan in before.plans.items():
+        assert plan is not None and after.plans[recipe].sha256 == plan.sha256
