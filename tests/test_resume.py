@@ -103,3 +103,14 @@ def test_resume_without_a_run_is_a_diagnostic(project, tiny_llama_dir):
     plan = _plan(project, tiny_llama_dir)
     res = ftlang("run", "--plan", str(plan), "--resume", cwd=project)
     assert res.returncode == 1 and "FT708" in res.stderr
+
+
+@pytest.mark.slow
+def test_out_dir_holding_a_run_is_refused_without_resume(project, tiny_llama_dir):
+    plan = _plan(project, tiny_llama_dir, steps=2)
+    run = project / "runs" / "once"
+    assert ftlang("run", "--plan", str(plan), "--out", str(run), cwd=project).returncode == 0
+    again = ftlang("run", "--plan", str(plan), "--out", str(run), cwd=project)
+    assert again.returncode == 1 and "FT709" in again.stderr and "--resume" in again.stderr
+    done = ftlang("run", "--plan", str(plan), "--resume", str(run), cwd=project)
+    assert done.returncode == 0 and "already finished" in done.stderr

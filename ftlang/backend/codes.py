@@ -22,6 +22,7 @@ CODES: dict[str, str] = {
     "FT707": "Resume refused: the run was started from a different plan. Its plan.json hash differs from the "
              "recipe's now; resume with the same recipe and --set values, or start a new run.",
     "FT708": "Nothing to resume. No run directory with a plan.json was found for this recipe.",
+    "FT709": "The run directory (--out) already holds a run. Resume it with --resume, or pick a new directory.",
     "FT710": "A saved adapter does not fit the base model it is loaded onto (its tensors differ).",
     "FT711": "The launch cannot run: a multi-process run without a shared run directory, a strategy whose "
              "engine is missing (deepspeed), or fsdp/deepspeed requested on the CPU.",

@@ -201,9 +201,14 @@ def execute(plan: Plan, *, run_dir: Path | None = None, resume: bool | Path | No
     from ftlang.backend.train import detect_device, seed_everything, train
 
     run_dir, resuming = prepare_run_dir(plan, run_dir, resume)
-    run_dir.mkdir(parents=True, exist_ok=True)
     recipe_file = recipe_file or plan.recipe.file
     is_main = rank() == 0
+    if is_main and not resuming and (run_dir / "plan.json").is_file():
+        raise DiagnosticError(error(
+            "FT709", f"{run_dir} already holds a run; a new run would mix its checkpoints and metrics", None,
+            help=f"continue it with `ftlang run {recipe_file} --resume {run_dir}`, or choose another --out",
+        ))
+    run_dir.mkdir(parents=True, exist_ok=True)
     if resuming:
         done = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
         if done.get("status") == "done" and (run_dir / artifact_name(plan)).is_dir():
