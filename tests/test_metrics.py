@@ -172,3 +172,16 @@ def test_baseline_includes_generation_metrics_only_when_capped(tiny_llama_dir, p
         ctx = RunContext(plan=plan, run_dir=project / "run", model=model, tokenizer=tok, data=chat_prepared(tok, general=False))
         before_training(ctx)
         assert set(ctx.baseline_metrics) == expected and "baseline_eval" in ctx.timings
+
+
+def test_batched_generation_matches_one_by_one(tiny_llama_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir))
+    prompts = [M.render_prompt(tok, [{"role": "user", "content": q}])
+               for q in ("hi", "What is the capital of France?", "billing refund invoice account login", "0 1 2")]
+    spec = GenerationSpec(max_new_tokens=6)
+    one = M.generate_texts(model, tok, prompts, spec, batch_size=1)
+    batched = M.generate_texts(model, tok, prompts, spec, batch_size=4)
+    assert batched == one and tok.padding_side == "right"

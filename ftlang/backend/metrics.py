@@ -258,34 +258,49 @@ def render_prompt(tokenizer: Any, messages: list[dict]) -> str:
     return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
 
 
-def generate_texts(model: Any, tokenizer: Any, prompts: Sequence[str], generation: Any) -> list[str]:
-    """Greedy (or sampled, as declared) continuations of each prompt, decoded without specials."""
+def generate_texts(model: Any, tokenizer: Any, prompts: Sequence[str], generation: Any,
+                   batch_size: int = 8) -> list[str]:
+    """Greedy (or sampled, as declared) continuations of each prompt, decoded without specials.
+
+    Prompts are generated in left-padded batches (the CPU cost of eval is mostly generation); a
+    tokenizer without a pad or EOS token falls back to one prompt at a time.
+    """
     import torch
 
     device = model_device(model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if pad_id is None:
+        batch_size = 1
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": int(generation.max_new_tokens),
+        "pad_token_id": pad_id,
+        "do_sample": not generation.greedy,
+    }
+    if not generation.greedy:
+        kwargs.update(temperature=float(generation.temperature), top_p=float(generation.top_p))
+    if tokenizer.eos_token_id is not None:
+        kwargs["eos_token_id"] = tokenizer.eos_token_id
     out: list[str] = []
     was_training = getattr(model, "training", False)
+    old_side, old_pad = tokenizer.padding_side, tokenizer.pad_token
     model.eval()
     try:
+        tokenizer.padding_side = "left"  # generation continues at the right end of every row
+        if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+            tokenizer.pad_token = tokenizer.eos_token
         with torch.no_grad():
-            for prompt in prompts:  # one at a time: no left-padding subtleties for tiny eval sets
-                enc = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-                kwargs: dict[str, Any] = {
-                    "max_new_tokens": int(generation.max_new_tokens),
-                    "pad_token_id": pad_id,
-                    "do_sample": not generation.greedy,
-                }
-                if not generation.greedy:
-                    kwargs.update(temperature=float(generation.temperature), top_p=float(generation.top_p))
-                if tokenizer.eos_token_id is not None:
-                    kwargs["eos_token_id"] = tokenizer.eos_token_id
+            for i in range(0, len(prompts), batch_size):
+                chunk = list(prompts[i:i + batch_size])
+                enc = tokenizer(chunk, return_tensors="pt", add_special_tokens=False, padding=len(chunk) > 1)
                 ids = model.generate(
                     input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device), **kwargs
                 )
-                new = ids[0, enc["input_ids"].shape[1]:]
-                out.append(tokenizer.decode(new, skip_special_tokens=True).strip())
+                width = enc["input_ids"].shape[1]
+                out.extend(tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in ids)
     finally:
+        tokenizer.padding_side = old_side
+        if old_pad is None:
+            tokenizer.pad_token = None
         if was_training:
             model.train()
     return out
