@@ -197,6 +197,10 @@ def test_packing_loss_equals_unpadded(project, tiny_llama_dir):
         assert batch["attention_mask"].shape[1:] == (1, batch["input_ids"].shape[1], batch["input_ids"].shape[1])
         loss_packed = model(**batch).loss
     assert abs(loss_padded.item() - loss_packed.item()) < 1e-4
+    # boundaries come back from position_ids when a caller drops seq_lens
+    with torch.no_grad():
+        no_lens = [{k: v for k, v in r.items() if k != "seq_lens"} for r in packed.train]
+        assert abs(model(**packed.collator()(no_lens)).loss.item() - loss_padded.item()) < 1e-4
     # the packed collator also takes unpacked rows (the validation set)
     with torch.no_grad():
         assert abs(model(**packed.collator()(padded.train)).loss.item() - loss_padded.item()) < 1e-4

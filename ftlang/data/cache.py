@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -75,19 +76,56 @@ def _flatten(name: str, rows: list[dict], out: dict[str, np.ndarray], skip: froz
     return keys
 
 
-def _unflatten(name: str, keys: list[str], arrays: dict[str, np.ndarray]) -> list[dict]:
+class FlatRows(Sequence):
+    """Tokenized rows read back from a cache entry: flat arrays, a row materialized (as a dict of
+    lists) only when it is accessed, so a cache hit costs the file read, not a Python list per token.
+    Compares equal to a list of the same dicts."""
+
+    def __init__(self, count: int, columns: dict[str, tuple[np.ndarray, np.ndarray | None]],
+                 ones: frozenset = frozenset()):
+        self._count = count
+        self._columns = columns  # key → (values, row offsets or None for one value per row)
+        self._ones = ones  # keys rebuilt as [1] * len(input_ids), e.g. attention_mask
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _row(self, i: int) -> dict:
+        row: dict[str, Any] = {}
+        for k, (values, offs) in self._columns.items():
+            row[k] = values[offs[i]:offs[i + 1]].tolist() if offs is not None else values[i].item()
+        for k in self._ones:
+            row[k] = [1] * len(row["input_ids"])
+        return row
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self._row(j) for j in range(*i.indices(self._count))]
+        if i < 0:
+            i += self._count
+        if not 0 <= i < self._count:
+            raise IndexError(i)
+        return self._row(i)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, (list, tuple, FlatRows)) or len(other) != len(self):
+            return False
+        return all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"FlatRows({self._count} rows, keys {sorted(self._columns) + sorted(self._ones)})"
+
+
+def _unflatten(name: str, keys: list[str], arrays: dict[str, np.ndarray], ones: frozenset = frozenset()) -> FlatRows:
     count = int(arrays[f"{name}/__count"][0])
-    columns: list[list] = []
+    columns: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
     for k in keys:
-        values = arrays[f"{name}/{k}"].tolist()
         lens = arrays.get(f"{name}/{k}.lens")
-        if lens is not None:
-            offs = np.concatenate([[0], np.cumsum(lens)]).tolist()
-            values = [values[a:b] for a, b in zip(offs, offs[1:], strict=False)]
-        columns.append(values)
-    if not keys:
-        return [{} for _ in range(count)]
-    return [dict(zip(keys, vals, strict=True)) for vals in zip(*columns, strict=True)]
+        offs = np.concatenate([[0], np.cumsum(lens)]) if lens is not None else None
+        columns[k] = (arrays[f"{name}/{k}"], offs)
+    return FlatRows(count, columns, ones if "input_ids" in keys and "position_ids" not in keys else frozenset())
 
 
 def store(cache_dir: Path, key: str, tables: dict[str, list[dict]], meta: dict[str, Any],
@@ -115,7 +153,8 @@ def store(cache_dir: Path, key: str, tables: dict[str, list[dict]], meta: dict[s
     return final
 
 
-def load(cache_dir: Path, key: str) -> tuple[dict[str, list[dict]], dict[str, Any]] | None:
+def load(cache_dir: Path, key: str, ones: frozenset = frozenset()) -> tuple[dict[str, FlatRows], dict[str, Any]] | None:
+    """An entry's tables (lazy FlatRows; `ones` names the keys store() skipped, rebuilt as [1] * n)."""
     entry = cache_dir / key
     if not (entry / "meta.json").is_file() or not (entry / "tokens.safetensors").is_file():
         return None
@@ -124,7 +163,7 @@ def load(cache_dir: Path, key: str) -> tuple[dict[str, list[dict]], dict[str, An
     try:
         meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
         arrays = load_file(str(entry / "tokens.safetensors"))
-        tables = {name: _unflatten(name, keys, arrays) for name, keys in meta.pop("layout").items()}
+        tables = {name: _unflatten(name, keys, arrays, ones) for name, keys in meta.pop("layout").items()}
     except (OSError, ValueError, KeyError):  # a damaged entry is a miss, then overwritten
         return None
     return tables, meta

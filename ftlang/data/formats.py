@@ -154,9 +154,9 @@ def check_order(messages: list[dict[str, str]]) -> None:
             continue
         if role != expected:
             first = i == 1 or (i == 2 and messages[0]["role"] == "system")
-            where = "the first turn must be user" if first else f"turn {i} is {role} after {messages[i - 2]['role']}"
-            raise RowError("FT607", f"roles out of order: {where}, got {role}; turns must alternate "
-                                    "user / assistant")
+            where = f"the first turn must be user, got {role}" if first else \
+                f"turn {i} is {role} after {messages[i - 2]['role']}"
+            raise RowError("FT607", f"roles out of order: {where}; turns must alternate user / assistant")
         expected = "assistant" if role == "user" else "user"
     if not any(m["role"] == "assistant" for m in messages):
         raise RowError("FT607", "no assistant turn: there is nothing to train on")

@@ -68,6 +68,15 @@ def block_causal_mask(seq_lens_batch: Sequence[Sequence[int]], length: int):
     return mask[:, None, :, :]
 
 
+def _lens_from_positions(positions, n: int) -> list[int]:
+    """Row lengths of a packed bin from its position_ids (each row restarts at 0), for callers that
+    dropped seq_lens (e.g. a Trainer removing columns the model's forward does not name)."""
+    if positions is None:
+        return [n]
+    starts = [i for i, p in enumerate(list(positions)) if p == 0] or [0]
+    return [b - a for a, b in zip(starts, starts[1:] + [n], strict=True)]
+
+
 class PadCollator:
     """Right-pads input_ids (pad id), labels (-100) and attention_mask (0) to the longest row."""
 
@@ -113,6 +122,6 @@ class PackedCollator:
             ids[k, :n] = torch.as_tensor(list(f["input_ids"]), dtype=torch.long)
             labels[k, :n] = torch.as_tensor(list(f["labels"]), dtype=torch.long)
             pos[k, :n] = torch.as_tensor(list(f["position_ids"]) if "position_ids" in f else range(n), dtype=torch.long)
-            seqs.append(list(f.get("seq_lens") or [n]))
+            seqs.append(list(f.get("seq_lens") or _lens_from_positions(f.get("position_ids"), n)))
         return {"input_ids": ids, "labels": labels, "position_ids": pos,
                 "attention_mask": block_causal_mask(seqs, length)}

@@ -30,6 +30,7 @@ from ftlang.plan import Plan
 
 @dataclass
 class Prepared:
+    #: lists of dicts; on a cache hit, FlatRows (a Sequence of the same dicts, built on access)
     train: list[dict]
     validation: list[dict] | None
     validation_rows: list[dict]
@@ -91,11 +92,14 @@ def prepare(plan: Plan, tokenizer, *, cache_dir: Path | None = None, allow_outsi
     renderer = _renderer(plan, tokenizer)
     key = cache_mod.cache_key(plan, fingerprints, cache_mod.tokenizer_identity(tokenizer),
                               renderer.digest if renderer else None)
-    hit = cache_mod.load(cache_dir, key)
+    hit = cache_mod.load(cache_dir, key, ones=frozenset({"attention_mask"}))
     if hit is not None:
         prepared = _from_cache(hit, key, fingerprints, tokenizer, plan)
         prepared.quarantine_path = _copy_quarantine(cache_dir / key, run_dir)
-        log(f"data: cache hit {key[:12]} ({len(prepared.train)} train rows)")
+        skipped = sum(int(v.get("skipped", 0)) + int(v.get("skipped_at_tokenization", 0))
+                      for v in prepared.stats.get("sources", {}).values())
+        log(f"data: cache hit {key[:12]} ({len(prepared.train)} train rows"
+            + (f"; {skipped} rows were skipped → {prepared.quarantine_path}" if skipped else "") + ")")
         return prepared
     prepared, quarantine = _build(plan, tokenizer, renderer, key, fingerprints, allow_outside, log)
     tables = {"train": prepared.train, **({"validation": prepared.validation} if prepared.validation is not None
@@ -130,10 +134,6 @@ def _copy_quarantine(entry: Path, run_dir: Path | None) -> Path | None:
 
 def _from_cache(hit, key: str, fingerprints: dict[str, str], tokenizer, plan: Plan) -> Prepared:
     tables, meta = hit
-    for rows in tables.values():
-        for r in rows:
-            if "position_ids" not in r:
-                r["attention_mask"] = [1] * len(r["input_ids"])
     stats = meta["stats"]
     stats["cache"] = {"key": key, "hit": True}
     return Prepared(
