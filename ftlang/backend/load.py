@@ -64,7 +64,8 @@ def model_location(plan: Plan) -> ModelLocation:
     if src.kind == "hf":
         return ModelLocation(src.path, kwargs)
     if src.kind == "local":
-        path = plan.resolve(src.path)
+        # local_package("pkg", "dir"): a model directory shipped inside an installed package (minilm_l6)
+        path = _package_dir(src.package, plan) / src.path if src.package else plan.resolve(src.path)
         if not (path / "config.json").is_file():
             raise DiagnosticError(error(
                 "FT502", f"no model at {src.path!r}: {path / 'config.json'} does not exist",
