@@ -75,3 +75,23 @@ def test_cpu_smoke_runs_every_method(tmp_path):
     assert methods["lora"]["trainable"] == methods["qlora"]["trainable"]
     for name in ("lora", "qlora", "full"):
         assert f"[{name:5}]" in proc.stdout
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "found here: for LoRA with precision = bf16 the estimator counts the frozen base at 2 B/param, but "
+    "backend.load.load_model loads it in float32 (4 B/param): the estimate is low by ~2·N bytes (13 GB for "
+    "a 7B), so `fits` can pass a recipe that then runs out of memory. Load the frozen base in the "
+    "precision's dtype for lora/ia3/prefix/prompt, or count 4 B/param in semantic/resources.py."))
+def test_estimated_weight_bytes_match_what_the_backend_loads(tmp_path):
+    import gpu_bench
+
+    from ftlang.backend.methods import load_for_training
+
+    s = gpu_bench.Settings(gpu_bench.TINY, seq_len=64, batch=2, steps=2, warmup_steps=0, bf16=True)
+    root = gpu_bench.make_project(tmp_path / "proj")
+    gpu_bench.save_base(s, root / "model")
+    plan = gpu_bench.ftlang_plan(gpu_bench.write_recipe(root, "lora", s))
+    model = load_for_training(plan)
+    loaded = sum(p.numel() * p.element_size() for p in model.parameters())
+    estimate = plan.resources.memory.weights_bytes
+    assert abs(loaded - estimate) <= 0.25 * loaded, (estimate, loaded)
