@@ -126,6 +126,11 @@ def test_bad_requests_get_json_4xx(server, path, body, status, code):
     assert payload["error"]["code"] == code and payload["error"]["message"] and payload["error"]["type"]
 
 
+def test_other_methods_get_json_405(server):
+    status, payload = _request(server, "DELETE", "/v1/models")
+    assert status == 405 and payload["error"]["code"] == "method_not_allowed"
+
+
 def test_bad_json_and_too_large_body(server):
     status, payload = _request(server, "POST", "/v1/chat/completions", raw=b"{not json")
     assert status == 400 and payload["error"]["code"] == "invalid_json"

@@ -175,6 +175,12 @@ def make_handler(pool: Any, quiet: bool = False) -> type[BaseHTTPRequestHandler]
                 raise ApiError(400, "the body must be a JSON object", "invalid_json")
             return body
 
+        def _method_not_allowed(self) -> None:
+            self._error(ApiError(405, f"method {self.command} is not allowed on {self.path.split('?', 1)[0]}",
+                                 "method_not_allowed"), close=True)
+
+        do_PUT = do_DELETE = do_PATCH = _method_not_allowed  # noqa: N815 - http.server's naming
+
         def _drain(self, length: int) -> None:
             """Read and drop a moderately oversized body so the client can read our 413 (no broken pipe)."""
             if length > DRAIN_LIMIT:
