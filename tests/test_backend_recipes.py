@@ -85,3 +85,35 @@ def test_packing_bf16_and_gradient_checkpointing_train_on_the_cpu(project, tiny_
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     lrs = [r["lr"] for r in rows if "loss" in r]
     assert lrs[0] < max(lrs)  # warmup ramps the lr up first
+
+
+CLASSIFY = """\
+recipe tiny_cls {
+  model = local("models/tiny-bert")
+  task = classify(labels = [billing, login, other])
+  data d = jsonl("data/cls.jsonl") { format = classification, fields { text = "text", label = "label" } }
+  dataset train = d
+  split train { validation = 20% }
+  method lora { r = 8, alpha = 16, targets = [query, value] }
+  train { lr = 1e-2, max_steps = 4, batch = 4, seed = 0, logging_steps = 1, max_seq_len = 32 }
+  hardware { device = cpu }
+  eval { every = end, metrics = [accuracy], gate accuracy >= 0 }
+}
+"""
+
+
+def test_classification_trains_from_a_recipe(project, tiny_bert_dir, monkeypatch):
+    shutil.copytree(tiny_bert_dir, project / "models" / "tiny-bert")
+    (project / "data").mkdir()
+    texts = {"billing": "my invoice shows a refund", "login": "login error on my account", "other": "feature request"}
+    with open(project / "data" / "cls.jsonl", "w") as f:
+        for i in range(30):
+            label = list(texts)[i % 3]
+            f.write(json.dumps({"text": f"{texts[label]} {i}", "label": label}) + "\n")
+    (project / "cls.ft").write_text(CLASSIFY)
+    monkeypatch.chdir(project)
+    assert main(["run", "cls.ft"]) == 0
+    (run,) = (project / "runs" / "tiny_cls").iterdir()
+    assert json.loads((run / "run.json").read_text())["status"] == "done"
+    config = json.loads((run / "adapter" / "adapter_config.json").read_text())
+    assert config["task_type"] == "SEQ_CLS"
