@@ -114,3 +114,23 @@ def test_out_dir_holding_a_run_is_refused_without_resume(project, tiny_llama_dir
     assert again.returncode == 1 and "FT709" in again.stderr and "--resume" in again.stderr
     done = ftlang("run", "--plan", str(plan), "--resume", str(run), cwd=project)
     assert done.returncode == 0 and "already finished" in done.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130_and_the_run_resumes(project, tiny_llama_dir):
+    plan = _plan(project, tiny_llama_dir)
+    run = project / "runs" / "sigint"
+    proc = subprocess.Popen([sys.executable, "-m", "ftlang", "run", "--plan", str(plan), "--out", str(run)],
+                            cwd=project, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    marker = run / "checkpoints" / "checkpoint-4" / "ftlang-complete.json"
+    deadline = time.monotonic() + 300
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "FT712" in err and "--resume" in err
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+    resumed = ftlang("run", "--plan", str(plan), "--resume", str(run), cwd=project)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads((run / "run.json").read_text())["status"] == "done"
