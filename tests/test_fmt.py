@@ -31,7 +31,11 @@ def check_invariants(text: str) -> str:
     return out
 
 
-@pytest.mark.parametrize("path", CORPUS, ids=[p.name for p in CORPUS])
+REPO = Path(__file__).resolve().parent.parent
+OTHERS = sorted(p for d in ("stdlib", "examples") for p in (REPO / d).rglob("*.ft"))
+
+
+@pytest.mark.parametrize("path", CORPUS + OTHERS, ids=[str(p.relative_to(REPO)) for p in CORPUS + OTHERS])
 def test_corpus_invariants(path: Path) -> None:
     out = check_invariants(path.read_text())
     assert all(len(line) <= 100 or "#" in line for line in out.splitlines())
