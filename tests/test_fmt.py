@@ -152,6 +152,11 @@ def test_cli_rewrites_and_checks(tmp_path: Path, capsys) -> None:
     assert main(["fmt", str(ugly), str(good)]) == 0
     assert ugly.read_text() == "recipe r { x = 1 }\n" and (ugly.stat().st_mode & 0o777) == 0o640
     assert main(["fmt", "--check", str(tmp_path)]) == 0
+    ugly.write_text("recipe r{x=1}")
+    assert main(["fmt", "--check", "--diff", str(ugly)]) == 1
+    out = capsys.readouterr().out
+    assert "-recipe r{x=1}\n" in out and "+recipe r { x = 1 }\n" in out
+    ugly.write_text("recipe r { x = 1 }\n")
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["good.ft", "sub", "ugly.ft"]  # no temp files left
 
 

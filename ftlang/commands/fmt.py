@@ -19,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=".ft files or folders (searched for *.ft); '-' reads stdin and writes stdout")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 and list the files that would be reformatted")
+    parser.add_argument("--diff", action="store_true",
+                        help="with --check, also print a unified diff of what would change")
     parser.add_argument("--format", choices=("human", "concise", "json", "github", "sarif"), default="human",
                         help="how to print syntax errors (default: human)")
     parser.add_argument("--color", choices=("auto", "always", "never"), default="auto")
@@ -93,6 +95,12 @@ def run(args: argparse.Namespace) -> int:
         changed += 1
         if args.check:
             print(f"would reformat {src.path}")
+            if args.diff:
+                import difflib
+
+                sys.stdout.writelines(difflib.unified_diff(
+                    src.text.splitlines(keepends=True), out.splitlines(keepends=True),
+                    fromfile=f"{src.path} (now)", tofile=f"{src.path} (formatted)"))
         elif path == "-":
             sys.stdout.write(out)
         else:
