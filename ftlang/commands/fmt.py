@@ -98,9 +98,10 @@ def run(args: argparse.Namespace) -> int:
             if args.diff:
                 import difflib
 
-                sys.stdout.writelines(difflib.unified_diff(
-                    src.text.splitlines(keepends=True), out.splitlines(keepends=True),
-                    fromfile=f"{src.path} (now)", tofile=f"{src.path} (formatted)"))
+                for line in difflib.unified_diff(
+                        src.text.splitlines(keepends=True), out.splitlines(keepends=True),
+                        fromfile=f"{src.path} (now)", tofile=f"{src.path} (formatted)"):
+                    sys.stdout.write(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
         elif path == "-":
             sys.stdout.write(out)
         else:
