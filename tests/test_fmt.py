@@ -268,3 +268,12 @@ def test_generated_programs_format_cleanly(text: str) -> None:
     assert invariant_failures(text) == []
     out = fmt(text)
     assert all(line == line.rstrip() for line in out.splitlines())
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(st.text(max_size=40), st.floats(allow_nan=False, allow_infinity=False, min_value=0), st.integers(min_value=0))
+def test_literals_round_trip(text: str, number: float, integer: int) -> None:
+    module, diags = parse_text(f"recipe r {{ s = {quote(text)}, f = {number!r}, i = {integer} }}")
+    assert diags == []
+    s, f, i = module.items[0].body
+    assert s.value.value == text and f.value.value == number and i.value.value == integer
