@@ -28,8 +28,11 @@ def checkpoint_step(path: Path) -> int | None:
 def _files(ckpt: Path) -> dict[str, int]:
     out = {}
     for p in sorted(ckpt.rglob("*")):
-        if p.is_file() and p.name != MARKER and not p.name.endswith(".tmp"):
-            out[p.relative_to(ckpt).as_posix()] = p.stat().st_size
+        try:
+            if p.is_file() and p.name != MARKER and not p.name.endswith(".tmp"):
+                out[p.relative_to(ckpt).as_posix()] = p.stat().st_size
+        except FileNotFoundError:  # another process is removing this checkpoint
+            continue
     return out
 
 
@@ -52,7 +55,10 @@ def is_complete(ckpt: Path) -> bool:
         recorded = json.loads(marker.read_text())["files"]
     except (ValueError, KeyError, OSError):
         return False
-    present = _files(ckpt)
+    try:
+        present = _files(ckpt)
+    except FileNotFoundError:
+        return False
     return all(present.get(name) == size for name, size in recorded.items())
 
 

@@ -356,14 +356,16 @@ def train(plan: Plan, prepared: Any, model: Any, tokenizer: Any, run_dir: str | 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     root = run_dir / CHECKPOINTS
+    main_rank = int(os.environ.get("RANK", "0")) == 0
     resume_from: Path | None = None
     if resume:
         resume_from = Path(resume) if not isinstance(resume, bool) else None
         if resume_from is None:
-            ckpt.discard_incomplete(root)
+            if main_rank:  # one process deletes; the others only skip incomplete ones
+                ckpt.discard_incomplete(root)
             resume_from = ckpt.latest_complete(root)
     prior: list[dict] = []
-    if resume and int(os.environ.get("RANK", "0")) == 0:
+    if resume and main_rank:
         # rows a killed run logged after its last complete checkpoint are replayed by the resume
         prior = _truncate_metrics(run_dir / METRICS_FILE, ckpt.checkpoint_step(resume_from) or 0
                                   if resume_from is not None else 0)
@@ -371,14 +373,14 @@ def train(plan: Plan, prepared: Any, model: Any, tokenizer: Any, run_dir: str | 
             log(f"resuming from {resume_from.name}")
         else:
             log("resuming: no complete checkpoint yet, starting from step 0")
-    elif int(os.environ.get("RANK", "0")) == 0:
+    elif main_rank:
         (run_dir / METRICS_FILE).unlink(missing_ok=True)
     trainer, result = build_trainer(plan, prepared, model, tokenizer, run_dir, device=device, log=log,
                                     callbacks=callbacks, tty=tty)
     result.history.extend(prior)
     result.resumed_from = resume_from
     t0 = time.perf_counter()
-    out = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     if plan.eval.every == "end" and trainer.eval_dataset is not None and plan.train.early_stop is None:
         trainer.evaluate()
     result.train_seconds = time.perf_counter() - t0
@@ -386,7 +388,6 @@ def train(plan: Plan, prepared: Any, model: Any, tokenizer: Any, run_dir: str | 
     result.tokens = trainer.tokens_seen()
     result.tokens_per_s = result.tokens / result.train_seconds if result.train_seconds > 0 else None
     result.stopped_early = trainer.state.global_step < trainer.state.max_steps
-    del out
     if result.tokens_per_s is not None and math.isfinite(result.tokens_per_s):
         result.tokens_per_s = round(result.tokens_per_s, 1)
     return result
