@@ -15,7 +15,7 @@ from ftlang.backend.load import load_tokenizer  # noqa: E402
 from ftlang.backend.methods import load_for_training  # noqa: E402
 from ftlang.backend.train import seed_everything, train, training_arguments  # noqa: E402
 from ftlang.diagnostics import DiagnosticError  # noqa: E402
-from ftlang.plan import EarlyStop, LoraMethod, Plan  # noqa: E402
+from ftlang.plan import AdapterMethod, EarlyStop, LoraMethod, Plan  # noqa: E402
 
 LORA = LoraMethod(r=4, alpha=8, dropout=0.1, targets=["q_proj", "v_proj"])
 
@@ -133,8 +133,9 @@ def test_checkpoint_completion_marker_and_rotation(tmp_path):
     assert [p.name for p in ckpt.all_checkpoints(root)] == ["checkpoint-4"]
 
 
-def test_crash_then_resume_is_bit_exact_in_process(tiny_llama_dir, tmp_path):
-    plan = tiny_plan(tiny_llama_dir, LORA, train={"max_steps": 8, "save_steps": 3, "lr": 5e-3})
+@pytest.mark.parametrize("method", [LORA, AdapterMethod(bottleneck=8, dropout=0.1)], ids=["lora", "adapter"])
+def test_crash_then_resume_is_bit_exact_in_process(method, tiny_llama_dir, tmp_path):
+    plan = tiny_plan(tiny_llama_dir, method, train={"max_steps": 8, "save_steps": 3, "lr": 5e-3})
     tok, model = _fresh(plan)
     data = lm_data(tok)
     train(plan, data, model, tok, tmp_path / "a", log=lambda s: None)
