@@ -2,8 +2,8 @@
 
 Key = sha256 over: the cache format version, every source's spec and the sha256 of its bytes (hf: name,
 revision and dataset fingerprint), every pipeline step, the split, the tokenizer identity (name_or_path,
-class, vocab hash, special tokens, chat template), the template, train_on, max_seq_len, packing and the
-task. An entry is a directory written under a temporary name and renamed into place: never half written.
+class, vocab hash, special tokens, chat template), the template, train_on, max_seq_len, packing, the
+task, and the files of local augmentation models. An entry is a directory written under a temporary name and renamed into place: never half written.
 No pickle: token lists are flat int arrays with row offsets in one safetensors file.
 """
 
@@ -38,6 +38,23 @@ def tokenizer_identity(tokenizer) -> dict:
     }
 
 
+def _model_stamps(plan: Plan) -> dict[str, list]:
+    """Local augmentation models (back_translate / paraphrase): their files' names, sizes and mtimes,
+    so replacing a model's weights misses the cache."""
+    out: dict[str, list] = {}
+    for pipe in plan.datasets.pipelines.values():
+        for step in pipe.steps:
+            for op in step.args.get("ops", []) if step.op == "augment" else []:
+                for ref in (op.get("via"), op.get("model"), op.get("back")):
+                    if not isinstance(ref, str) or ref in out:
+                        continue
+                    d = plan.resolve(ref)
+                    if d.is_dir():
+                        out[ref] = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns)
+                                          for f in d.iterdir() if f.is_file())
+    return out
+
+
 def cache_key(plan: Plan, fingerprints: dict[str, str], tokenizer_id: dict, template_digest: str | None) -> str:
     t = plan.train
     payload = {
@@ -53,6 +70,7 @@ def cache_key(plan: Plan, fingerprints: dict[str, str], tokenizer_id: dict, temp
         "packing": t.packing,
         "task": plan.model.task.model_dump(mode="json"),
         "seed": t.seed,  # mix() draws with the train seed when it has none of its own
+        "augment_models": _model_stamps(plan),
     }
     text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
