@@ -202,12 +202,21 @@ def test_out_of_memory_reports_the_estimate(project, tiny_llama_dir):
     assert "gradient_checkpointing" in d.help and "qlora" in d.help
 
 
-def test_ctrl_c_leaves_a_resumable_run(project, tiny_llama_dir, capsys):
+def _sigterm(model):
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.mark.parametrize("stop", ["ctrl_c", "sigterm"])
+def test_ctrl_c_leaves_a_resumable_run(stop, project, tiny_llama_dir, capsys):
     from ftlang.backend.run import execute
 
     plan = _project_plan(project, tiny_llama_dir)
     run = project / "runs" / "int"
-    code = execute(plan, run_dir=run, log=lambda s: None, callbacks=(_callback(3, _raise(KeyboardInterrupt())),))
+    act = _raise(KeyboardInterrupt()) if stop == "ctrl_c" else _sigterm
+    code = execute(plan, run_dir=run, log=lambda s: None, callbacks=(_callback(3, act),))
     assert code == 130
     assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
     assert "--resume" in capsys.readouterr().err

@@ -28,7 +28,7 @@ CODES: dict[str, str] = {
     "FT710": "A saved adapter does not fit the base model it is loaded onto (its tensors differ).",
     "FT711": "The launch cannot run: a multi-process run without a shared run directory, a strategy whose "
              "engine is missing (deepspeed), or fsdp/deepspeed requested on the CPU.",
-    "FT712": "The run was interrupted (Ctrl-C). Its last complete checkpoint is kept; continue with --resume.",
+    "FT712": "The run was interrupted (Ctrl-C or SIGTERM). Its last complete checkpoint is kept; continue with --resume.",
     "FT713": "Bottleneck adapters cannot find the model's transformer layers or their attention/FFN blocks. "
              "They support Llama-, BERT- and GPT-style layouts; use lora for other models.",
 }

@@ -190,10 +190,28 @@ def prepare_run_dir(plan: Plan, run_dir: Path | None, resume: bool | Path | None
     return run_dir, False
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM (a scheduler's stop) ends the run like Ctrl-C: resumable
+
+
 def execute(plan: Plan, *, run_dir: Path | None = None, resume: bool | Path | None = None, force: bool = False,
             allow_outside: bool = False, log: Callable[[str], None] = print, recipe_file: str | None = None,
             callbacks: tuple = ()) -> int:
-    """Run the plan end to end; returns the exit code (0, 3 a failed gate, 130 interrupted)."""
+    """Run the plan end to end; returns the exit code (0, 3 a failed gate, 130 interrupted or terminated)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return _execute(plan, run_dir, resume, force, allow_outside, log, recipe_file, callbacks)
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return _execute(plan, run_dir, resume, force, allow_outside, log, recipe_file, callbacks)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _execute(plan: Plan, run_dir: Path | None, resume: bool | Path | None, force: bool, allow_outside: bool,
+             log: Callable[[str], None], recipe_file: str | None, callbacks: tuple) -> int:
     from ftlang.backend.artifacts import artifact_name, save_trained
     from ftlang.backend.context import RunContext
     from ftlang.backend.load import base_loader, load_tokenizer
