@@ -59,7 +59,7 @@ def _tokenize(tokenizer, texts: list[str], offsets: bool) -> tuple[list[list[int
             for enc in backend.encode_batch(texts[i:i + BATCH], add_special_tokens=False):
                 ids.append(enc.ids)
                 if offsets:
-                    offs.append(enc.offsets)
+                    offs.append(enc)  # asked for token boundaries only where spans begin and end
         return ids, offs
     for i in range(0, len(texts), BATCH):
         enc = tokenizer(texts[i:i + BATCH], add_special_tokens=False, return_attention_mask=False,
@@ -89,9 +89,9 @@ def encode_chat(rows: list[dict], fmt: str, tokenizer, renderer: ChatRenderer, *
         all_ids, all_offsets = _segment_tokenize(tokenizer, rendered)
     eot = sorted(end_of_turn_ids(tokenizer))
     out = Encoded()
-    for row, (_, spans), ids, offsets in zip(rows, rendered, all_ids, all_offsets, strict=True):
+    for row, (text, spans), ids, offsets in zip(rows, rendered, all_ids, all_offsets, strict=True):
         ids_arr = np.asarray(ids, dtype=np.int64)
-        starts = np.asarray([o[0] for o in offsets], dtype=np.int64) if fast else np.asarray(offsets)
+        starts = _token_starts(offsets, spans, len(ids), len(text)) if fast else np.asarray(offsets)
         if train_on == "all":
             trained = np.ones(len(ids_arr), dtype=bool)
         else:
@@ -124,6 +124,26 @@ def encode_chat(rows: list[dict], fmt: str, tokenizer, renderer: ChatRenderer, *
         out.tokens += len(ids_list)
         out.trained_tokens += int(trained.sum())
     return out
+
+
+def _token_starts(offsets, spans, n: int, length: int):
+    """Per-token start characters, or (from a Rust Encoding) a cheap stand-in that gives the same
+    masks: each token is placed at the span boundary it follows, found with char_to_token."""
+    if not hasattr(offsets, "char_to_token"):
+        return np.asarray([o[0] for o in offsets], dtype=np.int64)
+    enc = offsets
+    cuts = sorted({p for s in spans for p in s})
+    starts = np.full(n, -1, dtype=np.int64)  # -1: before every span
+    for c in cuts:
+        if c >= length:
+            continue
+        t = enc.char_to_token(c)
+        if t is None:  # a character no token covers: fall back to the full offsets
+            return np.asarray([o[0] for o in enc.offsets], dtype=np.int64)
+        if enc.token_to_chars(t)[0] < c:  # a token straddling the cut starts before it
+            t += 1
+        starts[t:] = c
+    return starts
 
 
 def _segment_tokenize(tokenizer, rendered):
