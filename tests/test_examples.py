@@ -144,7 +144,7 @@ def test_quickstart_plan_is_the_measured_setup():
 
 
 def test_quickstart_params_override():
-    assert plan_of("quickstart.ft", "epochs=1")["train"]["epochs"] == 1
+    assert plan_of("quickstart.ft", "epochs=3")["train"]["epochs"] == 3
 
 
 def test_qlora_7b_fits_its_declared_gpu():
