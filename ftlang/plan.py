@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,7 +46,7 @@ class Loc(_Frozen):
 
 class ConstExpr(_Frozen):
     kind: Literal["const"] = "const"
-    value: Union[bool, int, float, str]
+    value: bool | int | float | str
 
 
 class NameExpr(_Frozen):
@@ -86,7 +86,7 @@ class ArithExpr(_Frozen):
 
 
 Expr = Annotated[
-    Union[ConstExpr, NameExpr, CallExpr, CompareExpr, BoolExpr, NotExpr, ArithExpr],
+    ConstExpr | NameExpr | CallExpr | CompareExpr | BoolExpr | NotExpr | ArithExpr,
     Field(discriminator="kind"),
 ]
 
@@ -98,7 +98,7 @@ class RecipeInfo(_Frozen):
     file: str  # the recipe file, relative to project_root
     project_root: str  # absolute; not hashed
     extends: list[str] = []  # the chain of parents, nearest first
-    params: dict[str, Union[bool, int, float, str]] = {}  # final values after --set
+    params: dict[str, bool | int | float | str] = {}  # final values after --set
 
 
 class ModelSource(_Frozen):
@@ -280,7 +280,7 @@ class Ia3Method(_Frozen):
 
 
 Method = Annotated[
-    Union[FullMethod, LoraMethod, QloraMethod, PrefixMethod, PromptMethod, AdapterMethod, Ia3Method],
+    FullMethod | LoraMethod | QloraMethod | PrefixMethod | PromptMethod | AdapterMethod | Ia3Method,
     Field(discriminator="kind"),
 ]
 
@@ -348,7 +348,7 @@ class GatePlan(_Frozen):
 
 
 class EvalPlan(_Frozen):
-    every: Union[Literal["epoch", "end"], int] = "epoch"  # int: every N steps
+    every: Literal["epoch", "end"] | int = "epoch"  # int: every N steps
     metrics: list[Literal[
         "loss", "perplexity", "bleu", "rouge_1", "rouge_2", "rouge_l", "exact_match", "accuracy", "f1"
     ]] = ["loss", "perplexity"]

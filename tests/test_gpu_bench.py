@@ -77,11 +77,6 @@ def test_cpu_smoke_runs_every_method(tmp_path):
         assert f"[{name:5}]" in proc.stdout
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "found here: for LoRA with precision = bf16 the estimator counts the frozen base at 2 B/param, but "
-    "backend.load.load_model loads it in float32 (4 B/param): the estimate is low by ~2·N bytes (13 GB for "
-    "a 7B), so `fits` can pass a recipe that then runs out of memory. Load the frozen base in the "
-    "precision's dtype for lora/ia3/prefix/prompt, or count 4 B/param in semantic/resources.py."))
 def test_estimated_weight_bytes_match_what_the_backend_loads(tmp_path):
     import gpu_bench
 

@@ -438,10 +438,6 @@ def test_weights_are_read_from_safetensors_only(tmp_path):
     assert not marker.exists(), "a pickle checkpoint was unpickled"
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "found here: backend/load.py lets transformers fall back to pytorch_model.bin (unpickled, though with "
-    "weights_only=True); pass use_safetensors=True to from_pretrained so only safetensors load. Also pass "
-    "trust_remote_code=False explicitly: left unset, transformers asks 'run the custom code? [y/N]' on a TTY."))
 def test_a_pickle_only_checkpoint_is_refused_even_when_benign(tmp_path):
     torch = pytest.importorskip("torch")
     from plan_factory import make_plan

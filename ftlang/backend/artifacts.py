@@ -31,7 +31,8 @@ def save_trained(plan: Plan, model: Any, tokenizer: Any, run_dir: str | Path) ->
 
     final = Path(run_dir) / artifact_name(plan)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    for stale in final.parent.glob(f".{final.name}.tmp-*"):  # left by a save that was killed
+        shutil.rmtree(stale, ignore_errors=True)
     tmp.mkdir(parents=True)
     if plan.method.kind == "adapter":
         adapters.save_adapter(model, tmp)

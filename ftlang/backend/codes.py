@@ -31,4 +31,6 @@ CODES: dict[str, str] = {
     "FT712": "The run was interrupted (Ctrl-C or SIGTERM). Its last complete checkpoint is kept; continue with --resume.",
     "FT713": "Bottleneck adapters cannot find the model's transformer layers or their attention/FFN blocks. "
              "They support Llama-, BERT- and GPT-style layouts; use lora for other models.",
+    "FT714": "The disk filled up while the run wrote a checkpoint or an artifact. Nothing half-written is "
+             "kept as complete; free space (or use --out on a larger disk), lower save_total_limit, and --resume.",
 }

@@ -7,6 +7,7 @@ from pathlib import Path
 from ftlang.backend.load import loc_span
 from ftlang.diagnostics import Diagnostic, error, info
 from ftlang.plan import Plan
+from ftlang.semantic.resources import human_bytes
 
 
 class NonFiniteLoss(Exception):
@@ -16,17 +17,6 @@ class NonFiniteLoss(Exception):
         super().__init__(f"loss is {value} at step {step}")
         self.step = step
         self.value = value
-
-
-def human_bytes(n: int | None) -> str:
-    if n is None:
-        return "unknown"
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1024 or unit == "TB":
-            return f"{size:.1f} {unit}" if unit != "B" else f"{int(size)} B"
-        size /= 1024
-    return f"{size:.1f} TB"
 
 
 def nonfinite_diagnostic(plan: Plan, step: int, value: float, last_checkpoint: Path | None) -> Diagnostic:
@@ -54,6 +44,17 @@ def oom_diagnostic(plan: Plan, device: str, exc: BaseException) -> Diagnostic:
         loc_span(plan.train.loc),
         help=(f"lower batch (now {plan.train.batch}) and raise grad_accum, lower max_seq_len (now "
               f"{plan.train.max_seq_len}), turn on gradient_checkpointing, or switch to method qlora"),
+    )
+
+
+def disk_full_diagnostic(plan: Plan, exc: OSError, last_checkpoint: Path | None) -> Diagnostic:
+    where = (f"the last complete checkpoint is {last_checkpoint.name}" if last_checkpoint
+             else "no checkpoint was complete yet")
+    return error(
+        "FT714", f"no space left on device while writing {exc.filename or 'a checkpoint'}; {where}",
+        loc_span(plan.train.loc),
+        help=("free disk space (or point --out at a larger disk), lower save_total_limit, then continue "
+              "with --resume: a half-written checkpoint is never resumed from"),
     )
 
 

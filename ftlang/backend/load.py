@@ -56,9 +56,8 @@ def _package_dir(package: str, plan: Plan) -> Path:
 def model_location(plan: Plan) -> ModelLocation:
     """Resolve `plan.model.source` to a from_pretrained path and its kwargs (no weights touched)."""
     src = plan.model.source
-    kwargs: dict[str, Any] = {}
-    if src.trust_remote_code:
-        kwargs["trust_remote_code"] = True
+    # explicit False: left unset, transformers asks "run the custom code? [y/N]" on a terminal
+    kwargs: dict[str, Any] = {"trust_remote_code": bool(src.trust_remote_code)}
     if src.revision:
         kwargs["revision"] = src.revision
     if src.kind == "hf":
@@ -137,8 +136,7 @@ def _config(plan: Plan, where: ModelLocation) -> Any:
 
 
 def load_model(plan: Plan, *, quantization_config: Any = None, device_map: Any = None) -> Any:
-    """The base model in float32 (or 4-bit when a bitsandbytes config is given), ready for a method."""
-    import torch
+    """The base model (fp32, 16-bit when PEFT freezes it, or 4-bit with a bitsandbytes config), ready for a method."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     where = model_location(plan)
@@ -155,7 +153,10 @@ def load_model(plan: Plan, *, quantization_config: Any = None, device_map: Any =
         if device_map is not None:
             kwargs["device_map"] = device_map
     else:
-        kwargs["dtype"] = torch.float32
+        kwargs["dtype"] = _frozen_base_dtype(plan)
+    if "gguf_file" not in where.kwargs:
+        # only safetensors: a folder holding nothing but pytorch_model.bin (a pickle) is refused
+        kwargs["use_safetensors"] = True
     if plan.model.task.kind == "classify":
         # an encoder saved without (or with another) classification head gets a fresh one
         kwargs["ignore_mismatched_sizes"] = True
@@ -168,6 +169,20 @@ def load_model(plan: Plan, *, quantization_config: Any = None, device_map: Any =
     if plan.model.task.kind == "classify" and getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = 0
     return model
+
+
+def _frozen_base_dtype(plan: Plan) -> Any:
+    """The dtype the base loads in: the plan's 16-bit precision when PEFT freezes it, else float32.
+
+    This is what semantic/resources.py counts (2 B/param for a frozen 16-bit base). Full fine-tuning
+    keeps fp32 master weights under mixed precision; ftlang's own bottleneck adapters compute in the
+    base dtype outside autocast, so they keep an fp32 base too.
+    """
+    import torch
+
+    if plan.method.kind in ("lora", "ia3", "prefix", "prompt") and plan.train.precision in ("bf16", "fp16"):
+        return torch.bfloat16 if plan.train.precision == "bf16" else torch.float16
+    return torch.float32
 
 
 def _without_gguf_mark(model: Any, auto: Any) -> Any:

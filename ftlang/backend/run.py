@@ -11,6 +11,7 @@ rank 0 writes the run files, and every rank records a digest of its trainable we
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ from typing import Any
 from ftlang.backend import checkpoint as ckpt
 from ftlang.backend.faults import (
     NonFiniteLoss,
+    disk_full_diagnostic,
     interrupted_diagnostic,
     nonfinite_diagnostic,
     oom_diagnostic,
@@ -297,6 +299,13 @@ def _execute(plan: Plan, run_dir: Path | None, resume: bool | Path | None, force
 
                 print(render([interrupted_diagnostic(run_dir, last, recipe_file)], "human"), file=sys.stderr)
             return INTERRUPTED
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            last = ckpt.latest_complete(root)
+            record.update(status="failed", error="FT714: no space left on device", timings=timings,
+                          last_checkpoint=str(last) if last else None)
+            raise DiagnosticError(disk_full_diagnostic(plan, e, last)) from None
         except MemoryError as e:
             record.update(status="failed", error="FT705: out of memory", timings=timings)
             raise DiagnosticError(oom_diagnostic(plan, device, e)) from None

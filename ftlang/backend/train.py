@@ -344,6 +344,16 @@ def build_trainer(plan: Plan, prepared: Any, model: Any, tokenizer: Any, run_dir
     return trainer, result
 
 
+def _finished(checkpoint: Path) -> bool:
+    """True when the checkpoint was written at the run's final step."""
+    try:
+        state = json.loads((checkpoint / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    max_steps = state.get("max_steps") or 0
+    return max_steps > 0 and int(state.get("global_step", 0)) >= int(max_steps)
+
+
 def train(plan: Plan, prepared: Any, model: Any, tokenizer: Any, run_dir: str | Path, *,
           resume: bool | str | Path = False, device: str | None = None,
           log: Callable[[str], None] = print, callbacks: Sequence[Any] = (),
@@ -380,7 +390,14 @@ def train(plan: Plan, prepared: Any, model: Any, tokenizer: Any, run_dir: str | 
     result.history.extend(prior)
     result.resumed_from = resume_from
     t0 = time.perf_counter()
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if resume_from is not None and _finished(resume_from):
+        # killed after its last step: Trainer would run one more step, so load the end state instead
+        from transformers import TrainerState
+
+        trainer._load_from_checkpoint(str(resume_from))
+        trainer.state = TrainerState.load_from_json(str(resume_from / "trainer_state.json"))
+    else:
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     if plan.eval.every == "end" and trainer.eval_dataset is not None and plan.train.early_stop is None:
         trainer.evaluate()
     result.train_seconds = time.perf_counter() - t0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from ftlang import plan as P
 from ftlang.diagnostics import error
@@ -119,6 +119,12 @@ def _on_error(ctx: RecipeContext, node: ast.Value) -> P.OnError | None:
 # ---------------------------------------------------------------------------- pipelines & expressions
 
 
+#: what a gate may read: every metric the plan knows and the two verdicts; a param of another
+#: name in a gate stands for its value
+GATE_NAMES = frozenset(get_args(get_args(P.EvalPlan.model_fields["metrics"].annotation)[0])) | {
+    "overfitting", "forgetting"}
+
+
 def to_expr(ctx: RecipeContext, node: ast.Value, names: tuple[str, ...] | None) -> Any:
     """An AST expression → plan Expr; `names` limits the identifiers (None: any, checked elsewhere)."""
     if isinstance(node, ast.Compare):
@@ -142,6 +148,8 @@ def to_expr(ctx: RecipeContext, node: ast.Value, names: tuple[str, ...] | None) 
                                 f"did you mean `{guess}`?" if guess else f"functions: {', '.join(FUNCTIONS)}"))
         return P.CallExpr(fn=node.name, args=[to_expr(ctx, a, names) for a in node.args])
     if isinstance(node, ast.Ident):
+        if names is None and node.name in ctx.params and node.name not in GATE_NAMES:
+            return to_expr(ctx, ctx.params[node.name], names)  # `gate perplexity < max_ppl`
         if names is not None and node.name not in names:
             if node.name in ctx.params:
                 return to_expr(ctx, ctx.params[node.name], names)

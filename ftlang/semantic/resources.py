@@ -14,7 +14,8 @@ Memory per device, bytes (P = total params, T = trainable, L = layers, s = max_s
 tokens for prefix/prompt), b = per-device batch, h = hidden, a = heads, V = vocab):
   full, fp32            weights 4P, gradients 4P, Adam 8P                  = 16 B/param
   full, bf16/fp16       weights 2P + fp32 master 4P, gradients 4P, Adam 8P = 18 B/param
-  PEFT (lora, ia3, ...) frozen base 2 B/param in bf16/fp16 (4 in fp32), plus 16 B per trainable
+  PEFT (lora, ia3, ...) frozen base 2 B/param in bf16/fp16 (4 in fp32, and always 4 for ftlang's
+                        bottleneck adapters), plus 16 B per trainable
                         param (fp32 weight 4, gradient 4, Adam 8)
   qlora                 block linear weights in NF4: 4.127 bits/param with double quant, 4.5 without
                         (a 32-bit absmax per 64 weights, or an 8-bit one per 64 plus a 32-bit one per
@@ -106,7 +107,9 @@ def estimate(card: Card, method, train: TrainPlan, hardware: HardwarePlan, task:
             quantized = linear_params(card)
             weights = int(quantized * bits / 8) + (total - quantized) * 2
         else:
-            weights = total * (2 if half else 4)
+            # backend/load.py loads a PEFT-frozen base in the 16-bit precision; ftlang's own
+            # bottleneck adapters keep an fp32 base (they compute outside autocast)
+            weights = total * (2 if half and method.kind != "adapter" else 4)
         weights += 4 * trainable
         grads = 4 * trainable
     optimizer = opt_bytes * trainable

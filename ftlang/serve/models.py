@@ -73,8 +73,10 @@ def _load_base(base: str) -> tuple[Any, Any]:
         kw, where = {}, str(p)
     else:
         kw, where = {}, base  # a hub id (offline: must already be in the local cache)
+    kw["trust_remote_code"] = False  # a served base never runs code shipped with it
     try:
-        model = AutoModelForCausalLM.from_pretrained(where, **kw)
+        model_kw = kw if "gguf_file" in kw else {**kw, "use_safetensors": True}
+        model = AutoModelForCausalLM.from_pretrained(where, **model_kw)
         tokenizer = AutoTokenizer.from_pretrained(where, **kw)
     except OSError as e:
         raise _fail(f"--base {base}: cannot load: {e}", "check the path or hub id (and that it is cached offline)") from e

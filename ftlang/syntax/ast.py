@@ -7,7 +7,6 @@ declarations, gates); the per-block meaning lives in semantic/schema.py, not in 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 from ftlang.source import Span
 
@@ -114,7 +113,7 @@ class Neg(Node):
     operand: Value
 
 
-Value = Union[Str, Int, Float, Percent, Size, Bool, Ident, ListValue, Call, Compare, BoolOp, Not, Arith, Neg]
+Value = Str | Int | Float | Percent | Size | Bool | Ident | ListValue | Call | Compare | BoolOp | Not | Arith | Neg
 
 # ---------------------------------------------------------------------------- statements
 
@@ -180,7 +179,7 @@ class AliasDecl(Node):
     value: Value
 
 
-Stmt = Union[Assign, Block, DataDecl, DatasetDecl, Gate, Forgetting, AliasDecl]
+Stmt = Assign | Block | DataDecl | DatasetDecl | Gate | Forgetting | AliasDecl
 
 # ---------------------------------------------------------------------------- top level
 
@@ -212,7 +211,7 @@ class ModelCard(Node):
     body: tuple[Stmt, ...]
 
 
-TopLevel = Union[Import, Param, Recipe, ModelCard]
+TopLevel = Import | Param | Recipe | ModelCard
 
 
 @dataclass(frozen=True)

@@ -556,7 +556,7 @@ class _Lower:
 
     def token_value(self, tok: Token) -> ast.Value:
         kind = tok.type
-        if kind == "NAME":
+        if kind in ("NAME", "FORGETTING"):  # `forgetting` in an expression is the gate verdict
             return ast.Ident(self.tok_span(tok), str(tok))
         if kind == "INT":
             return self.int_(str(tok), self.tok_span(tok))

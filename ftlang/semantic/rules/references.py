@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ftlang.diagnostics import Diagnostic, error
+from ftlang.semantic.datasets import GATE_NAMES
 from ftlang.semantic.rules import rule
 from ftlang.semantic.values import did_you_mean
 from ftlang.syntax import ast
@@ -45,7 +46,7 @@ def gate_metrics(ctx: RecipeContext) -> Iterator[Diagnostic]:
     names = available_names(ctx)
     for gate in ctx.gate_nodes:
         for ident in _idents(gate.expr):
-            if ident.name in names:
+            if ident.name in names or (ident.name in ctx.params and ident.name not in GATE_NAMES):
                 continue
             if ident.name == "forgetting":
                 yield error("FT210", "gate on `forgetting` without `forgetting on NAME`", ident.span,

@@ -1,12 +1,16 @@
 """Explain texts for the FT8xx codes of the eval, gate, export, registry, report and serve stages.
 
-Torch-free. `ftlang explain` picks them up once ftlang/semantic/rules/__init__.py `_load()` imports
-this module (one line: `from ftlang import eval_codes`).
+Torch-free. `ftlang explain` reads the `CODES` table of every `ftlang/**/codes.py`, this one included.
 """
 
 from __future__ import annotations
 
-from ftlang.semantic.rules import document
+#: code → explanation (the first sentence is the title), as in the other stages' codes.py
+CODES: dict[str, str] = {}
+
+
+def document(code: str, title: str, explain: str) -> None:
+    CODES[code] = f"{title[:1].upper()}{title[1:]}. {' '.join(explain.split())}"
 
 document("FT801", "gate on a metric that was not computed", """
 A `gate` reads a name the run did not compute: a metric missing from `eval { metrics = [...] }`, or
