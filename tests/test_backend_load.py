@@ -34,7 +34,7 @@ def test_gguf_in_a_package_resolves_to_the_installed_file(tmp_path):
     _need_smollm2()
     plan = tiny_plan(tmp_path, LORA, source=_smollm2_source())
     where = model_location(plan)
-    assert (Path(where.path) / GGUF).is_file() and where.kwargs == {"gguf_file": GGUF}
+    assert (Path(where.path) / GGUF).is_file() and where.kwargs == {"gguf_file": GGUF, "trust_remote_code": False}
 
 
 def test_missing_package_and_missing_dir_are_diagnostics(tmp_path):
@@ -52,7 +52,7 @@ def test_missing_package_and_missing_dir_are_diagnostics(tmp_path):
 def test_hub_ids_keep_revision_and_remote_code_only_when_asked(tmp_path):
     plain = tiny_plan(tmp_path, LORA, source=ModelSource(kind="hf", path="org/name", revision="abc123"))
     assert model_location(plain).path == "org/name"
-    assert model_location(plain).kwargs == {"revision": "abc123"}
+    assert model_location(plain).kwargs == {"revision": "abc123", "trust_remote_code": False}
     remote = tiny_plan(tmp_path, LORA, source=ModelSource(kind="hf", path="org/name", trust_remote_code=True))
     assert model_location(remote).kwargs == {"trust_remote_code": True}
 

@@ -198,7 +198,7 @@ def test_out_of_memory_reports_the_estimate(project, tiny_llama_dir):
         execute(plan, run_dir=project / "runs" / "oom", log=lambda s: None,
                 callbacks=(_callback(1, _raise(torch.OutOfMemoryError("CUDA out of memory"))),))
     d = e.value.diagnostics[0]
-    assert d.code == "FT705" and "estimated a peak of 3.0 MB" in d.message
+    assert d.code == "FT705" and "estimated a peak of 3.0 MiB" in d.message
     assert "gradient_checkpointing" in d.help and "qlora" in d.help
 
 
