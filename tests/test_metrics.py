@@ -157,7 +157,7 @@ def test_prompt_tuning_loss_skips_virtual_tokens_and_baseline_disables_it(tiny_l
     assert ctx.baseline_metrics["forgetting_perplexity"] > 1
 
 
-def test_baseline_includes_generation_metrics_only_when_capped(tiny_llama_dir, project):
+def test_baseline_includes_generation_metrics_only_when_affordable(tiny_llama_dir, project):
     from eval_support import chat_prepared, make_plan
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -166,10 +166,14 @@ def test_baseline_includes_generation_metrics_only_when_capped(tiny_llama_dir, p
 
     tok = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
     model = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir))
-    for cap, expected in ((None, {"perplexity"}), (2, {"perplexity", "rouge_l"})):
+    # (max_samples, validation rows multiplier, expected): over 64 generated rows the baseline skips generation
+    for cap, times, expected in ((None, 40, {"perplexity"}), (2, 40, {"perplexity", "rouge_l"}),
+                                 (None, 1, {"perplexity", "rouge_l"})):
         plan = make_plan(project, eval_=EvalPlan(metrics=["perplexity", "rouge_l"], max_samples=cap,
                                                  generation=GenerationSpec(max_new_tokens=3)))
-        ctx = RunContext(plan=plan, run_dir=project / "run", model=model, tokenizer=tok, data=chat_prepared(tok, general=False))
+        data = chat_prepared(tok, general=False)
+        data.validation_rows = list(data.validation_rows) * times
+        ctx = RunContext(plan=plan, run_dir=project / "run", model=model, tokenizer=tok, data=data)
         before_training(ctx)
         assert set(ctx.baseline_metrics) == expected and "baseline_eval" in ctx.timings
 

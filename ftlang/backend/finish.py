@@ -54,10 +54,12 @@ def _forgetting_rows(ctx: RunContext) -> list | None:
 
 
 def _baseline_metric_names(ctx: RunContext) -> list[str]:
-    """Non-generation metrics always; generation metrics only when max_samples keeps them affordable."""
+    """Non-generation metrics always; generation metrics only when at most 64 rows are generated
+    (a small validation set, or max_samples), so the baseline stays affordable."""
     wanted = list(ctx.plan.eval.metrics)
     cap = ctx.plan.eval.max_samples
-    if cap is None or cap > 64:
+    rows = len(getattr(ctx.data, "validation_rows", None) or ())
+    if min(cap if cap is not None else rows, rows) > 64:
         wanted = [m for m in wanted if m not in M.GENERATION_METRICS]
     return wanted
 
