@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ftlang.backend.gates import loc_span
+from ftlang.backend.load import base_loader
 from ftlang.diagnostics import DiagnosticError, error
 from ftlang.plan import Plan
 
@@ -120,32 +121,6 @@ def model_card(plan: Plan, kind: str, metrics: dict[str, float], gates: list[dic
 
 
 # ---------------------------------------------------------------------------- loading
-
-
-def load_base_model(plan: Plan, dtype: Any = None) -> Any:
-    """A fresh, unquantized base model from the plan's source (used when ctx.load_base is absent)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
-
-    dtype = dtype or torch.float32
-    src = plan.model.source
-    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": src.trust_remote_code}
-    if plan.model.task.kind == "classify":
-        cls = AutoModelForSequenceClassification
-        kwargs["num_labels"] = max(2, len(plan.model.task.labels))
-    else:
-        cls = AutoModelForCausalLM
-    if src.kind == "local":
-        return cls.from_pretrained(str(plan.resolve(src.path)), **kwargs)
-    if src.kind == "hf":
-        return cls.from_pretrained(src.path, revision=src.revision, **kwargs)
-    if src.package:
-        import importlib
-
-        folder = Path(importlib.import_module(src.package).__file__).parent
-    else:
-        folder = plan.resolve(src.path) if (plan.resolve(src.path)).exists() else Path(src.path)
-    return cls.from_pretrained(str(folder), gguf_file=src.gguf_file, **kwargs)
 
 
 def _is_quantized(model: Any) -> bool:
@@ -301,7 +276,7 @@ def merge(ctx: Any, adapter_dir: Path, out: Path) -> dict[str, Any]:
     from peft import PeftModel
 
     plan: Plan = ctx.plan
-    base = ctx.load_base() if ctx.load_base is not None else load_base_model(plan)  # fresh, unquantized
+    base = (ctx.load_base or base_loader(plan))()  # fresh, unquantized
     if _is_quantized(base):
         raise DiagnosticError(error(
             "FT812", "refusing to merge into a quantized (4-bit/8-bit) base: the merged weights would be rounded",
