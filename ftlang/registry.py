@@ -31,6 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ftlang.atomic import write_json
 from ftlang.diagnostics import DiagnosticError, error
 
 STAGES = ("staging", "production", "archived")
@@ -70,17 +71,7 @@ def _now() -> str:
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_json(path, data, sort_keys=True, fsync=True)  # a manifest must survive a power cut
 
 
 def _pid_alive(pid: int) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,28 @@ class Span:
 
     def sort_key(self) -> tuple[str, int, int]:
         return (self.file, self.line, self.column)
+
+
+class Located(Protocol):
+    """What a plan `Loc` carries (declared here so this leaf does not import the plan)."""
+
+    @property
+    def file(self) -> str: ...
+    @property
+    def line(self) -> int: ...
+    @property
+    def column(self) -> int: ...
+    @property
+    def end_line(self) -> int: ...
+    @property
+    def end_column(self) -> int: ...
+
+
+def loc_span(loc: Located | None) -> Span | None:
+    """A plan location as a diagnostic span (plans carry line/column, not offsets)."""
+    if loc is None:
+        return None
+    return Span(loc.file, 0, 0, loc.line, loc.column, loc.end_line, loc.end_column)
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ def test_nlpaug_ops_mark_rows_and_reproduce(project, op):
     assert len(originals) == 6 and 0 < len(copies) <= 12 and a.stats["augmented"] == len(copies)
     assert [r["instruction"] for r in a.rows] == [r["instruction"] for r in b.rows]  # seeded
     assert all(r["output"].startswith("Answer") for r in copies)  # targets stay as written
-    assert {r["_meta"]["origin"] for r in copies} <= {__import__("ftlang.data.steps", fromlist=["x"]).content_hash(r)
+    assert {r["_meta"]["origin"] for r in copies} <= {__import__("ftlang.data.rows", fromlist=["x"]).content_hash(r)
                                                       for r in originals}
     c = _run(project, ops, copies=2, seed=4)
     assert [r["instruction"] for r in c.rows] != [r["instruction"] for r in a.rows]
@@ -68,7 +68,7 @@ def test_augmented_rows_never_enter_validation(project):
     assert val and not any(r["_meta"].get("augmented") for r in val)
     held = {r["instruction"] for r in val}
     assert dropped > 0 and not any(r["_meta"].get("origin") in
-                                   {__import__("ftlang.data.steps", fromlist=["x"]).content_hash(v) for v in val}
+                                   {__import__("ftlang.data.rows", fromlist=["x"]).content_hash(v) for v in val}
                                    for r in train)
     assert len(train) + len(val) + dropped == len(ds.rows) and not held & {r["instruction"] for r in train}
 

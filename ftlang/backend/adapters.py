@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ftlang.atomic import write_json
 from ftlang.diagnostics import DiagnosticError, error
 from ftlang.plan import Plan
 
@@ -149,9 +150,7 @@ def save_adapter(model: Any, out_dir: str | Path) -> None:
     tmp = out / (WEIGHTS_NAME + ".tmp")
     save_file(adapter_state_dict(model), str(tmp), metadata={"format": "pt", "ftlang": "adapter"})
     os.replace(tmp, out / WEIGHTS_NAME)
-    tmpc = out / (CONFIG_NAME + ".tmp")
-    tmpc.write_text(json.dumps(asdict(model.ftlang_adapter_config), indent=2) + "\n")
-    os.replace(tmpc, out / CONFIG_NAME)
+    write_json(out / CONFIG_NAME, asdict(model.ftlang_adapter_config))
 
 
 def is_adapter_dir(path: str | Path) -> bool:

@@ -11,10 +11,11 @@ any moment leaves at least the last complete checkpoint intact.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path
+
+from ftlang.atomic import write_json
 
 MARKER = "ftlang-complete.json"
 _NAME = re.compile(r"^checkpoint-(\d+)$")
@@ -39,12 +40,7 @@ def _files(ckpt: Path) -> dict[str, int]:
 def mark_complete(ckpt: Path, step: int) -> None:
     """Write the completion marker last, atomically (temp file + fsync + rename)."""
     files = _files(ckpt)
-    tmp = ckpt / (MARKER + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump({"step": step, "files": files}, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, ckpt / MARKER)
+    write_json(ckpt / MARKER, {"step": step, "files": files}, indent=1, fsync=True)
 
 
 def is_complete(ckpt: Path) -> bool:

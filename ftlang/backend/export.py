@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ftlang.backend.gates import loc_span
 from ftlang.backend.load import base_loader
 from ftlang.diagnostics import DiagnosticError, error
 from ftlang.plan import Plan
+from ftlang.source import loc_span
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MERGEABLE = ("lora", "qlora", "ia3")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ftlang.backend.load import loc_span
 from ftlang.diagnostics import Diagnostic, error, info
 from ftlang.plan import Plan
 from ftlang.semantic.resources import human_bytes
+from ftlang.source import loc_span
 
 
 class NonFiniteLoss(Exception):

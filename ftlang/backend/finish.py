@@ -11,7 +11,6 @@ gates.json, export/, report.json, report.md, report.html.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -20,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ftlang.atomic import write_json
 from ftlang.backend import evaluate as E
 from ftlang.backend import metrics as M
 from ftlang.backend.context import RunContext
@@ -125,12 +125,6 @@ def _clean(d: dict) -> dict:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
 
 
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def after_training(ctx: RunContext) -> int:
     """Evaluate, judge, gate, export, register and report; returns 0 or 3 (a failed gate)."""
     plan = ctx.plan
@@ -191,7 +185,7 @@ def after_training(ctx: RunContext) -> int:
         raise
     finally:
         ctx.timings.setdefault("eval", round(time.perf_counter() - t0, 3))
-        _write_json(run_dir / "eval.json", summary)
+        write_json(run_dir / "eval.json", summary, sort_keys=True, default=str)
         _report(ctx, summary)
 
 

@@ -6,27 +6,19 @@ error, division by zero, a NaN metric). Both point at the gate's recipe line.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ftlang.atomic import write_json
 from ftlang.diagnostics import Diagnostic, DiagnosticError, error
 from ftlang.expr import ExprError, evaluate, names, to_text, truthy
-from ftlang.plan import CompareExpr, ConstExpr, GatePlan, Loc, NameExpr
-from ftlang.source import Span
+from ftlang.plan import CompareExpr, ConstExpr, GatePlan, NameExpr
+from ftlang.source import loc_span
 
 VERDICTS = ("overfitting", "forgetting")
-
-
-def loc_span(loc: Loc | None) -> Span | None:
-    """A plan location as a diagnostic span (plans carry line/column, not offsets)."""
-    if loc is None:
-        return None
-    return Span(loc.file, 0, 0, loc.line, loc.column, loc.end_line, loc.end_column)
 
 
 @dataclass
@@ -138,7 +130,4 @@ def write_gates(run_dir: Path, results: list[GateResult], env: Mapping[str, Any]
         "gates": [asdict(r) for r in results],
         "inputs": {k: v for k, v in env.items() if not (isinstance(v, float) and math.isnan(v))},
     }
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_json(path, payload, sort_keys=True)

@@ -16,13 +16,13 @@ MASTER_PORT set in the environment.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from ftlang.atomic import write_json
 from ftlang.diagnostics import DiagnosticError, error
 from ftlang.plan import Plan
 
@@ -94,10 +94,7 @@ def config_path(plan: Plan) -> Path:
 def write_accelerate_config(plan: Plan, path: Path | None = None) -> Path:
     path = path or config_path(plan)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(accelerate_config(plan), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_json(path, accelerate_config(plan))
 
 
 def _check_engine(plan: Plan, launcher: str) -> None:

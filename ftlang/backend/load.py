@@ -14,21 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from ftlang.diagnostics import DiagnosticError, error
-from ftlang.plan import Loc, Plan
-from ftlang.source import Span
+from ftlang.plan import Plan
+from ftlang.source import loc_span
 
 #: config attributes that hold a model's dropout, across families (Llama, BERT, GPT-2, Qwen, ...)
 _DROPOUT_ATTRS = (
     "hidden_dropout_prob", "attention_probs_dropout_prob", "attention_dropout", "hidden_dropout",
     "dropout", "resid_pdrop", "embd_pdrop", "attn_pdrop",
 )
-
-
-def loc_span(loc: Loc | None) -> Span | None:
-    """A plan location as a diagnostic span (plans carry line/column, not character offsets)."""
-    if loc is None:
-        return None
-    return Span(loc.file, 0, 0, loc.line, loc.column, loc.end_line, loc.end_column)
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ftlang.backend.load import ModelLocation, load_model, loc_span, model_location
+from ftlang.backend.load import ModelLocation, load_model, model_location
 from ftlang.diagnostics import DiagnosticError, error
 from ftlang.plan import Plan
+from ftlang.source import loc_span
 
 #: plan optimizer → transformers `optim` name
 OPTIMIZERS = {

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ftlang import atomic
 from ftlang.backend import checkpoint as ckpt
 from ftlang.backend.faults import (
     NonFiniteLoss,
@@ -70,9 +71,7 @@ def latest_run_dir(plan: Plan) -> Path | None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic.write_json(path, data, default=str)
 
 
 def versions() -> dict[str, str]:

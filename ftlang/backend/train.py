@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ftlang.atomic import write_lines
 from ftlang.backend import checkpoint as ckpt
 from ftlang.backend.faults import NonFiniteLoss
-from ftlang.backend.load import loc_span
 from ftlang.backend.methods import optimizer_name
 from ftlang.diagnostics import DiagnosticError, error
 from ftlang.plan import Plan
+from ftlang.source import loc_span
 
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINTS = "checkpoints"
@@ -293,9 +294,7 @@ def _truncate_metrics(path: Path, step: int) -> list[dict]:
             continue  # a line cut by the kill
         if isinstance(row, dict) and row.get("step", 0) <= step:
             kept.append(row)
-    tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-    os.replace(tmp, path)
+    write_lines(path, kept)
     return kept
 
 

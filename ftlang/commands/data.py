@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from ftlang.atomic import write_json
 from ftlang.commands._common import UsageError, add_set, emit, parse_sets, usage
 
 HELP = "inspect a recipe's data: preview rows after every step, or a quality report (stats)"
@@ -80,9 +80,7 @@ def run(args: argparse.Namespace) -> int:
     report = data_report(plan, tokenizer, allow_outside=args.allow_outside, log=log, tokenizer_note=note)
     out = Path(args.json) if args.json else plan.resolve(f".ftlang-cache/data/stats-{plan.recipe.name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(out)
+    write_json(out, report, ensure_ascii=False)
     _print_report(report)
     print(f"report written to {out}")
     return 0

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
+from ftlang.atomic import write_text
 from ftlang.diagnostics import Diagnostic, error
 from ftlang.source import SourceFile
 
@@ -56,18 +55,7 @@ def _read(path: str) -> tuple[SourceFile | None, list[Diagnostic]]:
 def _write_atomic(path: str, text: str) -> None:
     target = Path(path)
     mode = target.stat().st_mode & 0o7777 if target.exists() else None
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".fmt", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_text(target, text, fsync=True, mode=mode, newline="")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ftlang.atomic import write_text
 from ftlang.commands._common import FORMATS, UsageError, add_set, emit, parse_sets, usage
 
 HELP = "compile a recipe into its plan (JSON, content-hashed)"
@@ -51,10 +52,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     text = plan.to_json(indent=2)
     if args.output:
-        out = Path(args.output)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(text + "\n", encoding="utf-8")
-        tmp.replace(out)
+        write_text(args.output, text + "\n")
     else:
         sys.stdout.write(text + "\n")
     return 0

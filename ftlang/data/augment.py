@@ -12,14 +12,23 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ftlang.data.formats import prompt_fields
+from ftlang.data.rows import content_hash
 from ftlang.diagnostics import DiagnosticError, error
+from ftlang.source import loc_span
 
 if TYPE_CHECKING:
-    from ftlang.data.steps import PipelineRunner
-    from ftlang.plan import StepPlan
+    from ftlang.plan import Plan, StepPlan
+
+
+class PipelineRunner(Protocol):
+    """What augmentation needs of data/steps.py's runner (a protocol, so this module does not import it)."""
+
+    plan: Plan
+    models: dict  # augmentation models, loaded once per run
+    log: Callable[[str], None]
 
 LANGS = {"tr": "Turkish", "de": "German", "fr": "French", "es": "Spanish", "en": "English", "it": "Italian",
          "ro": "Romanian", "ru": "Russian", "zh": "Chinese", "ja": "Japanese"}
@@ -89,8 +98,6 @@ def _model(runner: PipelineRunner, ref: str, step: StepPlan) -> Seq2Seq:
         try:
             runner.models[path] = Seq2Seq(path)
         except Exception as e:  # noqa: BLE001 - hub/IO/config errors all mean "cannot load"
-            from ftlang.data.validate import loc_span
-
             raise DiagnosticError(error("FT623", f"cannot load the seq2seq model {ref!r}: {type(e).__name__}: {e}",
                                         loc_span(step.loc), "give a local model directory (safetensors) or a hub "
                                                             "id present in the local cache")) from None
@@ -149,8 +156,6 @@ def _per_text(f: Callable[[str], str]) -> Batch:
 def augment_rows(runner: PipelineRunner, rows: list[dict], fmt: str, step: StepPlan) -> list[dict]:
     """The new (augmented) rows for `rows`; the caller appends them. Each op runs over every text at
     once (seq2seq models generate in batches)."""
-    from ftlang.data.steps import content_hash
-
     args = step.args
     copies = int(args.get("copies", 1))
     seed = int(args.get("seed", 0))

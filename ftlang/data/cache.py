@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ftlang.atomic import write_lines
 from ftlang.plan import Plan, _strip
 
 FORMAT_VERSION = "ftlang-data-1"
@@ -189,7 +190,4 @@ def load(cache_dir: Path, key: str, ones: frozenset = frozenset()) -> tuple[dict
 
 def write_quarantine(path: Path, rows: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_lines(path, rows, ensure_ascii=False)

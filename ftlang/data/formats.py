@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ftlang.data.rows import public
+
 DEFAULT_FIELDS: dict[str, dict[str, str]] = {
     "instruction": {"instruction": "instruction", "input": "input", "output": "output"},
     "chat": {"messages": "messages"},
@@ -209,11 +211,6 @@ def to_completion(row: dict, fmt: str, render) -> dict:
     if fmt == "completion":
         return row
     return {"text": render(public(row))}
-
-
-def public(row: dict) -> dict:
-    """The row's canonical fields, without ftlang's bookkeeping keys (those start with '_')."""
-    return {k: v for k, v in row.items() if not k.startswith("_")}
 
 
 def prompt_fields(row: dict, fmt: str) -> list[tuple[str, int | None]]:

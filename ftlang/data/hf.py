@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from ftlang.data.codes import row_problem
 from ftlang.data.formats import RowError, normalize
-from ftlang.data.validate import SourceRows, loc_span
+from ftlang.data.rows import SourceRows
 from ftlang.diagnostics import DiagnosticError, error
 from ftlang.plan import Plan, SourcePlan
+from ftlang.source import loc_span
 
 
 def _load(plan: Plan, src: SourcePlan):

@@ -18,14 +18,16 @@ from pathlib import Path
 
 from ftlang.data import cache as cache_mod
 from ftlang.data.codes import row_problem
-from ftlang.data.formats import public, to_chat
+from ftlang.data.formats import to_chat
 from ftlang.data.packing import PackedCollator, PadCollator, pack_rows
+from ftlang.data.rows import content_hash, public
 from ftlang.data.steps import Dataset, PipelineRunner, split_rows
 from ftlang.data.templates import ChatRenderer, chat_renderer
 from ftlang.data.tokenize import Encoded, Problem, encode_chat, encode_classification, encode_completion
-from ftlang.data.validate import MAX_LISTED, _limit, loc_span, resolve_path
+from ftlang.data.validate import MAX_LISTED, _limit, resolve_path
 from ftlang.diagnostics import Diagnostic, DiagnosticError, error
 from ftlang.plan import Plan
+from ftlang.source import loc_span
 
 
 @dataclass
@@ -246,8 +248,6 @@ def _build(plan: Plan, tokenizer, renderer, key, fingerprints, allow_outside, lo
         if sp.dataset == "train":
             train_rows = tr
         else:  # split another dataset: its held-out rows must not be trained on either
-            from ftlang.data.steps import content_hash
-
             held = {content_hash(r) for r in va}
             train_rows = [r for r in train_ds.rows if content_hash(r) not in held]
         val_ds = Dataset("validation", target.fmt, va)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from ftlang.data.formats import public
+from ftlang.data.rows import public
 from ftlang.data.steps import Dataset, PipelineRunner
 from ftlang.plan import Plan
 

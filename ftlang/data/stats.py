@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from ftlang.data.formats import public, to_chat
-from ftlang.data.steps import PipelineRunner, _normalize_text, content_hash
+from ftlang.data.formats import to_chat
+from ftlang.data.rows import content_hash, normalize_text, normalized_hash
+from ftlang.data.steps import PipelineRunner
 from ftlang.plan import Plan
 
 MIN_ROWS, MAX_ROWS = 1_000, 100_000
@@ -71,9 +72,9 @@ def _lengths(rows: list[dict], fmt: str, tokenizer, plan: Plan) -> tuple[list[in
 def dataset_report(name: str, rows: list[dict], fmt: str, tokenizer, plan: Plan) -> dict:
     prompts, responses = zip(*(_prompt_and_response(r, fmt) for r in rows), strict=True) if rows else ((), ())
     exact = len(rows) - len({content_hash(r) for r in rows})
-    normalized = len(rows) - len({content_hash({"x": _normalize_text(public(r))}) for r in rows})
+    normalized = len(rows) - len({normalized_hash(r) for r in rows})
     lengths, unit = _lengths(rows, fmt, tokenizer, plan)
-    norm_prompts = [" ".join(_normalize_text(p).split()) for p in prompts]
+    norm_prompts = [" ".join(normalize_text(p).split()) for p in prompts]
     first_words = Counter(p.split()[0] for p in norm_prompts if p.split())
     top = first_words.most_common(10)
     n = len(rows)

@@ -7,47 +7,22 @@ Rows are canonical dicts (see formats.py) plus "_meta": {"source", "line", "augm
 from __future__ import annotations
 
 import hashlib
-import json
 import random
-import re
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pydantic import TypeAdapter
 
 from ftlang.data.codes import row_problem
-from ftlang.data.formats import RowError, public, to_chat, to_completion, to_instruction
-from ftlang.data.validate import SourceRows, enforce, load_source, loc_span
+from ftlang.data.formats import RowError, to_chat, to_completion, to_instruction
+from ftlang.data.rows import SourceRows, content_hash, normalized_hash, public
+from ftlang.data.validate import enforce, load_source
 from ftlang.diagnostics import Diagnostic, DiagnosticError, error
 from ftlang.expr import ExprError, evaluate, truthy
 from ftlang.plan import Expr, Plan, StepPlan
+from ftlang.source import loc_span
 
 _EXPR: TypeAdapter = TypeAdapter(Expr)
-
-
-def content_hash(row: dict) -> str:
-    text = json.dumps(public(row), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def origin(row: dict) -> str:
-    return row.get("_meta", {}).get("origin") or content_hash(row)
-
-
-_PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
-_SPACE = re.compile(r"\s+")
-
-
-def _normalize_text(value):
-    if isinstance(value, str):
-        text = unicodedata.normalize("NFKC", value).lower()
-        return _SPACE.sub(" ", _PUNCT.sub("", text)).strip()
-    if isinstance(value, list):
-        return [_normalize_text(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _normalize_text(v) for k, v in value.items()}
-    return value
 
 
 @dataclass
@@ -135,7 +110,7 @@ class PipelineRunner:
             kept = []
             normalized = args.get("mode", "exact") == "normalized"
             for row in ds.rows:
-                key = content_hash({"x": _normalize_text(public(row))}) if normalized else content_hash(row)
+                key = normalized_hash(row) if normalized else content_hash(row)
                 if key not in seen:
                     seen.add(key)
                     kept.append(row)

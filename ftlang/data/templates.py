@@ -15,6 +15,9 @@ from ftlang.diagnostics import DiagnosticError, error
 from ftlang.resources import stdlib_dir
 from ftlang.source import Span
 
+#: the tokens that end a turn in the common chat templates (besides the tokenizer's eos)
+END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "</s>", "<|endoftext|>")
+
 STDLIB_TEMPLATES = ("chatml", "llama2", "llama3", "alpaca", "mistral")
 
 
@@ -45,8 +48,6 @@ class ChatRenderer:
     eos_token: str | None = None
 
     def end_tokens(self) -> tuple[str, ...]:
-        from ftlang.data.tokenize import END_OF_TURN
-
         return tuple(t for t in (self.eos_token, *END_OF_TURN) if t)
 
     @property

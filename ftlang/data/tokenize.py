@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ftlang.data.formats import to_chat
-from ftlang.data.templates import ChatRenderer
+from ftlang.data.templates import END_OF_TURN, ChatRenderer
 
 IGNORE = -100
-END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "</s>", "<|endoftext|>")
 BATCH = 1024
 
 

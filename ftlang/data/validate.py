@@ -9,35 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftlang.data.codes import declared_note, row_problem
 from ftlang.data.formats import RowError, normalize, required_columns
 from ftlang.data.read import read_file
+from ftlang.data.rows import SourceRows
 from ftlang.diagnostics import Diagnostic, DiagnosticError, Severity, error, info
-from ftlang.plan import Loc, Plan, SourcePlan
-from ftlang.source import Span
+from ftlang.plan import Plan, SourcePlan
+from ftlang.source import loc_span
 
 MAX_LISTED = 20  # problems listed per source; the rest are counted
-
-
-@dataclass
-class SourceRows:
-    name: str
-    display: str  # the path (or hf id) spans and messages use
-    rows: list[dict] = field(default_factory=list)  # canonical rows with "_meta" {source, line}
-    problems: list[Diagnostic] = field(default_factory=list)  # one per bad row
-    fatal: Diagnostic | None = None  # the file as a whole is unreadable / empty
-    quarantined: list[dict] = field(default_factory=list)  # {source, line, code, reason, raw}
-    read: int = 0
-    fingerprint: str = ""
-
-
-def loc_span(loc: Loc | None) -> Span | None:
-    if loc is None:
-        return None
-    return Span(loc.file, 0, 0, loc.line, loc.column, loc.end_line, loc.end_column)
 
 
 def resolve_path(plan: Plan, src: SourcePlan, allow_outside: bool = False) -> Path:

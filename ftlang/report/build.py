@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import re
 import subprocess
@@ -18,6 +17,8 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from ftlang.atomic import write_text
 
 PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "datasets", "accelerate", "ftlang")
 MAX_RECIPE_CHARS = 1_000_000
@@ -231,18 +232,12 @@ def render(report: dict) -> tuple[str, str]:
     return md, html
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_files(run_dir: Path, report: dict) -> tuple[Path, Path]:
     run_dir = Path(run_dir)
     md, html = render(report)
-    _atomic_write(run_dir / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
-    _atomic_write(run_dir / "report.md", md)
-    _atomic_write(run_dir / "report.html", html)
+    write_text(run_dir / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
+    write_text(run_dir / "report.md", md)
+    write_text(run_dir / "report.html", html)
     return run_dir / "report.md", run_dir / "report.html"
 
 

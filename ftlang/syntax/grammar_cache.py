@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from ftlang.atomic import write_text
 from ftlang.resources import grammar_path
 
 _FORMAT = 2  # bump when the encoding below changes
@@ -73,14 +73,7 @@ def load_lark(options: dict[str, Any], callbacks: dict[str, Any]) -> Any:
         data["options"] = {k: v for k, v in data["options"].items() if k != "lexer_callbacks"}
         blob = json.dumps({"data": _encode(data), "memo": _encode(memo)})
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".grammar-", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(blob)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_text(path, blob)
     except Exception:  # noqa: BLE001 - an unwritable cache only costs the build time next run
         pass
     return parser
