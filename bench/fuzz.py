@@ -4,7 +4,7 @@
 
 Each case goes through the full checker (ftlang.semantic.check.check_text) when it exists, else
 parse + fmt + render; a failure is any exception, an unpositioned diagnostic, or a formatter that
-changes meaning, loses a comment or is not idempotent (see ftlang/syntax/mutate.py). Failing inputs
+changes meaning, loses a comment or is not idempotent (see tests/fuzz_support.py). Failing inputs
 are written to --out so they can be replayed. Goal: 0 failures.
 """
 
@@ -21,9 +21,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the fuzz helpers live with the tests
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from ftlang.syntax.mutate import find_checker, invariant_failures, mutate, random_ops  # noqa: E402
+from fuzz_support import find_checker, invariant_failures, mutate, random_ops  # noqa: E402
 
 CORPUS_DIR = ROOT / "tests" / "corpus"
 

@@ -190,10 +190,9 @@ def test_shape_ignores_positions_only() -> None:
 
 # --------------------------------------------------------------------------- generated programs
 
+from fuzz_support import invariant_failures  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-
-from ftlang.syntax.mutate import invariant_failures  # noqa: E402
 
 KEYWORDS = {"import", "param", "recipe", "extends", "model_card", "alias", "data", "dataset", "gate",
             "forgetting", "on", "and", "or", "not", "true", "false"}

@@ -11,11 +11,11 @@ import os
 from pathlib import Path
 
 import pytest
+from fuzz_support import KINDS, find_checker, invariant_failures, mutate, tokens
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ftlang.source import SourceFile
-from ftlang.syntax.mutate import KINDS, find_checker, invariant_failures, mutate, tokens
 from ftlang.syntax.parser import parse_text
 
 CORPUS_DIR = Path(__file__).parent / "corpus"

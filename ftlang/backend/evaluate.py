@@ -24,10 +24,6 @@ def _pad_id(tokenizer: Any) -> int:
     return 0
 
 
-def _capped(rows: Sequence[Any], cap: int | None) -> Sequence[Any]:
-    return rows if cap is None else rows[:cap]
-
-
 def perplexity_on(model: Any, tokenizer: Any, rows: Sequence[Any]) -> float:
     """Token-weighted perplexity of a causal LM over tokenized rows."""
     return M.causal_lm_loss(model, rows, pad_id=_pad_id(tokenizer)).perplexity

@@ -30,7 +30,6 @@ from ftlang.source import loc_span
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MERGEABLE = ("lora", "qlora", "ia3")
-PEFT_METHODS = ("lora", "qlora", "ia3", "prefix", "prompt")
 
 
 @dataclass

@@ -15,7 +15,6 @@ from typing import Any
 
 LM_METRICS = frozenset({"loss", "perplexity"})
 GENERATION_METRICS = frozenset({"bleu", "rouge_1", "rouge_2", "rouge_l", "exact_match"})
-CLASSIFY_METRICS = frozenset({"loss", "accuracy", "f1"})
 IGNORE_INDEX = -100
 
 
@@ -111,10 +110,6 @@ class TokenLoss:
         if math.isnan(mean):
             return float("nan")
         return math.exp(min(mean, 700.0))  # exp overflows past ~709; such a model is already useless
-
-
-def _feature(row: Any, key: str) -> Any:
-    return row[key] if isinstance(row, dict) or hasattr(row, "__getitem__") else getattr(row, key)
 
 
 def _batches(rows: Iterable[Any], size: int) -> Iterable[list[dict]]:

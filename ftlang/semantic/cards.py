@@ -16,7 +16,6 @@ from ftlang.source import Span
 
 #: families whose decoder layers follow Llama's layout (q/k/v/o + gate/up/down, RMSNorm)
 LLAMA_LIKE = frozenset({"llama", "mistral", "qwen2", "gemma2"})
-FAMILIES = frozenset(LLAMA_LIKE | {"phi3", "gpt2", "bert"})
 
 #: default module names and aliases per family, used for cards derived from config.json
 FAMILY_MODULES: dict[str, tuple[str, ...]] = {

@@ -1,4 +1,4 @@
-"""Fuzzing support shared by tests/test_fuzz_syntax.py and bench/fuzz.py.
+"""Fuzzing support shared by tests/test_fuzz_syntax.py and bench/fuzz.py (test code: it drives the whole checker).
 
     tokens(text) -> list[str]                     a lossless split of recipe text
     mutate(text, ops) -> str                      apply (kind, a, b) operations, deterministically
