@@ -1,6 +1,10 @@
-"""The long fuzz run: mutate the LANGUAGE.md corpus and random input, count cases and failures.
+"""The long fuzz run: mutate every recipe in the repo and random input, count cases and failures.
 
     python bench/fuzz.py --n 100000 [--seed 0] [--no-check] [--out fuzz-failures.jsonl]
+
+The recipes (examples/, stdlib/, tests/ .ft files, recipes embedded in tests/*.py, ```ft blocks of the
+docs) are checked in a temporary copy of the repo that also holds symlink loops and directories named
+like data files, which the path mutations (long names, NUL bytes, `..`, directories) aim at.
 
 Each case goes through the full checker (ftlang.semantic.check.check_text) when it exists, else
 parse + fmt + render; a failure is any exception, an unpositioned diagnostic, or a formatter that
@@ -15,7 +19,9 @@ import collections
 import json
 import os
 import random
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,9 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the fuzz helpers live with the tests
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from fuzz_support import find_checker, invariant_failures, mutate, random_ops  # noqa: E402
-
-CORPUS_DIR = ROOT / "tests" / "corpus"
+from fuzz_support import find_checker, fuzz_project, invariant_failures, mutate, random_ops  # noqa: E402
 
 
 def _random_text(rng: random.Random) -> str:
@@ -44,9 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="fuzz-failures.jsonl", help="where failing inputs are written")
     args = ap.parse_args(argv)
 
-    corpus = [p.read_text() for p in sorted(CORPUS_DIR.glob("*.ft"))]
+    tmp = Path(tempfile.mkdtemp(prefix="ftlang-fuzz-"))
+    corpus = fuzz_project(ROOT, tmp / "repo")
+    print(f"fuzz: {len(corpus)} recipes from examples/, stdlib/, tests/ and docs/", file=sys.stderr)
     check = None if args.no_check else find_checker()
-    path = str(CORPUS_DIR / "fuzz_case.ft")
     rng = random.Random(args.seed)
     failures = 0
     kinds: collections.Counter[str] = collections.Counter()
@@ -55,10 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     out = None
     for case in range(args.n):
         roll = rng.random()
+        where, original = rng.choice(corpus)
+        path = str(where.with_name("fuzz_case.ft"))  # beside the recipe: its relative paths resolve
         if roll < 0.4:  # gentle: mostly still parses, so the checker behind the parser is exercised
-            text = mutate(rng.choice(corpus), random_ops(rng, rng.randrange(1, 4), gentle=True))
+            text = mutate(original, random_ops(rng, rng.randrange(1, 4), gentle=True))
         elif roll < 0.9:
-            text = mutate(rng.choice(corpus), random_ops(rng, rng.randrange(1, 5)))
+            text = mutate(original, random_ops(rng, rng.randrange(1, 5)))
         else:
             text = _random_text(rng)
         problems = invariant_failures(text, path, check)
@@ -68,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
                 kinds[p.split(":")[0] + ": " + p.split(":", 1)[-1].strip()[:80]] += 1
             if out is None:
                 out = open(args.out, "w", encoding="utf-8")  # noqa: SIM115 - kept open for the run
-            out.write(json.dumps({"case": case, "problems": problems, "text": text[:20000]}) + "\n")
+            out.write(json.dumps({"case": case, "problems": problems, "path": str(where.relative_to(tmp / "repo")),
+                                  "text": text[:20000]}) + "\n")
         else:
             from ftlang.syntax.parser import parse_text
 
@@ -79,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - start
     if out is not None:
         out.close()
+    shutil.rmtree(tmp, ignore_errors=True)
     pipeline = "parse+fmt+render+check" if check is not None else "parse+fmt+render"
     print(f"fuzz: {args.n} cases, {failures} failures ({pipeline}, seed {args.seed}, "
           f"{elapsed:.0f} s, {args.n / elapsed:.0f} cases/s)")

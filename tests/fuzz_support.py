@@ -3,6 +3,8 @@
     tokens(text) -> list[str]                     a lossless split of recipe text
     mutate(text, ops) -> str                      apply (kind, a, b) operations, deterministically
     random_ops(rng, n) -> list[tuple[str, int, int]]
+    fuzz_project(repo, into) -> list[tuple[Path, str]]   every recipe of the repo, in a copy that has
+                                                  the traps path mutations aim at (symlink loops, ...)
     invariant_failures(text, path, check=None) -> list[str]   empty when every promise holds
 
 The promises checked: parse, format, render (and the full checker when given) never raise; every
@@ -12,19 +14,32 @@ there is no error; formatting is idempotent, keeps every comment and does not ch
 
 from __future__ import annotations
 
+import ast
 import json
+import os
 import random
 import re
+import shutil
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from ftlang.diagnostics import Diagnostic, Severity
 
 _TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[0-9][\w.%]*|\w+|\s+|.', re.S)
 KINDS = ("delete", "duplicate", "swap", "insert", "char", "truncate", "nest", "huge", "unicode", "bytes",
-         "line_delete", "line_duplicate", "line_swap", "value")
+         "line_delete", "line_duplicate", "line_swap", "value", "path")
 # Mutations that usually keep the text parseable, so the checker behind the parser gets exercised.
-GENTLE = ("line_delete", "line_duplicate", "line_swap", "value")
+GENTLE = ("line_delete", "line_duplicate", "line_swap", "value", "path")
+#: what a "path" mutation puts into a string literal (imports, data files, model folders, registries):
+#: names and paths too long for the file system, NUL bytes, `..`, directories where files are expected,
+#: and the symlink loop and directory that fuzz_project() plants next to every recipe
+_LOOP, _DIR = "fuzz_loop_a", "fuzz_dir.jsonl"
+_PATHS = ("a" * 300 + ".jsonl", "d/" * 2100 + "x.jsonl", "x" * 255 + ".ft", "\x00", "data/\x00.jsonl", "\x00/..",
+          "..", "../" * 40 + "etc/passwd", "data/../data/../../x.jsonl", "stdlib/../../../etc/passwd", "stdlib/..",
+          "stdlib/models", ".", "/", "data", "data/", "./", "/dev/null", "/proc/self/root", "~/x",
+          _LOOP, _LOOP + "/x.jsonl", _DIR, _DIR + "/x", "fuzz_loop_b/../x.ft", "C:\\x.jsonl", "\u202e.ft",
+          " ", "")
 _VALUES = ("0", "-1", "1e9", "0.5", "150%", "-3%", "0GB", "1TiB", '""', '"../../etc/passwd"', '"/abs"', "true",
            "nope", "q_proj", "[]", "[1, [2]]", "f()", "jsonl(\"x.jsonl\")", "gguf(\"m.gguf\")", "a < b",
            "not true", "len(x) > 0", "(1 + 2) * 3", "hf(\"a/b\", revision = 1)", "skip(max = 200%)")
@@ -81,6 +96,10 @@ def mutate(text: str, ops: Sequence[tuple[str, int, int]]) -> str:
             spots = [i for i, t in enumerate(toks) if t[:1].isalnum() or t[:1] in "\"_"]
             if spots:
                 toks[spots[a % len(spots)]] = _VALUES[b % len(_VALUES)]
+        elif kind == "path":
+            strings = [i for i, t in enumerate(toks) if t[:1] == '"']
+            where = strings[a % len(strings)] if strings else a % (n + 1)
+            toks[where:where + bool(strings)] = ['"' + _PATHS[b % len(_PATHS)] + '"']
         elif kind == "bytes":
             rng = random.Random(b)
             raw = bytes(rng.randrange(256) for _ in range(1 + b % 64))
@@ -162,6 +181,7 @@ def invariant_failures(text: str, path: str = "fuzz.ft",
             clines = {p: s.line_count for p, s in srcs.items()}
             clines.setdefault(path, source.line_count)
             failures += [f"check: {m}" for d in cdiags if (m := _positioned(d, clines))]
+            failures += [f"check: a rule crashed: {d.message}"[:300] for d in cdiags if d.code == "FT999"]
             failures += _render_all(cdiags, srcs or {path: source})
     except RecursionError:
         failures.append("RecursionError")
@@ -177,3 +197,52 @@ def find_checker() -> Callable[[str, str], Any] | None:
     except ImportError:
         return None
     return lambda text, path: check_text(text, path)
+
+
+# ---------------------------------------------------------------------------- every recipe of the repo
+
+_RECIPE_START = re.compile(r"^\s*(recipe|model_card|import|param)\b", re.M)
+_FENCE = re.compile(r"```(?:ft|ftlang)\n(.*?)```", re.S)
+
+
+def _embedded(py: Path) -> list[str]:
+    """The recipe texts a test file spells as string literals (those that parse as ftlang)."""
+    from ftlang.syntax.parser import parse_text
+
+    try:
+        tree = ast.parse(py.read_text(encoding="utf-8"))
+    except (SyntaxError, UnicodeDecodeError):
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and _RECIPE_START.search(node.value):
+            if parse_text(node.value)[0] is not None:
+                found.append(node.value)
+    return found
+
+
+def fuzz_project(repo: Path, into: Path) -> list[tuple[Path, str]]:
+    """Copy examples/, stdlib/, tests/ and docs/ into `into` (a project root) and return (path, text) for
+    every recipe: .ft files, recipes embedded in tests/*.py, ```ft blocks of the docs. Next to each
+    recipe lie a symlink loop and a directory named like a data file, for the path mutations."""
+    into.mkdir(parents=True, exist_ok=True)
+    (into / "pyproject.toml").write_text("[project]\nname = \"fuzz\"\n", encoding="utf-8")
+    ignore = shutil.ignore_patterns("__pycache__", ".*", "*.pyc", "fuzz_loop_*", "fuzz_dir.*")
+    for top in ("examples", "stdlib", "tests", "docs"):
+        if (repo / top).is_dir() and not (into / top).exists():
+            shutil.copytree(repo / top, into / top, ignore=ignore, symlinks=True)
+    recipes: list[tuple[Path, str]] = []
+    for f in sorted(into.rglob("*.ft")):
+        recipes.append((f, f.read_text(encoding="utf-8", errors="replace")))
+    for py in sorted((into / "tests").glob("*.py")):
+        recipes += [(py.with_name(f"{py.stem}_{i}.ft"), t) for i, t in enumerate(_embedded(py))]
+    for md in sorted([*(into / "docs").glob("*.md"), *(into / "examples").glob("*.md")]):
+        text = md.read_text(encoding="utf-8")
+        recipes += [(md.with_name(f"{md.stem}_{i}.ft"), t) for i, t in enumerate(_FENCE.findall(text))]
+    for folder in {p.parent for p, _ in recipes}:
+        a, b = folder / _LOOP, folder / "fuzz_loop_b"
+        if not a.is_symlink():
+            os.symlink("fuzz_loop_b", a)
+            os.symlink(_LOOP, b)
+        (folder / _DIR).mkdir(exist_ok=True)
+    return recipes

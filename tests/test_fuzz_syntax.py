@@ -1,8 +1,9 @@
 """Property tests: no input, however broken, makes parse / fmt / render (or check) raise.
 
 Mutations of the LANGUAGE.md corpus (token deletion, duplication, swaps, insertions, deep nesting,
-huge numbers, unicode, raw bytes), random text and bytes, and a few hand-picked monsters. The longer
-run is `python bench/fuzz.py --n 100000`.
+huge numbers, unicode, raw bytes, path strings), random text and bytes, and a few hand-picked monsters.
+Every other recipe of the repo is mutated in tests/test_semantic_fuzz.py; the longer run over all of
+them is `python bench/fuzz.py --n 100000`.
 """
 
 from __future__ import annotations

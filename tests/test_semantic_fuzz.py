@@ -1,4 +1,8 @@
-"""No recipe, however mangled, makes the checker raise: every outcome is a list of diagnostics."""
+"""No recipe, however mangled, makes the checker raise: every outcome is a list of diagnostics.
+
+Mutations of the corpus, and of every recipe in the repo (examples/, stdlib/, tests/, docs/) with
+path-aware mutations: names too long for the file system, NUL bytes, `..`, directories where files
+are expected, symlink loops (bench/fuzz.py is the long run of the latter)."""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+from fuzz_support import GENTLE, KINDS, find_checker, fuzz_project, invariant_failures, mutate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from semantic_project import CORPUS, make_project
@@ -53,3 +58,27 @@ def test_mutated_recipes_never_raise(proj: Path, text: str) -> None:
 @given(text=st.text(max_size=300))
 def test_random_text_never_raises(proj: Path, text: str) -> None:
     assert isinstance(check_text(text, proj / "fuzz.ft"), CheckResult)
+
+
+@pytest.fixture(scope="module")
+def every_recipe(tmp_path_factory) -> list[tuple[Path, str]]:
+    return fuzz_project(Path(__file__).parent.parent, tmp_path_factory.mktemp("every") / "repo")
+
+
+def test_every_recipe_is_in_the_fuzz_corpus(every_recipe) -> None:
+    names = {p.name for p, _ in every_recipe}
+    assert {"quickstart.ft", "smollm2.ft", "support_bot.ft"} <= names
+    assert any(n.startswith("test_") for n in names)  # recipes embedded in tests/*.py
+
+
+_PATH_OPS = st.lists(st.tuples(st.sampled_from(("path", "path", *GENTLE, *KINDS)), st.integers(0, 1 << 30),
+                               st.integers(0, 1 << 30)), min_size=1, max_size=3)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(data=st.data())
+def test_every_recipe_with_path_mutations(every_recipe, data) -> None:
+    where, text = data.draw(st.sampled_from(every_recipe))
+    mutated_text = mutate(text, data.draw(_PATH_OPS))
+    failures = invariant_failures(mutated_text, str(where.with_name("fuzz_case.ft")), find_checker())
+    assert failures == [], (failures, where.name, mutated_text[:500])

@@ -38,20 +38,21 @@ def run(args: argparse.Namespace) -> int:
 
     from ftlang.diagnostics import Severity, sort_diagnostics
     from ftlang.semantic.check import check_file
+    from ftlang.semantic.paths import is_dir, path_problem
 
     try:
         sets = parse_sets(args.sets)
     except UsageError as e:
         return usage(str(e))
-    missing = [f for f in args.files if not Path(f).exists()]
-    if missing:
-        return usage(f"no such file: {', '.join(missing)}")
+    unusable = [why for f in args.files if (why := path_problem(f, "any"))]
+    if unusable:
+        return usage("; ".join(unusable))
     files: list[Path] = []
     for f in map(Path, args.files):
         # a folder: every .ft below it, skipping hidden folders (.git, .venv)
         files.extend(sorted(p for p in f.rglob("*.ft")
                             if not any(part.startswith(".") for part in p.relative_to(f).parts))
-                     if f.is_dir() else [f])
+                     if is_dir(f) else [f])
     if not files:
         return usage(f"no .ft files in {', '.join(args.files)}")
     diags, sources = [], {}

@@ -22,17 +22,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from ftlang.diagnostics import has_errors
     from ftlang.semantic.check import check_file
+    from ftlang.semantic.paths import path_problem
 
     try:
         sets = parse_sets(args.sets)
     except UsageError as e:
         return usage(str(e))
-    if not Path(args.file).is_file():
-        return usage(f"no such file: {args.file}")
+    if why := path_problem(args.file, "file"):
+        return usage(why)
     res = check_file(args.file, sets=sets, recipe=args.recipe)
     if args.recipe is None and len(res.recipes) > 1:
         return usage(f"{args.file} defines {len(res.recipes)} recipes ({', '.join(res.recipes)}): "

@@ -202,7 +202,7 @@ def bind_export(ctx: RecipeContext, node: ast.Block | None) -> None:
             name = reg.label.value if isinstance(reg.label, ast.Str) else reg.label.name
             rnode = reg.values.get("registry")
             if rnode is not None and isinstance(rnode.node, ast.Str):
-                d = local_path(ctx, rnode.node, "registry directory", must_exist=False)
+                d = local_path(ctx, rnode.node, "registry directory", must_exist=False, expect="dir")
             else:
                 d = rel(Path(reg.span.file).parent / "registry", ctx.root)
             if d is not None:

@@ -162,9 +162,11 @@ def _run(st: _State) -> CheckResult:
 
 
 def check_file(path: str | Path, *, sets: dict[str, str] | None = None, recipe: str | None = None) -> CheckResult:
+    from ftlang.semantic.paths import path_problem
+
     p = Path(path)
-    if not p.is_file():
-        d = error("FT206", f"no such file: {path}", None, "check the path")
+    if why := path_problem(p, "file"):
+        d = error("FT206", why, None, "check the path")
         return CheckResult([d], None, {})
     return _run(_State(p, None, dict(sets or {}), recipe))
 

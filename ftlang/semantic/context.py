@@ -15,7 +15,8 @@ from ftlang import plan as P
 from ftlang.diagnostics import Diagnostic, error
 from ftlang.resources import stdlib_dir
 from ftlang.semantic.cards import Card
-from ftlang.semantic.resolve import BoundRecipe, Program, inside
+from ftlang.semantic.paths import Expect, checked_path
+from ftlang.semantic.resolve import BoundRecipe, Program
 from ftlang.semantic.values import Params, TypedBlock
 from ftlang.source import Span
 from ftlang.syntax import ast
@@ -100,17 +101,13 @@ class RecipeContext:
 # ---------------------------------------------------------------------------- paths
 
 
-def local_path(ctx: RecipeContext, node: ast.Str, what: str, must_exist: bool = True) -> str | None:
+def local_path(ctx: RecipeContext, node: ast.Str, what: str, must_exist: bool = True,
+               expect: Expect = "file") -> str | None:
     """A path written in a recipe, resolved against that file's folder; None (and an error) when bad."""
-    base = Path(node.span.file).parent
-    target = (base / node.value)
-    if not inside(target, ctx.root):
-        ctx.err("FT204", f"{what} `{node.value}` is outside the project root", node.span,
-                f"keep {what}s inside {ctx.root} (the nearest folder with .git or pyproject.toml)")
-        return None
-    if must_exist and not target.exists():
-        ctx.err("FT203", f"{what} `{node.value}` does not exist", node.span,
-                f"the path is relative to {rel(base, ctx.root) or '.'}/; create the file or fix the path")
+    target, problem = checked_path(node.value, Path(node.span.file).parent, node.span, what, root=ctx.root,
+                                   expect=expect, must_exist=must_exist)
+    if problem is not None:
+        ctx.diags.append(problem)
         return None
     return rel(target, ctx.root)
 

@@ -20,6 +20,7 @@ from ftlang.semantic.context import (
     local_path,
     str_arg,
 )
+from ftlang.semantic.paths import is_dir
 from ftlang.semantic.schema import CANONICAL_FIELDS, block
 from ftlang.semantic.values import Problem, check_block, convert, did_you_mean
 from ftlang.syntax import ast
@@ -264,8 +265,8 @@ def _step(ctx: RecipeContext, stage: ast.Ident | ast.Call, names_ok: set[str]) -
 def _model_ref(ctx: RecipeContext, node: ast.Str) -> str | None:
     """An augmentation model (via/model/back): a local folder becomes project-relative, else a hub id."""
     local = Path(node.span.file).parent / node.value
-    if node.value.startswith((".", "/")) or local.is_dir():
-        return local_path(ctx, node, "model path")
+    if node.value.startswith((".", "/")) or is_dir(local):
+        return local_path(ctx, node, "model path", expect="dir")
     return node.value
 
 

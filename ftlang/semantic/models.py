@@ -18,6 +18,7 @@ from ftlang.semantic.context import (
     local_path,
     str_arg,
 )
+from ftlang.semantic.paths import is_dir, is_file
 from ftlang.semantic.schema import block
 from ftlang.semantic.values import Params, check_block, did_you_mean
 from ftlang.source import Span
@@ -82,7 +83,7 @@ def _source(ctx: RecipeContext | None, call: ast.Value, diags: list[Diagnostic],
         return None
     if ctx is None:
         return P.ModelSource(kind="local", path=first.value, trust_remote_code=trust)
-    relp = local_path(ctx, first, "model path")
+    relp = local_path(ctx, first, "model path", expect="dir")
     if relp is None:
         return None
     return P.ModelSource(kind="local", path=relp, trust_remote_code=trust)
@@ -133,7 +134,7 @@ def card_from_node(node: ast.ModelCard, params: Params) -> tuple[Card | None, li
 def _stdlib_file_for(name: str) -> str | None:
     fam = name.split("_")[0]
     path = stdlib_dir() / "models" / f"{fam}.ft"
-    return f"stdlib/models/{fam}.ft" if path.is_file() else None
+    return f"stdlib/models/{fam}.ft" if is_file(path) else None
 
 
 def _hf_cached_config(repo: str) -> dict | None:
@@ -141,7 +142,7 @@ def _hf_cached_config(repo: str) -> dict | None:
 
     home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
     snaps = home / "hub" / f"models--{repo.replace('/', '--')}" / "snapshots"
-    if not snaps.is_dir():
+    if not is_dir(snaps):
         return None
     for snap in sorted(snaps.iterdir()):
         if (snap / "config.json").is_file():
@@ -226,7 +227,7 @@ def _gguf_file(ctx: RecipeContext, source: P.ModelSource) -> Path | None:
     else:
         base = ctx.root / source.path
     file = base / (source.gguf_file or "")
-    return file if file.is_file() else None
+    return file if is_file(file) else None
 
 
 def _with_source(card: Card, source: P.ModelSource) -> Card:

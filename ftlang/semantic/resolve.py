@@ -17,11 +17,13 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 
 from ftlang.diagnostics import Diagnostic, error
 from ftlang.resources import stdlib_dir
+from ftlang.semantic.paths import _real, checked_path
 from ftlang.source import SourceFile, Span
 from ftlang.syntax import ast
 
@@ -40,18 +42,6 @@ def _root_of(start_dir: str) -> Path:
         if (d / ".git").exists() or (d / "pyproject.toml").is_file():
             return d
     return start
-
-
-def inside(path: Path, root: Path, cached: bool = False) -> bool:
-    real, base = (_real(str(path)) if cached else os.path.realpath(path)), _real(str(root))
-    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
-
-
-@lru_cache(maxsize=1024)
-def _real(path: str) -> str:
-    # cached for roots and imported files (a checker process does not see them move); data paths
-    # are resolved afresh by inside()
-    return os.path.realpath(path)
 
 
 def _parse_file(path: Path) -> tuple[SourceFile, ast.Module | None, list[Diagnostic]]:
@@ -143,14 +133,21 @@ def load(program: Program, path: Path, stack: list[Path], via: ast.Import | None
 def _load_import(program: Program, imp: ast.Import, importer: Path, stack: list[Path]) -> None:
     target, is_std = import_target(imp.path.value, importer)
     span = imp.path.span
-    if not is_std and not inside(target, program.root, cached=True):
-        program.diags.append(error("FT204", f"import `{imp.path.value}` is outside the project root",
-                                   span, f"keep imported files inside {program.root}"))
-        return
-    if not target.is_file():
-        hint = "stdlib files: " + ", ".join(sorted(p.name for p in (stdlib_dir() / "models").glob("*.ft"))) \
-            if is_std else "the path is relative to the importing file"
-        program.diags.append(error("FT206", f"imported file `{imp.path.value}` does not exist", span, hint))
+    base = stdlib_dir() if is_std else importer.parent
+    written = imp.path.value[len("stdlib/"):] if is_std else imp.path.value
+    # stdlib imports stay inside the stdlib: `stdlib/../../x` is no back door out of the project
+    _, problem = checked_path(written, base, span, "imported file", root=stdlib_dir() if is_std else program.root,
+                              missing_code="FT206")
+    if problem is not None:
+        if problem.code == "FT206":
+            hint = "stdlib files: " + ", ".join(sorted(p.name for p in (stdlib_dir() / "models").glob("*.ft"))) \
+                if is_std else "the path is relative to the importing file"
+            problem = error("FT206", f"imported file `{imp.path.value}` does not exist", span, hint)
+        elif problem.code == "FT204":
+            problem = error("FT204", f"import `{imp.path.value}` is outside the "
+                            + ("stdlib" if is_std else "project root"), span,
+                            f"keep imported files inside {stdlib_dir() if is_std else program.root}")
+        program.diags.append(problem)
         return
     if Path(_real(str(target))) in stack:
         program.diags.append(error("FT205", f"import cycle: `{imp.path.value}` imports this file back", span,
@@ -190,7 +187,8 @@ def parse_set_value(text: str, span: Span) -> ast.Value:
         return ast.Percent(span, float(t[:-1]) / 100, t)
     m = _SIZE.match(t)
     if m:
-        return ast.Size(span, int(float(m.group(1)) * _SIZE_UNITS[m.group(2)]), t)
+        # exact: float("9" * 400) is inf, and int(inf) raises; the range check rejects the huge size
+        return ast.Size(span, int(Fraction(m.group(1)) * _SIZE_UNITS[m.group(2)]), t)
     if len(t) >= 2 and t[0] == t[-1] and t[0] in "\"'":
         t = t[1:-1]
     return ast.Str(span, t)

@@ -7,6 +7,7 @@ Every problem becomes a positioned Diagnostic; checking continues with the next 
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,7 +115,17 @@ def _type_error(ks: KeySchema, node: ast.Value, expected: str) -> Problem:
                          f"{ks.name}: {ks.doc}"))
 
 
+_INT_LIMIT = 2**63 - 1  # what torch, numpy and the plan's JSON readers hold; float() overflows long after
+
+
 def _check_range(ks: KeySchema, value: float, span: Span) -> None:
+    # before any conversion: float(10**400) raises OverflowError, and so does formatting it with :g
+    if isinstance(value, int) and abs(value) > _INT_LIMIT:
+        raise Problem(error("FT103", f"`{ks.name}` is out of range: a {value.bit_length()}-bit number", span,
+                            f"`{ks.name}` must satisfy {ks.range_text()} (and fit in 64 bits)"))
+    if isinstance(value, float) and not math.isfinite(value):  # `--set lr=1e999` spells inf
+        raise Problem(error("FT103", f"`{ks.name} = {value}` is out of range", span,
+                            f"`{ks.name}` must be a finite number satisfying {ks.range_text()}"))
     lo_bad = ks.min is not None and (value <= ks.min if ks.min_open else value < ks.min)
     hi_bad = ks.max is not None and (value >= ks.max if ks.max_open else value > ks.max)
     if lo_bad or hi_bad:

@@ -58,6 +58,11 @@ it as a value (`lr = lr`).""")
 document("FT208", "a model source where a data source is expected (or the reverse)", """
 `data d = gguf("model.gguf")` uses a model source as data. Data comes from jsonl, json, csv,
 parquet, chat_jsonl or hf_dataset; models go in `model = ...` (hf, local, gguf, or a card).""")
+document("FT221", "unusable path", """
+A path in the recipe (an import, a data file, a model folder, a registry) cannot be used as
+written: it holds a NUL byte, a name is longer than the file system allows (255 bytes on most),
+it is a loop of symbolic links, it cannot be read, or it names a directory where a file is expected
+(or a file where a directory is). The help says which.""")
 document("FT211", "bad extends", """
 `recipe child extends parent` names no recipe, or the chain of parents loops back.""")
 document("FT212", "no model card", """

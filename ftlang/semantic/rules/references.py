@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from ftlang.diagnostics import Diagnostic, error
 from ftlang.semantic.datasets import GATE_NAMES
+from ftlang.semantic.paths import is_file
 from ftlang.semantic.rules import rule
 from ftlang.semantic.values import did_you_mean
 from ftlang.syntax import ast
@@ -152,7 +153,7 @@ def template_exists(ctx: RecipeContext) -> Iterator[Diagnostic]:
     if not name:
         return
     folder = stdlib_dir() / "templates"
-    if (folder / f"{name}.jinja").is_file():
+    if is_file(folder / f"{name}.jinja"):
         return
     known = sorted(p.stem for p in folder.glob("*.jinja"))
     tb = ctx.blocks.get("train")
