@@ -15,20 +15,10 @@ import pytest
 
 @pytest.fixture(scope="module")
 def adapters(tiny_llama_dir, tmp_path_factory) -> dict[str, Path]:
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
+    from tiny_models import build_random_lora
 
-    out = {}
     root = tmp_path_factory.mktemp("adapters")
-    for i, name in enumerate(("alpha", "beta")):
-        torch.manual_seed(100 + i)
-        model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir)),
-                               LoraConfig(r=8, lora_alpha=32, target_modules=["q_proj", "v_proj", "o_proj"],
-                                          init_lora_weights=False))
-        model.save_pretrained(str(root / name))
-        out[name] = root / name
-    return out
+    return {name: build_random_lora(tiny_llama_dir, root / name, 100 + i) for i, name in enumerate(("alpha", "beta"))}
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +106,15 @@ def test_concurrent_requests_keep_adapters_apart(server):
     ("/v1/chat/completions", {"model": "alpha", "messages": [{"role": "wizard", "content": "x"}]}, 400, "invalid_value"),
     ("/v1/chat/completions", {"model": "alpha", "messages": CHAT, "max_tokens": 10_000}, 400, "max_tokens_too_large"),
     ("/v1/chat/completions", {"model": "alpha", "messages": CHAT, "max_tokens": "ten"}, 400, "invalid_type"),
-    ("/v1/chat/completions", {"model": "alpha", "messages": CHAT, "stream": True}, 400, "unsupported_parameter"),
+    ("/v1/chat/completions", {"model": "alpha", "messages": CHAT, "stream": "yes"}, 400, "invalid_type"),
+    ("/v1/chat/completions", {"model": "alpha", "messages": CHAT, "stream_options": {"include_usage": True}}, 400,
+     "invalid_value"),
+    ("/v1/chat/completions", {"model": "alpha", "messages": CHAT, "n": 2}, 400, "unsupported_parameter"),
+    ("/v1/chat/completions", {"model": "alpha", "messages": CHAT, "stop": 3}, 400, "invalid_type"),
+    ("/v1/completions", {"model": "alpha", "prompt": "hi " * 600}, 400, "context_length_exceeded"),
+    # a request names a model served since start-up, never a path: nothing else is ever loaded
+    ("/v1/completions", {"model": "../alpha", "prompt": "hi"}, 404, "model_not_found"),
+    ("/v1/completions", {"model": "/etc/passwd", "prompt": "hi"}, 404, "model_not_found"),
     ("/v1/completions", {"model": "alpha"}, 400, "missing_field"),
     ("/v1/nothing", {"model": "alpha"}, 404, "not_found"),
 ])

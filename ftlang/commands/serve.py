@@ -20,7 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                         help="where the model runs (auto: cuda when available)")
     parser.add_argument("--threads", type=int, metavar="N",
-                        help="torch intra-op threads (generation is serialized: 1 is often fastest on a busy CPU)")
+                        help="torch intra-op threads (1 is often fastest on a busy CPU)")
+    parser.add_argument("--max-batch", type=int, default=16, metavar="N",
+                        help="most requests generated together in one forward pass (1: no batching)")
+    parser.add_argument("--batch-wait-ms", type=float, default=5.0, metavar="MS",
+                        help="how long the engine waits for more requests before starting a batch")
     parser.add_argument("--quiet", action="store_true", help="no access log")
 
 
@@ -38,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     for spec in args.adapter:
         name, path = parse_adapter(spec)
         adapters[name] = path
-    pool = ModelPool(args.base, adapters, max_tokens_cap=args.max_tokens_cap, device=args.device)
+    pool = ModelPool(args.base, adapters, max_tokens_cap=args.max_tokens_cap, device=args.device,
+                     max_batch=args.max_batch, batch_wait_s=max(0.0, args.batch_wait_ms) / 1000)
     server = make_server(pool, args.host, args.port, quiet=args.quiet)
     host, port = server.server_address[:2]
     print(f"serving {', '.join(pool.names())} on http://{host}:{port}", flush=True)

@@ -1,33 +1,29 @@
-"""The model pool behind `ftlang serve`: one base, several PEFT adapters, one generation at a time.
+"""The model pool behind `ftlang serve`: one base, the adapters given at start-up, one engine.
 
-The first adapter is attached with `PeftModel.from_pretrained`, the rest with `load_adapter`; each
-request selects its adapter with `set_adapter` (or `disable_adapter()` for the model "base") under
-a lock, because the active adapter is state shared by every thread. torch is imported lazily.
+PEFT adapters are attached with `PeftModel.from_pretrained` / `load_adapter`, ftlang's bottleneck
+adapters through serve/bottleneck.py. Requests never name a path: a model is one of `names()`, fixed
+when the server starts. The pool says which models can share a batch (`can_share`) and sets the
+per-row adapter choice for one `generate` (`selecting`); serve/engine.py runs the batches.
+torch is imported lazily.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
-import threading
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ftlang.diagnostics import DiagnosticError, error
+from ftlang.serve.engine import PEFT_BASE, Completion, Engine, Request
 
 BASE = "base"
 
 
 def _fail(message: str, help: str) -> DiagnosticError:
     return DiagnosticError(error("FT840", message, None, help=help))
-
-
-@dataclass
-class Completion:
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    finish_reason: str  # "stop" | "length"
 
 
 def parse_adapter(spec: str) -> tuple[str, str]:
@@ -53,7 +49,7 @@ def registry_adapters(registry_dir: str | Path) -> dict[str, str]:
             continue
         version = reg.production(name) or versions[-1]
         adapter = Path(registry_dir) / name / version / "adapter"
-        if (adapter / "adapter_config.json").is_file():
+        if adapter_kind(adapter):
             out[name] = str(adapter)
     return out
 
@@ -83,23 +79,54 @@ def _load_base(base: str) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+def adapter_kind(path: str | Path) -> str | None:
+    """"lora" (PEFT LoRA without DoRA: mixable per row), "peft" (any other PEFT method: one adapter per
+    batch), "bottleneck" (ftlang's own, mixable per row), or None for a directory that holds no adapter."""
+    from ftlang.backend.adapters import is_adapter_dir
+
+    p = Path(path)
+    if is_adapter_dir(p):
+        return "bottleneck"
+    config = p / "adapter_config.json"
+    if not config.is_file():
+        return None
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return "lora" if data.get("peft_type") == "LORA" and not data.get("use_dora") else "peft"
+
+
 class ModelPool:
-    def __init__(self, base: str, adapters: dict[str, str], max_tokens_cap: int = 512, device: str = "cpu"):
+    def __init__(self, base: str, adapters: dict[str, str], max_tokens_cap: int = 512, device: str = "cpu",
+                 max_batch: int = 16, batch_wait_s: float = 0.005):
         self.base_name = base
         self.max_tokens_cap = max_tokens_cap
-        self.lock = threading.Lock()
-        model, tokenizer = _load_base(base)
+        self.kinds: dict[str, str] = {}
         for name, path in adapters.items():
-            if not (Path(path) / "adapter_config.json").is_file():
-                raise _fail(f"adapter {name}: {path} is not a PEFT adapter directory (no adapter_config.json)",
+            kind = adapter_kind(path)
+            if kind is None:
+                raise _fail(f"adapter {name}: {path} is not an adapter directory (no adapter_config.json "
+                            "or ftlang_adapter_config.json)",
                             "pass export/adapter of a run, or a registry version's adapter/")
-        if adapters:
+            self.kinds[name] = kind
+        model, tokenizer = _load_base(base)
+        plain = model
+        peft = [n for n in adapters if self.kinds[n] != "bottleneck"]
+        if peft:
             from peft import PeftModel
 
-            items = list(adapters.items())
-            model = PeftModel.from_pretrained(model, items[0][1], adapter_name=items[0][0])
-            for name, path in items[1:]:
-                model.load_adapter(path, adapter_name=name)
+            model = PeftModel.from_pretrained(model, adapters[peft[0]], adapter_name=peft[0])
+            for name in peft[1:]:
+                model.load_adapter(adapters[name], adapter_name=name)
+        self.rows = None
+        if any(k == "bottleneck" for k in self.kinds.values()):
+            from ftlang.serve.bottleneck import RowAdapters
+
+            self.rows = RowAdapters(plain)
+            for name, kind in self.kinds.items():
+                if kind == "bottleneck":
+                    self.rows.add(name, adapters[name])
         if device == "auto":
             import torch
 
@@ -107,59 +134,70 @@ class ModelPool:
         self.device = device
         self.model = model.to(device)
         self.model.eval()
-        self.tokenizer = tokenizer
+        self.peft = bool(peft)
+        self.tokenizer = tokenizer  # the HTTP side's (encoding); the engine decodes with its own copy
+        self.worker_tokenizer = copy.deepcopy(tokenizer)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.eos_id = tokenizer.eos_token_id
+        self.context = int(getattr(plain.config, "max_position_embeddings", 0) or 0) or None
         self.adapters = dict(adapters)
+        self.engine = Engine(self, max_batch=max_batch, batch_wait_s=batch_wait_s)
 
     def names(self) -> list[str]:
         return [BASE, *self.adapters]
 
-    def _render_chat(self, messages: list[dict]) -> str:
+    def can_share(self, a: str, b: str) -> bool:
+        """Whether requests for models a and b can be rows of one generate call."""
+        return a == b or (self.kinds.get(a, "lora") != "peft" and self.kinds.get(b, "lora") != "peft")
+
+    @contextlib.contextmanager
+    def selecting(self, names: list[str]) -> Iterator[dict]:
+        """Route each row of the next generate to its model; yields extra generate kwargs."""
+        if self.rows is not None:
+            self.rows.rows = {}
+            for i, n in enumerate(names):
+                if self.kinds.get(n) == "bottleneck":
+                    self.rows.rows.setdefault(n, []).append(i)
+        try:
+            if not self.peft:
+                yield {}
+            elif self.kinds.get(names[0]) == "peft":  # the batch is all this one adapter
+                self.model.set_adapter(names[0])
+                yield {}
+            elif any(self.kinds.get(n) == "lora" for n in names):
+                yield {"adapter_names": [n if self.kinds.get(n) == "lora" else PEFT_BASE for n in names]}
+            else:  # base and bottleneck rows only
+                with self.model.disable_adapter():
+                    yield {}
+        finally:
+            if self.rows is not None:
+                self.rows.rows = {}
+
+    def render_chat(self, messages: list[dict]) -> str:
         from ftlang.backend.metrics import render_prompt
 
         return render_prompt(self.tokenizer, messages)
 
-    def chat(self, model: str, messages: list[dict], **gen: Any) -> Completion:
-        return self._generate(model, self._render_chat(messages), **gen)
+    def encode(self, prompt: str) -> list[int]:
+        return list(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
 
-    def complete(self, model: str, prompt: str, **gen: Any) -> Completion:
-        return self._generate(model, prompt, **gen)
+    def complete(self, name: str, prompt: str, max_tokens: int = 64, **gen: Any) -> Completion:
+        """Blocking generation through the engine (scripts and tests; the server is asynchronous)."""
+        import threading
 
-    def _generate(self, name: str, prompt: str, max_tokens: int = 64, temperature: float | None = None,
-                  top_p: float | None = None, stop: list[str] | None = None) -> Completion:
-        import contextlib
+        done: list[Any] = []
+        event = threading.Event()
 
-        import torch
+        def emit(kind: str, value: Any) -> None:
+            if kind != "delta":
+                done.append(value)
+                event.set()
 
-        tok = self.tokenizer
-        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        kwargs: dict[str, Any] = {"max_new_tokens": max_tokens, "pad_token_id": pad}
-        if temperature:  # absent or 0: greedy, so answers are reproducible
-            kwargs.update(do_sample=True, temperature=float(temperature), top_p=float(top_p or 1.0))
-        else:
-            kwargs["do_sample"] = False
-        if tok.eos_token_id is not None:
-            kwargs["eos_token_id"] = tok.eos_token_id
-        # the lock also covers the tokenizer: a fast tokenizer shared by threads raises "Already borrowed"
-        with self.lock:
-            enc = tok(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
-            if name == BASE and self.adapters:
-                ctx = self.model.disable_adapter()
-            else:
-                if self.adapters:
-                    self.model.set_adapter(name)
-                ctx = contextlib.nullcontext()
-            with ctx, torch.no_grad():
-                out = self.model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], **kwargs)
-            new = out[0, enc["input_ids"].shape[1]:]
-            text = tok.decode(new, skip_special_tokens=True)
-        finish = "stop" if (tok.eos_token_id is not None and len(new) and int(new[-1]) == tok.eos_token_id) else "length"
-        for s in stop or []:
-            if s and s in text:
-                text, finish = text[: text.index(s)], "stop"
-        if len(new) < max_tokens:
-            finish = "stop"
-        return Completion(text=text, prompt_tokens=int(enc["input_ids"].shape[1]), completion_tokens=int(len(new)),
-                          finish_reason=finish)
+        self.engine.submit(Request(name, self.encode(prompt), max_tokens, emit, **gen))
+        event.wait()
+        if isinstance(done[0], Exception):
+            raise done[0]
+        return done[0]
 
     def describe(self) -> str:
         return json.dumps({"base": self.base_name, "adapters": self.adapters})
