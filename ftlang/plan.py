@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import PydanticUndefined
 
 SCHEMA_VERSION = "1"
 
@@ -28,6 +29,30 @@ _UNHASHED_KEYS = frozenset({"loc", "sha256", "project_root", "file"})
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def key(default: Any = PydanticUndefined, doc: str = "", *, name: str | None = None, type: str | None = None,
+        unit: str | None = None, enum: tuple[str, ...] | None = None, required: bool = False,
+        shown_default: Any = PydanticUndefined, **constraints: Any) -> Any:
+    """A plan field that is also a recipe key: the one declaration of the key's default, range
+    (ge/gt/le/lt, enforced by the plan too), unit and doc, which semantic/schema.py reads.
+
+    name: the recipe's spelling when it differs from the plan field (`memory` → memory_bytes);
+    type: the checker's value type when the annotation does not say it (fraction, size, special, ...);
+    enum: the words the checker accepts, when wider than the plan's Literal (a rule reports the rest);
+    shown_default: the default the checker and docs show, when the binder supplies the plan's value.
+    """
+    meta = {k: v for k, v in (("key", name), ("type", type), ("unit", unit), ("enum", list(enum) if enum else None),
+                              ("required", required or None)) if v is not None}
+    if shown_default is not PydanticUndefined:
+        meta["default"] = shown_default
+    extra = {"ftlang": meta} if meta else None
+    return Field(default, description=doc or None, json_schema_extra=extra, **constraints)
+
+
+def internal(default: Any = PydanticUndefined) -> Any:
+    """A plan field that no recipe key sets directly (a label, a statement, a derived value)."""
+    return Field(default, json_schema_extra={"ftlang": {"internal": True}})
 
 
 class Loc(_Frozen):
@@ -150,19 +175,22 @@ class OnError(_Frozen):
 
 
 class SourcePlan(_Frozen):
-    name: str
-    kind: Literal["jsonl", "json", "csv", "parquet", "chat_jsonl", "hf_dataset"]
-    path: str | None = None  # local files: relative to project_root
-    hf_name: str | None = None  # hf_dataset
-    hf_split: str | None = None
-    hf_revision: str | None = None
-    hf_config: str | None = None
-    format: Literal["instruction", "chat", "completion", "classification"]
+    name: str = internal()
+    kind: Literal["jsonl", "json", "csv", "parquet", "chat_jsonl", "hf_dataset"] = internal()
+    path: str | None = internal(None)  # local files: relative to project_root
+    hf_name: str | None = internal(None)  # hf_dataset
+    hf_split: str | None = internal(None)
+    hf_revision: str | None = internal(None)
+    hf_config: str | None = internal(None)
+    #: the binder's default: chat for chat_jsonl(...), else instruction
+    format: Literal["instruction", "chat", "completion", "classification"] = key(
+        doc="how rows are shaped", shown_default="instruction")
     #: canonical field → column in the file. instruction: instruction/input/output;
     #: chat: messages (or conversations for ShareGPT); completion: text; classification: text/label
-    fields: dict[str, str] = {}
-    on_error: OnError = OnError()
-    max_row_chars: int | None = None  # longer rows are a validation error ("over-long row")
+    fields: dict[str, str] = Field({}, json_schema_extra={"ftlang": {"block": "fields"}})
+    on_error: OnError = key(OnError(), "fail (default) | skip(max = N | N%): skipped rows go to a quarantine file",
+                            type="special", shown_default="fail")
+    max_row_chars: int | None = key(None, "rows longer than this are a validation error", unit="characters", ge=1)
     loc: Loc | None = None
 
 
@@ -198,9 +226,9 @@ class PipelinePlan(_Frozen):
 
 
 class SplitPlan(_Frozen):
-    dataset: str  # the dataset being split (normally "train")
-    validation: float  # fraction held out, 0 < v < 1
-    seed: int = 0
+    dataset: str = internal()  # the dataset being split: the block's label (default train)
+    validation: float = key(doc="the fraction held out", type="fraction", required=True, gt=0, lt=1)
+    seed: int = key(0, "shuffle seed of the split", ge=0)
     loc: Loc | None = None
 
 
@@ -213,33 +241,45 @@ class DatasetsPlan(_Frozen):
 # ---------------------------------------------------------------------------- method
 
 
+_R_DOC = "the rank of the update matrices"
+_ALPHA_DOC = "the scaling numerator: updates are scaled by alpha / r (default: 2·r)"
+_TARGETS_DOC = "module names or card aliases to adapt (default: the card's all_linear)"
+_DROPOUT_DOC = "dropout on the adapter input"
+
+
+def _alpha(default: int) -> Any:
+    # the binder writes 2·r when alpha is not given; a non-integer alpha is kept as written
+    return key(default, _ALPHA_DOC, type="number", shown_default=None, ge=1)
+
+
 class LoraMethod(_Frozen):
     kind: Literal["lora"] = "lora"
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.0
-    targets: list[str]  # resolved module leaf names
-    dora: bool = False
-    rslora: bool = False
-    bias: Literal["none", "all", "lora_only"] = "none"
+    r: int = key(8, _R_DOC, ge=1)
+    alpha: int = _alpha(16)
+    dropout: float = key(0.0, _DROPOUT_DOC, type="fraction", ge=0, lt=1)
+    targets: list[str] = key(doc=_TARGETS_DOC)  # resolved module leaf names
+    dora: bool = key(False, "weight-decomposed LoRA (DoRA)")
+    rslora: bool = key(False, "rank-stabilised scaling alpha / sqrt(r)")
+    bias: Literal["none", "all", "lora_only"] = key("none", "which biases train")
     loc: Loc | None = None
 
 
 class QuantSpec(_Frozen):
-    type: Literal["nf4", "fp4"] = "nf4"
-    double_quant: bool = True
-    compute_dtype: Literal["bf16", "fp16", "fp32"] = "bf16"
+    #: int8/int4 are words the checker knows so that rule FT301 can say why qlora refuses them
+    type: Literal["nf4", "fp4"] = key("nf4", "quant type: qlora needs nf4 or fp4", enum=("nf4", "fp4", "int8", "int4"))
+    double_quant: bool = key(True, "quantize the quantization constants too")
+    compute_dtype: Literal["bf16", "fp16", "fp32"] = key("bf16", "dtype of the matmuls")
 
 
 class QloraMethod(_Frozen):
     kind: Literal["qlora"] = "qlora"
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    targets: list[str]
-    dora: bool = False
-    rslora: bool = False
-    bias: Literal["none", "all", "lora_only"] = "none"
+    r: int = key(16, _R_DOC, ge=1)
+    alpha: int = _alpha(32)
+    dropout: float = key(0.05, _DROPOUT_DOC, type="fraction", ge=0, lt=1)
+    targets: list[str] = key(doc=_TARGETS_DOC)
+    dora: bool = key(False, "weight-decomposed LoRA (DoRA)")
+    rslora: bool = key(False, "rank-stabilised scaling alpha / sqrt(r)")
+    bias: Literal["none", "all", "lora_only"] = key("none", "which biases train")
     quant: QuantSpec = QuantSpec()
     loc: Loc | None = None
 
@@ -251,31 +291,33 @@ class FullMethod(_Frozen):
 
 class PrefixMethod(_Frozen):
     kind: Literal["prefix"] = "prefix"
-    virtual_tokens: int = 20
-    projection: bool = False  # PEFT prefix_projection
+    virtual_tokens: int = key(20, "virtual tokens prepended to every layer's keys and values", ge=1)
+    projection: bool = key(False, "reparameterise the prefix through an MLP")  # PEFT prefix_projection
     loc: Loc | None = None
 
 
 class PromptMethod(_Frozen):
     kind: Literal["prompt"] = "prompt"
-    virtual_tokens: int = 8
-    init_text: str | None = None  # init = text("...") → PromptTuningInit.TEXT
+    virtual_tokens: int = key(8, "soft prompt length", ge=1)
+    #: the recipe writes `init = random | text("...")`; text → PromptTuningInit.TEXT
+    init_text: str | None = key(None, "random (default) or text(\"...\"): initialise from a text's embeddings",
+                                name="init", type="special")
     loc: Loc | None = None
 
 
 class AdapterMethod(_Frozen):
     kind: Literal["adapter"] = "adapter"
-    bottleneck: int = 64
-    placement: list[Literal["attention", "ffn"]] = ["attention", "ffn"]
-    dropout: float = 0.0
-    activation: Literal["relu", "gelu", "silu"] = "relu"
+    bottleneck: int = key(64, "adapter hidden size", ge=1)
+    placement: list[Literal["attention", "ffn"]] = key(["attention", "ffn"], "after which sublayers")
+    dropout: float = key(0.0, "dropout inside the adapter", type="fraction", ge=0, lt=1)
+    activation: Literal["relu", "gelu", "silu"] = key("relu", "adapter non-linearity")
     loc: Loc | None = None
 
 
 class Ia3Method(_Frozen):
     kind: Literal["ia3"] = "ia3"
-    targets: list[str]
-    feedforward: list[str] = []
+    targets: list[str] = key(doc="module names or aliases to rescale")
+    feedforward: list[str] = key([], "targets on the feed-forward path (scaled on their input)")
     loc: Loc | None = None
 
 
@@ -288,46 +330,55 @@ Method = Annotated[
 
 
 class EarlyStop(_Frozen):
-    metric: str = "val_loss"
-    patience: int = 2
-    min_delta: float = 0.0
+    metric: str = key("val_loss", "val_loss or a computed metric", type="name")
+    patience: int = key(2, "evaluations without improvement", ge=1)
+    min_delta: float = key(0.0, "smallest change that counts as improvement", ge=0)
+
+
+_WARMUP_DOC = "warmup: 3% of the steps, or 100 steps"
 
 
 class TrainPlan(_Frozen):
-    lr: float = 2e-4
-    epochs: float | None = 1.0  # None when max_steps is set
-    max_steps: int | None = None
-    batch: int = 1  # per device
-    grad_accum: int = 1
-    warmup_ratio: float | None = None  # warmup = 3%
-    warmup_steps: int | None = None  # warmup = 100
-    schedule: Literal["linear", "cosine", "constant", "constant_with_warmup", "polynomial"] = "linear"
-    precision: Literal["bf16", "fp16", "fp32"] = "fp32"
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    dropout: float | None = None  # the base model's hidden dropout, when set
-    max_seq_len: int = 1024
-    packing: bool = False
-    gradient_checkpointing: bool = False
+    lr: float = key(2e-4, "peak learning rate", gt=0)
+    epochs: float | None = key(1.0, "passes over the training set", gt=0)  # None when max_steps is set
+    max_steps: int | None = key(None, "stop after this many optimizer steps (instead of epochs)", ge=1)
+    batch: int = key(1, "examples per device per step", ge=1)
+    grad_accum: int = key(1, "micro-batches accumulated per optimizer step", ge=1)
+    #: one recipe key, two plan fields: `warmup = 3%` → warmup_ratio, `warmup = 100` → warmup_steps
+    warmup_ratio: float | None = key(None, _WARMUP_DOC, name="warmup", type="steps_or_ratio", ge=0, lt=1)
+    warmup_steps: int | None = key(None, _WARMUP_DOC, name="warmup", type="steps_or_ratio", ge=0)
+    schedule: Literal["linear", "cosine", "constant", "constant_with_warmup", "polynomial"] = key(
+        "linear", "learning-rate schedule")
+    precision: Literal["bf16", "fp16", "fp32"] = key("fp32", "training dtype")
+    weight_decay: float = key(0.0, "AdamW weight decay", ge=0)
+    max_grad_norm: float = key(1.0, "gradient clipping norm", ge=0)
+    dropout: float | None = key(None, "the base model's hidden dropout", type="fraction", ge=0, lt=1)
+    max_seq_len: int = key(1024, "tokens per example (longer rows are truncated)", unit="tokens", ge=1)
+    packing: bool = key(False, "pack several short examples into one sequence")
+    gradient_checkpointing: bool = key(False, "recompute activations in the backward pass")
     early_stop: EarlyStop | None = None
-    seed: int = 0
-    deterministic: bool = False
-    optimizer: Literal["adamw", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "sgd", "adafactor"] = "adamw"
-    logging_steps: int = 10
-    save_steps: int | None = None  # None: a checkpoint at each epoch end
-    save_total_limit: int | None = 2
-    template: str | None = None  # chat template: None → the tokenizer's own, else stdlib name
-    train_on: Literal["assistant", "all"] = "assistant"
+    seed: int = key(0, "random seed", ge=0)
+    deterministic: bool = key(False, "deterministic kernels")
+    optimizer: Literal["adamw", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "sgd", "adafactor"] = key(
+        "adamw", "optimizer")
+    logging_steps: int = key(10, "log every N steps", ge=1)
+    save_steps: int | None = key(None, "checkpoint every N steps (default: each epoch)", ge=1)
+    save_total_limit: int | None = key(2, "checkpoints kept", ge=1)
+    #: None → the card's template, else the tokenizer's own; a name → stdlib/templates/<name>.jinja
+    template: str | None = key(None, "chat template: a stdlib name (default: the card's, else the tokenizer's)")
+    train_on: Literal["assistant", "all"] = key("assistant", "which tokens carry the loss")
     loc: Loc | None = None
 
 
 class HardwarePlan(_Frozen):
-    gpu: str | None = None  # a hardware catalog name ("A100-40GB"), None for the local machine
-    memory_bytes: int | None = None  # per device, from the catalog or `memory = 24GB`
-    count: int = 1  # devices per node
-    nodes: int = 1
-    strategy: Literal["none", "ddp", "fsdp", "deepspeed"] = "none"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    gpu: str | None = key(None, "a hardware catalog name, e.g. \"A100-40GB\"")  # None: the local machine
+    #: per device, from the catalog or `memory = 24GB`
+    memory_bytes: int | None = key(None, "memory per device (overrides the catalog)", name="memory", type="size",
+                                   unit="bytes", ge=1)
+    count: int = key(1, "devices per node", ge=1)
+    nodes: int = key(1, "machines", ge=1)
+    strategy: Literal["none", "ddp", "fsdp", "deepspeed"] = key("none", "multi-device strategy")
+    device: Literal["auto", "cpu", "cuda"] = key("auto", "device type")
     loc: Loc | None = None
 
 
@@ -335,10 +386,10 @@ class HardwarePlan(_Frozen):
 
 
 class GenerationSpec(_Frozen):
-    max_new_tokens: int = 64
-    greedy: bool = True
-    temperature: float = 1.0
-    top_p: float = 1.0
+    max_new_tokens: int = key(64, "tokens generated per example", ge=1)
+    greedy: bool = key(True, "greedy decoding")
+    temperature: float = key(1.0, "sampling temperature", gt=0)
+    top_p: float = key(1.0, "nucleus sampling mass", gt=0, le=1)
 
 
 class GatePlan(_Frozen):
@@ -348,30 +399,33 @@ class GatePlan(_Frozen):
 
 
 class EvalPlan(_Frozen):
-    every: Literal["epoch", "end"] | int = "epoch"  # int: every N steps
+    every: Literal["epoch", "end"] | int = key("epoch", "epoch | end | N steps", type="every")
     metrics: list[Literal[
         "loss", "perplexity", "bleu", "rouge_1", "rouge_2", "rouge_l", "exact_match", "accuracy", "f1"
-    ]] = ["loss", "perplexity"]
-    gates: list[GatePlan] = []
-    forgetting_on: str | None = None  # a data source or dataset name
-    overfitting_patience: int = 2
+    ]] = key(["loss", "perplexity"], "metrics computed on the validation set")
+    gates: list[GatePlan] = internal([])  # `gate ...` lines
+    forgetting_on: str | None = internal(None)  # `forgetting on NAME`: a data source or dataset name
+    overfitting_patience: int = key(2, "evaluations of rising val loss that count as overfitting", ge=1)
     generation: GenerationSpec = GenerationSpec()
-    max_samples: int | None = None  # cap on rows used for generation metrics
+    max_samples: int | None = key(None, "cap on rows used for generation metrics", ge=1)
     loc: Loc | None = None
 
 
 class RegistrySpec(_Frozen):
     """`register "name" { registry = "dir", stage = staging }` inside export."""
 
-    name: str
-    dir: str  # the registry directory, relative to project_root
-    stage: Literal["staging", "production", "archived"] = "staging"
+    name: str = internal()  # the block's label
+    #: relative to project_root in the plan; written relative to the recipe
+    dir: str = key(doc="the registry directory, relative to the recipe", name="registry", type="str",
+                   shown_default="registry/")
+    stage: Literal["staging", "production", "archived"] = key("staging", "registry stage")
     loc: Loc | None = None
 
 
 class ExportPlan(_Frozen):
-    merge: bool = False
-    registry: RegistrySpec | None = None  # where to publish after the gates pass
+    merge: bool = key(False, "merge the adapter into the base weights (lora, qlora, ia3)")
+    #: where to publish after the gates pass
+    registry: RegistrySpec | None = Field(None, json_schema_extra={"ftlang": {"block": "register"}})
     loc: Loc | None = None
 
 

@@ -28,7 +28,7 @@ from ftlang.semantic.context import (  # noqa: F401 - re-exported: the binder's 
 from ftlang.semantic.datasets import bind_data, bind_datasets, to_expr  # noqa: F401
 from ftlang.semantic.models import bind_model, card_from_node  # noqa: F401
 from ftlang.semantic.resolve import BoundRecipe, Program
-from ftlang.semantic.schema import METHOD_KINDS, block, method_block
+from ftlang.semantic.schema import METHOD_KINDS, METHOD_MODELS, block, method_block
 from ftlang.semantic.values import Problem, check_block, did_you_mean
 from ftlang.syntax import ast
 
@@ -51,26 +51,22 @@ def bind_method(ctx: RecipeContext, node: ast.Block) -> None:
     kw: dict[str, Any] = {"loc": loc(node.span, ctx.root)}
     card = ctx.card
     default_targets = list(card.aliases.get("all_linear", card.modules)) if card else []
+    kw.update(tb.plan_kwargs(skip=("targets", "feedforward")))
     if kind in ("lora", "qlora"):
-        for k in ("r", "alpha", "dropout", "dora", "rslora", "bias"):
-            kw[k] = tb.get(k)
-        if kw["alpha"] is None:
-            kw["alpha"] = 2 * kw["r"]  # the common choice, and what the FT402 guidance asks for
-        kw["alpha"] = int(kw["alpha"]) if float(kw["alpha"]).is_integer() else kw["alpha"]
+        alpha = tb.get("alpha")
+        if alpha is None:
+            alpha = 2 * tb.get("r")  # the common choice, and what the FT402 guidance asks for
+        kw["alpha"] = int(alpha) if float(alpha).is_integer() else alpha
         kw["targets"] = card.expand(tb.get("targets")) if (card and tb.has("targets")) else \
             (tb.get("targets") or default_targets)
         if kind == "qlora":
             q = tb.blocks.get("quant")
             qtype = q.get("type") if q else "nf4"
             if qtype in ("nf4", "fp4"):
-                kw["quant"] = P.QuantSpec(type=qtype, double_quant=q.get("double_quant") if q else True,
-                                          compute_dtype=q.get("compute_dtype") if q else "bf16")
+                kw["quant"] = P.QuantSpec(**q.plan_kwargs()) if q else P.QuantSpec()
             else:
                 return  # rule FT301 reports it
-    elif kind == "prefix":
-        kw.update(virtual_tokens=tb.get("virtual_tokens"), projection=tb.get("projection"))
     elif kind == "prompt":
-        kw["virtual_tokens"] = tb.get("virtual_tokens")
         init = tb.values.get("init")
         if init is not None:
             n = init.node
@@ -79,9 +75,6 @@ def bind_method(ctx: RecipeContext, node: ast.Block) -> None:
             elif not (isinstance(n, ast.Ident) and n.name == "random"):
                 ctx.err("FT102", "`init` is `random` or text(\"...\")", n.span, 'e.g. init = text("Classify:")')
                 return
-    elif kind == "adapter":
-        for k in ("bottleneck", "placement", "dropout", "activation"):
-            kw[k] = tb.get(k)
     elif kind == "ia3":
         targets = card.expand(tb.get("targets")) if (card and tb.has("targets")) else default_targets
         kw["targets"] = targets
@@ -91,36 +84,24 @@ def bind_method(ctx: RecipeContext, node: ast.Block) -> None:
             from ftlang.semantic.cards import FEEDFORWARD
 
             kw["feedforward"] = [t for t in targets if t in FEEDFORWARD]
-    cls = {"full": P.FullMethod, "lora": P.LoraMethod, "qlora": P.QloraMethod, "prefix": P.PrefixMethod,
-           "prompt": P.PromptMethod, "adapter": P.AdapterMethod, "ia3": P.Ia3Method}[kind]
     if not has_errors(ctx.diags[n0:]):
-        ctx.method = build_model(ctx, cls, kw, node.span)
+        ctx.method = build_model(ctx, METHOD_MODELS[kind], kw, node.span)
 
 
 def bind_train(ctx: RecipeContext, node: ast.Block | None) -> None:
     span = node.span if node else ctx.bound.node.span
     tb = check_block(node.body if node else (), block("train"), span, ctx.params, ctx.diags)
     ctx.blocks["train"] = tb
-    kw: dict[str, Any] = {"loc": loc(node.span, ctx.root) if node else None}
-    for k in ("lr", "batch", "grad_accum", "schedule", "precision", "weight_decay", "max_grad_norm", "dropout",
-              "max_seq_len", "packing", "gradient_checkpointing", "seed", "deterministic", "optimizer",
-              "logging_steps", "save_steps", "save_total_limit", "train_on"):
-        if tb.has(k):
-            kw[k] = tb.get(k)
-    if tb.has("epochs"):
-        kw["epochs"] = float(tb.get("epochs"))
-    if tb.has("max_steps"):
-        kw["max_steps"] = tb.get("max_steps")
-        if not tb.has("epochs"):
-            kw["epochs"] = None
+    kw: dict[str, Any] = {"loc": loc(node.span, ctx.root) if node else None, **tb.plan_kwargs()}
+    if tb.has("max_steps") and not tb.has("epochs"):
+        kw["epochs"] = None
     if tb.has("warmup"):
         how, v = tb.get("warmup")
         kw["warmup_ratio" if how == "ratio" else "warmup_steps"] = v
     kw["template"] = tb.get("template") if tb.has("template") else (ctx.card.template if ctx.card else None)
     es = tb.blocks.get("early_stop")
     if es is not None:
-        kw["early_stop"] = P.EarlyStop(metric=es.get("metric"), patience=es.get("patience"),
-                                       min_delta=float(es.get("min_delta")))
+        kw["early_stop"] = P.EarlyStop(**es.plan_kwargs())
     ctx.train = build_model(ctx, P.TrainPlan, kw, span)
 
 
@@ -129,10 +110,7 @@ def bind_hardware(ctx: RecipeContext, node: ast.Block | None) -> None:
         return
     tb = check_block(node.body, block("hardware"), node.span, ctx.params, ctx.diags)
     ctx.blocks["hardware"] = tb
-    kw: dict[str, Any] = {"loc": loc(node.span, ctx.root)}
-    for k in ("count", "nodes", "strategy", "device"):
-        if tb.has(k):
-            kw[k] = tb.get(k)
+    kw: dict[str, Any] = {"loc": loc(node.span, ctx.root), **tb.plan_kwargs(skip=("gpu",))}
     if tb.has("gpu"):
         name = tb.get("gpu")
         catalog = hardware_catalog()
@@ -145,9 +123,7 @@ def bind_hardware(ctx: RecipeContext, node: ast.Block | None) -> None:
         else:
             ctx.gpu = info
             kw["gpu"] = next(k for k, v in catalog.items() if v is info)
-            kw["memory_bytes"] = int(info["memory_bytes"])
-    if tb.has("memory"):
-        kw["memory_bytes"] = tb.get("memory")
+            kw.setdefault("memory_bytes", int(info["memory_bytes"]))  # `memory = ...` overrides the catalog
     if not tb.has("strategy") and tb.get("count") * tb.get("nodes") > 1:
         kw["strategy"] = "ddp"  # several devices and no strategy: what torchrun does by default
     ctx.hardware = build_model(ctx, P.HardwarePlan, kw, node.span) or P.HardwarePlan()
@@ -157,15 +133,12 @@ def bind_eval(ctx: RecipeContext, node: ast.Block | None) -> None:
     span = node.span if node else ctx.bound.node.span
     tb = check_block(node.body if node else (), block("eval"), span, ctx.params, ctx.diags)
     ctx.blocks["eval"] = tb
-    kw: dict[str, Any] = {"loc": loc(node.span, ctx.root) if node else None}
-    for k in ("every", "metrics", "overfitting_patience", "max_samples"):
-        if tb.has(k):
-            kw[k] = tb.get(k)
+    kw: dict[str, Any] = {"loc": loc(node.span, ctx.root) if node else None, **tb.plan_kwargs()}
     if not tb.has("metrics") and ctx.task.kind == "classify":
         kw["metrics"] = ["loss", "accuracy", "f1"]  # perplexity means nothing for a classifier
     gen = tb.blocks.get("generation")
     if gen is not None:
-        kw["generation"] = P.GenerationSpec(**{k: f.value for k, f in gen.values.items()})
+        kw["generation"] = P.GenerationSpec(**gen.plan_kwargs())
     gates = []
     for st in tb.statements:
         if isinstance(st, ast.Gate):
@@ -193,7 +166,7 @@ def bind_export(ctx: RecipeContext, node: ast.Block | None) -> None:
         return
     tb = check_block(node.body, block("export"), node.span, ctx.params, ctx.diags)
     ctx.blocks["export"] = tb
-    kw: dict[str, Any] = {"loc": loc(node.span, ctx.root), "merge": tb.get("merge")}
+    kw: dict[str, Any] = {"loc": loc(node.span, ctx.root), **tb.plan_kwargs()}
     reg = tb.blocks.get("register")
     if reg is not None:
         if not isinstance(reg.label, ast.Str) and not isinstance(reg.label, ast.Ident):
@@ -206,7 +179,8 @@ def bind_export(ctx: RecipeContext, node: ast.Block | None) -> None:
             else:
                 d = rel(Path(reg.span.file).parent / "registry", ctx.root)
             if d is not None:
-                kw["registry"] = P.RegistrySpec(name=name, dir=d, stage=reg.get("stage"), loc=loc(reg.span, ctx.root))
+                kw["registry"] = P.RegistrySpec(name=name, dir=d, loc=loc(reg.span, ctx.root),
+                                                **reg.plan_kwargs(skip=("registry",)))
     ctx.export = build_model(ctx, P.ExportPlan, kw, node.span)
 
 
@@ -222,8 +196,8 @@ def bind_split(ctx: RecipeContext, node: ast.Block) -> None:
                 f"did you mean `{guess}`?" if guess else "declare it with `dataset train = ...`")
         return
     if tb.has("validation"):
-        ctx.split = build_model(ctx, P.SplitPlan, {"dataset": target, "validation": tb.get("validation"),
-                                              "seed": tb.get("seed"), "loc": loc(node.span, ctx.root)}, node.span)
+        ctx.split = build_model(ctx, P.SplitPlan, {"dataset": target, "loc": loc(node.span, ctx.root),
+                                                   **tb.plan_kwargs()}, node.span)
 
 
 def bind_task(ctx: RecipeContext, node: ast.Value) -> None:

@@ -66,13 +66,11 @@ def bind_data(ctx: RecipeContext, decl: ast.DataDecl) -> None:
         if relp is None:
             return
         kw["path"] = relp
-    fmt = tb.get("format") if tb.has("format") else ("chat" if src.name == "chat_jsonl" else "instruction")
-    kw["format"] = fmt
+    kw.update(tb.plan_kwargs())
+    kw.setdefault("format", "chat" if src.name == "chat_jsonl" else "instruction")
     fields_tb = tb.blocks.get("fields")
     if fields_tb is not None:
         kw["fields"] = {k: f.value for k, f in fields_tb.values.items()}
-    if tb.has("max_row_chars"):
-        kw["max_row_chars"] = tb.get("max_row_chars")
     if tb.has("on_error"):
         oe = _on_error(ctx, tb.values["on_error"].node)
         if oe is None:

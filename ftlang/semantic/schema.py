@@ -1,7 +1,12 @@
 """Per-block key tables: what each key of each block means, its type, unit, range and default.
 
-The tables drive the type checker (semantic/values.py) and are introspectable for docs:
-`BLOCKS` is a list of BlockSchema, `block(name)` finds one. Method blocks are named
+The plan's pydantic models are the declaration (ftlang/plan.py `key(...)` on each Field: default, range,
+unit, doc, and the recipe's spelling when it differs); this module reads them into tables that drive the
+type checker (semantic/values.py), `ftlang schema --keys`, the docs and editor support. Only blocks with
+no plan model of their own (recipe, fields, model_card) are written here.
+
+Public API (stable, for the checker, the docs and the LSP): `BLOCKS` (a list of BlockSchema),
+`block(name)`, `method_block(kind)`, `keys(name)`, `all_keys()`, `markdown()`. Method blocks are named
 `method.<kind>`; nested blocks by their keyword (quant, fields, early_stop, generation, register).
 
 Types: int, number (int or float), fraction (a percentage or a number in [0, 1]), bool, str,
@@ -12,8 +17,14 @@ builder interprets itself (sources, task, init, on_error).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from ftlang import plan as P
 
 
 @dataclass(frozen=True)
@@ -29,6 +40,7 @@ class KeySchema:
     max_open: bool = False  # max is exclusive
     enum: tuple[str, ...] = ()
     required: bool = False
+    field: str | None = None  # the plan field it fills (None: no single field, e.g. model, warmup)
 
     def range_text(self) -> str:
         if self.min is None and self.max is None:
@@ -46,6 +58,7 @@ class BlockSchema:
     blocks: tuple[str, ...] = ()  # nested blocks allowed inside
     statements: tuple[str, ...] = ()  # gate, forgetting, data, dataset, alias
     label: str = "none"  # none | ident | str: what may follow the keyword
+    model: type[BaseModel] | None = None  # the plan model declaring the keys (None: written here)
     _index: dict[str, KeySchema] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -63,133 +76,148 @@ def K(name: str, type: str, doc: str, **kw) -> KeySchema:  # noqa: N802 - a tabl
     return KeySchema(name, type, doc, **kw)
 
 
-METRICS = ("loss", "perplexity", "bleu", "rouge_1", "rouge_2", "rouge_l", "exact_match", "accuracy", "f1")
+METRICS = get_args(get_args(P.EvalPlan.model_fields["metrics"].annotation)[0])
 METHOD_KINDS = ("full", "lora", "qlora", "prefix", "prompt", "adapter", "ia3")
-FORMATS = ("instruction", "chat", "completion", "classification")
+FORMATS = get_args(P.SourcePlan.model_fields["format"].annotation)
 CANONICAL_FIELDS = ("instruction", "input", "output", "system", "messages", "conversations", "text", "label")
 
-_LORA_KEYS = (
-    K("r", "int", "the rank of the update matrices", default=8, min=1),
-    K("alpha", "number", "the scaling numerator: updates are scaled by alpha / r (default: 2·r)", min=1),
-    K("dropout", "fraction", "dropout on the adapter input", default=0.0, min=0, max=1, max_open=True),
-    K("targets", "ident_list", "module names or card aliases to adapt (default: the card's all_linear)"),
-    K("dora", "bool", "weight-decomposed LoRA (DoRA)", default=False),
-    K("rslora", "bool", "rank-stabilised scaling alpha / sqrt(r)", default=False),
-    K("bias", "enum", "which biases train", default="none", enum=("none", "all", "lora_only")),
-)
+#: plan model of each `method KIND { ... }` block
+METHOD_MODELS: dict[str, type[BaseModel]] = {
+    "full": P.FullMethod, "lora": P.LoraMethod, "qlora": P.QloraMethod, "prefix": P.PrefixMethod,
+    "prompt": P.PromptMethod, "adapter": P.AdapterMethod, "ia3": P.Ia3Method,
+}
+
+
+# ---------------------------------------------------------------------------- keys from plan Fields
+
+
+def field_meta(info: FieldInfo) -> dict[str, Any]:
+    """The ftlang part of a plan field's declaration (plan.key / plan.internal)."""
+    extra = info.json_schema_extra
+    return extra.get("ftlang", {}) if isinstance(extra, dict) else {}
+
+
+def _unwrap(annotation: Any) -> Any:
+    """X | None → X (the checker never accepts a written `none`)."""
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) in (Union, UnionType) and len(args) == 1:
+        return args[0]
+    return annotation
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _value_type(annotation: Any) -> tuple[str, tuple[str, ...]]:
+    """The checker's type and enum words for a plan annotation."""
+    ann = _unwrap(annotation)
+    if get_origin(ann) is Literal:
+        return "enum", tuple(get_args(ann))
+    if get_origin(ann) is list:
+        (item,) = get_args(ann)
+        if get_origin(item) is Literal:
+            return "enum_list", tuple(get_args(item))
+        return "ident_list", ()
+    simple = {bool: "bool", int: "int", float: "number", str: "str"}
+    if ann in simple:
+        return simple[ann], ()
+    raise TypeError(f"no checker type for {annotation!r}: give it with key(type=...)")
+
+
+def _bounds(info: FieldInfo) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for m in info.metadata:
+        for attr, bound, is_open in (("ge", "min", False), ("gt", "min", True), ("le", "max", False),
+                                     ("lt", "max", True)):
+            if getattr(m, attr, None) is not None:
+                out[bound] = getattr(m, attr)
+                out[f"{bound}_open"] = is_open
+    return out
+
+
+def _key_of(fname: str, info: FieldInfo) -> KeySchema:
+    meta = field_meta(info)
+    typ, enum = _value_type(info.annotation) if "type" not in meta else (meta["type"], ())
+    enum = tuple(meta.get("enum", enum))
+    if "default" in meta:
+        default = meta["default"]
+    else:
+        default = None if info.is_required() else info.get_default(call_default_factory=True)
+    return KeySchema(meta.get("key", fname), typ, info.description or "", default=default, unit=meta.get("unit"),
+                     enum=enum, required=bool(meta.get("required")), field=fname, **_bounds(info))
+
+
+def key_fields(model: type[BaseModel]) -> list[KeySchema]:
+    """Every recipe key that a plan model declares, in field order, one KeySchema per plan field (a key
+    that fills two fields, warmup, appears twice with its `field`)."""
+    out = []
+    for fname, info in model.model_fields.items():
+        meta = field_meta(info)
+        if fname in ("loc", "kind") or meta.get("internal") or "block" in meta:
+            continue
+        if _is_model(_unwrap(info.annotation)) and "type" not in meta:
+            continue  # a nested block
+        out.append(_key_of(fname, info))
+    return out
+
+
+def nested_blocks(model: type[BaseModel]) -> dict[str, str]:
+    """Nested block keyword → plan field, for the plan model's sub-models (early_stop, quant, register)."""
+    out = {}
+    for fname, info in model.model_fields.items():
+        meta = field_meta(info)
+        if "block" in meta or (_is_model(_unwrap(info.annotation)) and "type" not in meta and fname != "loc"):
+            out[meta.get("block", fname)] = fname
+    return out
+
+
+def _merged(keys: list[KeySchema]) -> tuple[KeySchema, ...]:
+    """One KeySchema per recipe key: a key over two fields keeps the wider range."""
+    out: dict[str, KeySchema] = {}
+    for k in keys:
+        if k.name in out:
+            first = out[k.name]
+            out[k.name] = replace(first, field=None, max=first.max if first.max == k.max else None, max_open=False)
+        else:
+            out[k.name] = k
+    return tuple(out.values())
+
+
+def from_model(name: str, doc: str, model: type[BaseModel], **kw: Any) -> BlockSchema:
+    """A block whose keys and nested blocks are the plan model's declared fields."""
+    return BlockSchema(name, doc, keys=_merged(key_fields(model)), blocks=tuple(nested_blocks(model)),
+                       model=model, **kw)
+
 
 BLOCKS: list[BlockSchema] = [
     BlockSchema("recipe", "a fine-tuning recipe", keys=(
         K("model", "special", "a model card name, or hf(\"org/name\", revision = \"...\"), local(\"dir\"), "
           "gguf(\"file.gguf\")", required=True),
         K("task", "special", "causal_lm (default) or classify(labels = [a, b, ...])", default="causal_lm"),
-        K("trust_remote_code", "bool", "run the model repository's own Python code when loading", default=False),
+        K("trust_remote_code", "bool", "run the model repository's own Python code when loading",
+          default=P.ModelSource.model_fields["trust_remote_code"].default),
     ), blocks=("split", "method", "train", "hardware", "eval", "export"), statements=("data", "dataset")),
-    BlockSchema("data", "options of a data source", keys=(
-        K("format", "enum", "how rows are shaped", enum=FORMATS, default="instruction"),
-        K("on_error", "special", "fail (default) | skip(max = N | N%): skipped rows go to a quarantine file",
-          default="fail"),
-        K("max_row_chars", "int", "rows longer than this are a validation error", min=1, unit="characters"),
-    ), blocks=("fields",)),
+    from_model("data", "options of a data source", P.SourcePlan),
     BlockSchema("fields", "canonical field = column name in the file", keys=tuple(
         K(f, "str", f"the column holding the row's {f}") for f in CANONICAL_FIELDS)),
-    BlockSchema("split", "hold out part of a dataset for validation", keys=(
-        K("validation", "fraction", "the fraction held out", required=True, min=0, max=1, min_open=True,
-          max_open=True),
-        K("seed", "int", "shuffle seed of the split", default=0, min=0),
-    ), label="ident"),
-    BlockSchema("method.full", "train every parameter"),
-    BlockSchema("method.lora", "low-rank adaptation (PEFT LoRA)", keys=_LORA_KEYS),
-    BlockSchema("method.qlora", "LoRA over a 4-bit quantized base (bitsandbytes)", keys=(
-        K("r", "int", "the rank of the update matrices", default=16, min=1),
-        K("alpha", "number", "the scaling numerator: updates are scaled by alpha / r (default: 2·r)", min=1),
-        K("dropout", "fraction", "dropout on the adapter input", default=0.05, min=0, max=1, max_open=True),
-        *_LORA_KEYS[3:],
-    ), blocks=("quant",)),
-    BlockSchema("quant", "base-model quantization", keys=(
-        K("type", "enum", "quant type: qlora needs nf4 or fp4", default="nf4", enum=("nf4", "fp4", "int8", "int4")),
-        K("double_quant", "bool", "quantize the quantization constants too", default=True),
-        K("compute_dtype", "enum", "dtype of the matmuls", default="bf16", enum=("bf16", "fp16", "fp32")),
-    )),
-    BlockSchema("method.prefix", "prefix tuning (PEFT)", keys=(
-        K("virtual_tokens", "int", "virtual tokens prepended to every layer's keys and values", default=20, min=1),
-        K("projection", "bool", "reparameterise the prefix through an MLP", default=False),
-    )),
-    BlockSchema("method.prompt", "prompt tuning (PEFT)", keys=(
-        K("virtual_tokens", "int", "soft prompt length", default=8, min=1),
-        K("init", "special", "random (default) or text(\"...\"): initialise from a text's embeddings"),
-    )),
-    BlockSchema("method.adapter", "bottleneck adapter layers", keys=(
-        K("bottleneck", "int", "adapter hidden size", default=64, min=1),
-        K("placement", "enum_list", "after which sublayers", default=["attention", "ffn"], enum=("attention", "ffn")),
-        K("dropout", "fraction", "dropout inside the adapter", default=0.0, min=0, max=1, max_open=True),
-        K("activation", "enum", "adapter non-linearity", default="relu", enum=("relu", "gelu", "silu")),
-    )),
-    BlockSchema("method.ia3", "IA3: learned rescaling vectors (PEFT)", keys=(
-        K("targets", "ident_list", "module names or aliases to rescale"),
-        K("feedforward", "ident_list", "targets on the feed-forward path (scaled on their input)", default=[]),
-    )),
-    BlockSchema("train", "optimisation", keys=(
-        K("lr", "number", "peak learning rate", default=2e-4, min=0, min_open=True),
-        K("epochs", "number", "passes over the training set", default=1.0, min=0, min_open=True),
-        K("max_steps", "int", "stop after this many optimizer steps (instead of epochs)", min=1),
-        K("batch", "int", "examples per device per step", default=1, min=1),
-        K("grad_accum", "int", "micro-batches accumulated per optimizer step", default=1, min=1),
-        K("warmup", "steps_or_ratio", "warmup: 3% of the steps, or 100 steps", min=0),
-        K("schedule", "enum", "learning-rate schedule", default="linear",
-          enum=("linear", "cosine", "constant", "constant_with_warmup", "polynomial")),
-        K("precision", "enum", "training dtype", default="fp32", enum=("bf16", "fp16", "fp32")),
-        K("weight_decay", "number", "AdamW weight decay", default=0.0, min=0),
-        K("max_grad_norm", "number", "gradient clipping norm", default=1.0, min=0),
-        K("dropout", "fraction", "the base model's hidden dropout", min=0, max=1, max_open=True),
-        K("max_seq_len", "int", "tokens per example (longer rows are truncated)", default=1024, min=1,
-          unit="tokens"),
-        K("packing", "bool", "pack several short examples into one sequence", default=False),
-        K("gradient_checkpointing", "bool", "recompute activations in the backward pass", default=False),
-        K("seed", "int", "random seed", default=0, min=0),
-        K("deterministic", "bool", "deterministic kernels", default=False),
-        K("optimizer", "enum", "optimizer", default="adamw",
-          enum=("adamw", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "sgd", "adafactor")),
-        K("logging_steps", "int", "log every N steps", default=10, min=1),
-        K("save_steps", "int", "checkpoint every N steps (default: each epoch)", min=1),
-        K("save_total_limit", "int", "checkpoints kept", default=2, min=1),
-        K("template", "str", "chat template: a stdlib name (default: the card's, else the tokenizer's)"),
-        K("train_on", "enum", "which tokens carry the loss", default="assistant", enum=("assistant", "all")),
-    ), blocks=("early_stop",)),
-    BlockSchema("early_stop", "stop when a validation metric stops improving", keys=(
-        K("metric", "name", "val_loss or a computed metric", default="val_loss"),
-        K("patience", "int", "evaluations without improvement", default=2, min=1),
-        K("min_delta", "number", "smallest change that counts as improvement", default=0.0, min=0),
-    )),
-    BlockSchema("hardware", "where training runs (for the memory check and the launcher)", keys=(
-        K("gpu", "str", "a hardware catalog name, e.g. \"A100-40GB\""),
-        K("memory", "size", "memory per device (overrides the catalog)", unit="bytes", min=1),
-        K("count", "int", "devices per node", default=1, min=1),
-        K("nodes", "int", "machines", default=1, min=1),
-        K("strategy", "enum", "multi-device strategy", default="none", enum=("none", "ddp", "fsdp", "deepspeed")),
-        K("device", "enum", "device type", default="auto", enum=("auto", "cpu", "cuda")),
-    )),
-    BlockSchema("eval", "evaluation and gates", keys=(
-        K("every", "every", "epoch | end | N steps", default="epoch"),
-        K("metrics", "enum_list", "metrics computed on the validation set", default=["loss", "perplexity"],
-          enum=METRICS),
-        K("overfitting_patience", "int", "evaluations of rising val loss that count as overfitting", default=2,
-          min=1),
-        K("max_samples", "int", "cap on rows used for generation metrics", min=1),
-    ), blocks=("generation",), statements=("gate", "forgetting")),
-    BlockSchema("generation", "decoding for generation metrics", keys=(
-        K("max_new_tokens", "int", "tokens generated per example", default=64, min=1),
-        K("greedy", "bool", "greedy decoding", default=True),
-        K("temperature", "number", "sampling temperature", default=1.0, min=0, min_open=True),
-        K("top_p", "number", "nucleus sampling mass", default=1.0, min=0, max=1, min_open=True),
-    )),
-    BlockSchema("export", "what to do with the result", keys=(
-        K("merge", "bool", "merge the adapter into the base weights (lora, qlora, ia3)", default=False),
-    ), blocks=("register",)),
-    BlockSchema("register", "publish to a local registry after the gates pass", keys=(
-        K("registry", "str", "the registry directory, relative to the recipe", default="registry/"),
-        K("stage", "enum", "registry stage", default="staging", enum=("staging", "production", "archived")),
-    ), label="str"),
+    from_model("split", "hold out part of a dataset for validation", P.SplitPlan, label="ident"),
+    from_model("method.full", "train every parameter", P.FullMethod),
+    from_model("method.lora", "low-rank adaptation (PEFT LoRA)", P.LoraMethod),
+    from_model("method.qlora", "LoRA over a 4-bit quantized base (bitsandbytes)", P.QloraMethod),
+    from_model("quant", "base-model quantization", P.QuantSpec),
+    from_model("method.prefix", "prefix tuning (PEFT)", P.PrefixMethod),
+    from_model("method.prompt", "prompt tuning (PEFT)", P.PromptMethod),
+    from_model("method.adapter", "bottleneck adapter layers", P.AdapterMethod),
+    from_model("method.ia3", "IA3: learned rescaling vectors (PEFT)", P.Ia3Method),
+    from_model("train", "optimisation", P.TrainPlan),
+    from_model("early_stop", "stop when a validation metric stops improving", P.EarlyStop),
+    from_model("hardware", "where training runs (for the memory check and the launcher)", P.HardwarePlan),
+    from_model("eval", "evaluation and gates", P.EvalPlan, statements=("gate", "forgetting")),
+    from_model("generation", "decoding for generation metrics", P.GenerationSpec),
+    from_model("export", "what to do with the result", P.ExportPlan),
+    from_model("register", "publish to a local registry after the gates pass", P.RegistrySpec, label="str"),
+    # a model card is stdlib input, not a plan block: ModelPlan holds the derived dimensions
     BlockSchema("model_card", "a base model's dimensions", keys=(
         K("source", "special", "hf(\"org/name\"), local(\"dir\"), gguf(...) or local_package(\"pkg\", \"dir\")",
           required=True),
@@ -220,6 +248,12 @@ def block(name: str) -> BlockSchema | None:
 
 def method_block(kind: str) -> BlockSchema | None:
     return _BY_NAME.get(f"method.{kind}")
+
+
+def keys(name: str) -> list[KeySchema]:
+    """The keys of a block (type, default, range, unit, doc), e.g. keys("train"); [] for an unknown block."""
+    b = _BY_NAME.get(name)
+    return list(b.keys) if b else []
 
 
 def all_keys() -> list[tuple[str, KeySchema]]:

@@ -84,6 +84,12 @@ class TypedBlock:
         f = self.values.get(key)
         return f.node.span if f is not None else self.span
 
+    def plan_kwargs(self, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+        """plan field → value for every key written here that fills one plan field as typed (the keys a
+        binder interprets itself, `special` ones and those in `skip`, are left to it)."""
+        return {ks.field: self.values[ks.name].value for ks in self.schema.keys
+                if ks.field and ks.type != "special" and ks.name in self.values and ks.name not in skip}
+
 
 Params = dict[str, ast.Value]
 
