@@ -224,9 +224,10 @@ def _uri(path: str) -> str:
 
 
 def _rule_text(code: str, first_message: str) -> str:
-    from ftlang.syntax.parser import SYNTAX_CODES
+    from ftlang.codes import lookup
 
-    return SYNTAX_CODES.get(code, first_message)
+    declared = lookup(code)
+    return declared.title if declared is not None else first_message
 
 
 def _sarif(diags: list[Diagnostic]) -> dict:

@@ -78,7 +78,7 @@ def test_every_executor_code_is_explained():
     import re
     from pathlib import Path
 
-    from ftlang.semantic.rules import explain
+    from ftlang.codes import lookup as explain
 
     mine = ("load.py", "methods.py", "adapters.py", "train.py", "run.py", "faults.py", "launch.py", "checkpoint.py")
     backend = Path(__file__).resolve().parent.parent / "ftlang" / "backend"

@@ -41,7 +41,7 @@ def test_language_reference_documents_every_block_key():
 
 
 def test_diagnostics_reference_lists_every_explained_code():
-    from ftlang.semantic.rules import all_codes
+    from ftlang.codes import all_codes
 
     text = (REPO / "docs" / "diagnostics.md").read_text(encoding="utf-8")
     documented = set(re.findall(r"^### (FT\d{3}):", text, flags=re.M))

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from ftlang.codes import Stage, lookup
 from ftlang.source import SourceFile
 from ftlang.syntax import ast
-from ftlang.syntax.parser import SYNTAX_CODES, parse, parse_text
+from ftlang.syntax.parser import parse, parse_text
 
 CORPUS = sorted((Path(__file__).parent / "corpus").glob("*.ft"))
 
@@ -37,7 +38,7 @@ def err(text: str):
     assert module is None
     assert diags, "a syntax error must produce a diagnostic"
     for d in diags:
-        assert d.code in SYNTAX_CODES and d.span is not None and d.span.line >= 1 and d.help
+        assert lookup(d.code).stage is Stage.SYNTAX and d.span is not None and d.span.line >= 1 and d.help
     return diags
 
 

@@ -19,13 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _data_diags(plans) -> list:
-    try:
-        from ftlang.data.validate import check_plan_data
-    except ImportError:
-        from ftlang.diagnostics import info
+    from ftlang.data.validate import check_plan_data  # torch-free, but only --data needs it
 
-        return [info("FT699", "data validation is not available in this installation", None,
-                     "install ftlang with its data extras")]
     out = []
     for plan in plans:
         if plan is not None:

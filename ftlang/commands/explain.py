@@ -15,15 +15,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from ftlang.semantic.rules import all_codes, explain
+    from ftlang.codes import all_codes, lookup
 
     if args.list or not args.code:
-        for doc in all_codes(everything=True):
+        for doc in all_codes():
             print(f"{doc.code}  {doc.title}")
         return 0 if args.list else 2
-    doc = explain(args.code)
+    doc = lookup(args.code)
     if doc is None:
         print(f"ftlang: no explanation for {args.code!r}; `ftlang explain --list` shows the codes", file=sys.stderr)
         return 2
-    print(f"{doc.code}: {doc.title}\n\n{doc.explain}")
+    print(f"{doc.code}: {doc.title}  [{doc.severity.value}, {doc.stage.value}]\n\n{doc.explain}")
     return 0

@@ -73,7 +73,7 @@ def bind_method(ctx: RecipeContext, node: ast.Block) -> None:
             if isinstance(n, ast.Call) and n.name == "text" and len(n.args) == 1 and isinstance(n.args[0], ast.Str):
                 kw["init_text"] = n.args[0].value
             elif not (isinstance(n, ast.Ident) and n.name == "random"):
-                ctx.err("FT102", "`init` is `random` or text(\"...\")", n.span, 'e.g. init = text("Classify:")')
+                ctx.err("FT116", "`init` is `random` or text(\"...\")", n.span, 'e.g. init = text("Classify:")')
                 return
     elif kind == "ia3":
         targets = card.expand(tb.get("targets")) if (card and tb.has("targets")) else default_targets
@@ -221,7 +221,7 @@ def bind_task(ctx: RecipeContext, node: ast.Value) -> None:
                 return
             ctx.task = P.TaskSpec(kind="classify", labels=names)
             return
-        ctx.err("FT102", "classify(...) needs labels = [a, b, ...] (at least two)", node.span,
+        ctx.err("FT115", "classify(...) needs labels = [a, b, ...] (at least two)", node.span,
                 "e.g. task = classify(labels = [billing, bug, other])")
         ctx.task = P.TaskSpec(kind="classify")  # still a classifier: no follow-on task mismatch errors
         return
@@ -313,7 +313,7 @@ def assemble(ctx: RecipeContext) -> P.Plan | None:
             resources=resources_plan(ctx.card, ctx.method, ctx.train, ctx.hardware, ctx.task))
     except ValidationError as e:
         first = e.errors()[0]
-        ctx.err("FT102", f"invalid plan: {'.'.join(str(x) for x in first.get('loc', ()))}: {first.get('msg')}",
+        ctx.err("FT998", f"invalid plan: {'.'.join(str(x) for x in first.get('loc', ()))}: {first.get('msg')}",
                 ctx.bound.node.name_span, "this recipe passed the checks but not the plan schema; report it")
         return None
     ctx.plan = plan.seal()

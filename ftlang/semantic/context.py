@@ -166,7 +166,7 @@ def build_model(ctx: RecipeContext, model, kw: dict, span: Span):
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(x) for x in first.get("loc", ()))
-        ctx.err("FT102", f"invalid value for `{where}`: {first.get('msg')}", span, "see `ftlang schema` for the plan")
+        ctx.err("FT117", f"invalid value for `{where}`: {first.get('msg')}", span, "see `ftlang schema` for the plan")
         return None
 
 

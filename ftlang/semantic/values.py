@@ -252,7 +252,7 @@ def _convert(node: ast.Value, ks: KeySchema, params: Params) -> Any:
         if isinstance(node, ast.Int) and node.value >= 1:
             return node.value
         raise _type_error(ks, node, "epoch, end or a number of steps")
-    raise Problem(error("FT102", f"`{ks.name}` has an unknown type {t}", use_span))
+    raise Problem(error("FT998", f"`{ks.name}` has an unknown type {t}", use_span))
 
 
 def check_block(body: tuple[ast.Stmt, ...], schema: BlockSchema, span: Span, params: Params,

@@ -34,31 +34,6 @@ _MULTI_ERROR_CHARS = 200_000
 # Python refuses int() of more digits than this (sys.int_info.default_max_str_digits is 4300).
 _MAX_DIGITS = 4000
 
-SYNTAX_CODES: dict[str, str] = {
-    "FT001": "Unexpected token: the parser found something it cannot use at this point.",
-    "FT002": "Unterminated string: a string must close with \" on the line where it starts; "
-             "write \\n for a newline inside it.",
-    "FT003": "Unclosed bracket: a '{', '[' or '(' is never closed before the end of the file.",
-    "FT004": "Invalid character: recipes are made of names, numbers, strings, brackets and operators; "
-             "other characters are allowed only inside strings and comments.",
-    "FT005": "Invalid escape in a string: the escapes are \\\" \\\\ \\/ \\n \\t \\r \\b \\f and \\uXXXX.",
-    "FT006": "Number out of range: a number too large to represent (or with more than 4000 digits).",
-    "FT007": "Nesting too deep: blocks, lists, calls and expressions may nest at most 100 levels.",
-    "FT008": "File too large: a recipe file may hold at most 12 million characters.",
-    "FT009": "Positional argument after a keyword argument: write positional arguments first, f(x, key = v).",
-    "FT010": "Missing '=': a key and its value are written `key = value`.",
-    "FT011": "Missing value: a value (number, string, name, list or call) must follow '='.",
-    "FT012": "Unmatched closing bracket: a '}', ']' or ')' with no opening bracket before it.",
-    "FT013": "A data source must be a call such as jsonl(\"file.jsonl\") or hf_dataset(\"org/name\").",
-    "FT014": "Expected a statement: a block holds `key = value`, `name { ... }`, `data`, `dataset`, "
-             "`gate`, `forgetting` or `alias` statements.",
-    "FT015": "Expected a top-level item: a file holds `import`, `param`, `recipe` and `model_card`.",
-    "FT016": "Cannot read or write a file given to `ftlang fmt` (missing, unreadable, or a full disk).",
-    "FT017": "Not valid UTF-8: `ftlang fmt` leaves such a file untouched rather than replace its bytes.",
-    "FT018": "The formatter could not lay the file out without changing its meaning or comments; the file is "
-             "left as it is (a formatter bug: please report it).",
-}
-
 
 # ---------------------------------------------------------------------------- the Lark parser
 

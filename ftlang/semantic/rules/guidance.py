@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ftlang.diagnostics import Diagnostic, warning
-from ftlang.semantic.rules import rule
+from ftlang.semantic.rules.registry import rule
 
 if TYPE_CHECKING:
     from ftlang.semantic.build import RecipeContext
@@ -18,10 +18,7 @@ MIN_ROWS, MAX_ROWS = 1_000, 100_000
 _ROWS_CACHE: dict[tuple[str, int, int], int | None] = {}
 
 
-@rule("FT401", "learning rate outside the method's typical range", explain="""
-Typical peak learning rates: full fine-tuning 1e-5..5e-5, LoRA 1e-4..3e-4, QLoRA 2e-4..5e-4.
-Far outside them training tends to diverge (too high) or barely move (too low). A warning: small
-models and tiny datasets often want more; suppress with `# ftlang: ignore[FT401]`.""")
+@rule("FT401")
 def lr_range(ctx: RecipeContext) -> Iterator[Diagnostic]:
     rng = LR_RANGES.get(ctx.method_kind or "")
     tb = ctx.blocks.get("train")
@@ -33,9 +30,7 @@ def lr_range(ctx: RecipeContext) -> Iterator[Diagnostic]:
                       tb.span_of("lr"), f"try lr = {rng[0]:g}..{rng[1]:g} for {ctx.method_kind}")
 
 
-@rule("FT402", "alpha is not 2·r", explain="""
-LoRA scales its update by alpha / r; alpha = 2·r (scale 2) is the common default that keeps the
-effective step size stable when r changes. Another ratio is legal but worth a second look.""")
+@rule("FT402")
 def alpha_ratio(ctx: RecipeContext) -> Iterator[Diagnostic]:
     m = ctx.method
     if ctx.method_kind not in ("lora", "qlora") or m is None:
@@ -46,9 +41,7 @@ def alpha_ratio(ctx: RecipeContext) -> Iterator[Diagnostic]:
                       tb.span_of("alpha") if tb.has("alpha") else tb.span_of("r"), f"set alpha = {2 * m.r}")
 
 
-@rule("FT403", "LoRA rank outside 4..128", explain="""
-Ranks below 4 rarely have the capacity to learn a task; above 128 LoRA approaches full fine-tuning
-in memory without its benefits. Both are legal.""")
+@rule("FT403")
 def rank_range(ctx: RecipeContext) -> Iterator[Diagnostic]:
     m = ctx.method
     if ctx.method_kind in ("lora", "qlora") and m is not None and not 4 <= m.r <= 128:
@@ -97,10 +90,7 @@ def _train_source(ctx: RecipeContext):
     return ctx.data.get(name)
 
 
-@rule("FT404", "training set very small or very large", explain="""
-Under 1,000 rows a fine-tune often memorises rather than generalises; over 100,000 rows training
-is long and a sample or fewer epochs may do. Counted cheaply from the lines of local jsonl/csv
-files (before pipeline steps); other sources are not counted.""")
+@rule("FT404")
 def train_rows(ctx: RecipeContext) -> Iterator[Diagnostic]:
     src = _train_source(ctx)
     if src is None or src.path is None:
@@ -118,18 +108,14 @@ def train_rows(ctx: RecipeContext) -> Iterator[Diagnostic]:
                       "over 100,000 rows: consider sample(n = ...) or fewer epochs")
 
 
-@rule("FT405", "no validation set", explain="""
-Without a validation set there is no val loss: no early stopping, no overfitting verdict, no
-honest gate. Add `split train { validation = 5% }` or a `dataset validation = ...`.""")
+@rule("FT405")
 def has_validation(ctx: RecipeContext) -> Iterator[Diagnostic]:
     if "split" not in ctx.block_nodes and "validation" not in ctx.dataset_nodes:
         yield warning("FT405", f"recipe `{ctx.name}` has no validation set", ctx.bound.node.name_span,
                       "add split train { validation = 5% } or dataset validation = ...")
 
 
-@rule("FT406", "no gate", explain="""
-A gate (`eval { gate rouge_l >= 0.35 }`) stops a worse model from being exported and registered.
-Without one every run is published.""")
+@rule("FT406")
 def has_gate(ctx: RecipeContext) -> Iterator[Diagnostic]:
     if not ctx.gate_nodes:
         node = ctx.block_nodes.get("eval")
@@ -137,9 +123,7 @@ def has_gate(ctx: RecipeContext) -> Iterator[Diagnostic]:
                       "add e.g. eval { gate perplexity < 20 }")
 
 
-@rule("FT407", "trust_remote_code", explain="""
-`trust_remote_code = true` runs Python code from the model repository when the model loads: only
-for repositories you trust, pinned to a revision.""")
+@rule("FT407")
 def remote_code(ctx: RecipeContext) -> Iterator[Diagnostic]:
     top = ctx.top
     if top is not None and top.get("trust_remote_code"):
@@ -150,9 +134,7 @@ def remote_code(ctx: RecipeContext) -> Iterator[Diagnostic]:
                       "pin the model with revision = \"<commit>\" and review its code")
 
 
-@rule("FT408", "max_seq_len beyond the model's context", explain="""
-`train { max_seq_len = N }` longer than the model card's max_position (max_position_embeddings):
-positions past it were never trained and may be out of range for learned position embeddings.""")
+@rule("FT408")
 def seq_len_context(ctx: RecipeContext) -> Iterator[Diagnostic]:
     tb = ctx.blocks.get("train")
     card = ctx.card

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ftlang.diagnostics import Diagnostic, error
-from ftlang.semantic.rules import rule
+from ftlang.semantic.rules.registry import rule
 from ftlang.semantic.values import did_you_mean
 from ftlang.syntax import ast
 
@@ -14,10 +14,7 @@ if TYPE_CHECKING:
     from ftlang.semantic.build import RecipeContext
 
 
-@rule("FT301", "qlora needs a 4-bit quant type", explain="""
-QLoRA trains LoRA adapters over a base model quantized to 4 bits (bitsandbytes NF4 or FP4).
-`quant { type = int8 }` is 8-bit quantization, which QLoRA does not use: write `type = nf4`
-(recommended) or `fp4`.""")
+@rule("FT301")
 def qlora_quant(ctx: RecipeContext) -> Iterator[Diagnostic]:
     if ctx.method_kind != "qlora":
         return
@@ -34,10 +31,7 @@ def _target_nodes(tb, key: str) -> list[ast.Value]:
     return list(f.node.items) if isinstance(f.node, ast.ListValue) else [f.node]
 
 
-@rule("FT209", "target module not in the model card", explain="""
-LoRA, QLoRA and IA3 targets are module leaf names from the model card (`modules = [...]`) or the
-card's aliases (`attention`, `mlp`, `all_linear`). A name the card does not list would match no
-layer and PEFT would fail at run time; the checker reports it with the nearest name.""")
+@rule("FT209")
 def targets_exist(ctx: RecipeContext) -> Iterator[Diagnostic]:
     tb = ctx.blocks.get("method")
     card = ctx.card
@@ -55,9 +49,7 @@ def targets_exist(ctx: RecipeContext) -> Iterator[Diagnostic]:
                             f"modules: {', '.join(card.modules)}; aliases: {', '.join(card.aliases)}")
 
 
-@rule("FT306", "ia3 feedforward modules must be targets", explain="""
-IA3's `feedforward` lists which of its `targets` sit on the feed-forward path (their input is
-rescaled instead of their output). PEFT requires every feedforward module to also be a target.""")
+@rule("FT306")
 def ia3_feedforward(ctx: RecipeContext) -> Iterator[Diagnostic]:
     m = ctx.method
     if ctx.method_kind != "ia3" or m is None:
@@ -69,10 +61,7 @@ def ia3_feedforward(ctx: RecipeContext) -> Iterator[Diagnostic]:
                     "add them to targets, or remove them from feedforward")
 
 
-@rule("FT302", "merge refused for prefix, prompt and adapter methods", explain="""
-Merging folds trained weights into the base model. LoRA, QLoRA and IA3 updates are linear and merge
-exactly; prefix tuning, prompt tuning and bottleneck adapters add tokens or layers that have no
-place in the base weights, so `export { merge = true }` is refused for them.""")
+@rule("FT302")
 def merge_refused(ctx: RecipeContext) -> Iterator[Diagnostic]:
     ex = ctx.blocks.get("export")
     if ex is not None and ex.get("merge") and ctx.method_kind in ("prefix", "prompt", "adapter"):
@@ -80,10 +69,7 @@ def merge_refused(ctx: RecipeContext) -> Iterator[Diagnostic]:
                     "set merge = false (the adapter is exported on its own), or use lora / qlora / ia3")
 
 
-@rule("FT303", "packing and gradient checkpointing refused with prefix/prompt tuning", explain="""
-Prefix and prompt tuning prepend virtual tokens to every sequence: packing several examples into one
-sequence would let them share one prefix and break the attention layout, and PEFT's prompt
-learning does not support gradient checkpointing of the base model.""")
+@rule("FT303")
 def prompt_learning_train(ctx: RecipeContext) -> Iterator[Diagnostic]:
     tb = ctx.blocks.get("train")
     if tb is None or ctx.method_kind not in ("prefix", "prompt"):
@@ -94,9 +80,7 @@ def prompt_learning_train(ctx: RecipeContext) -> Iterator[Diagnostic]:
                         f"set {key} = false, or use lora")
 
 
-@rule("FT304", "epochs and max_steps both set", explain="""
-Training stops after `epochs` passes or after `max_steps` optimizer steps; giving both leaves it
-unclear which one is meant. Keep one.""")
+@rule("FT304")
 def epochs_or_steps(ctx: RecipeContext) -> Iterator[Diagnostic]:
     tb = ctx.blocks.get("train")
     if tb is not None and tb.has("epochs") and tb.has("max_steps"):
@@ -104,9 +88,7 @@ def epochs_or_steps(ctx: RecipeContext) -> Iterator[Diagnostic]:
                     "keep one: epochs = N passes, or max_steps = N optimizer steps")
 
 
-@rule("FT305", "bf16 on a GPU without bf16", explain="""
-bfloat16 needs an Ampere or newer GPU. The hardware catalog marks which ones (a T4 does not):
-use `precision = fp16` (and `compute_dtype = fp16` for qlora) there.""")
+@rule("FT305")
 def bf16_support(ctx: RecipeContext) -> Iterator[Diagnostic]:
     if ctx.gpu is None or ctx.gpu.get("bf16", True):
         return

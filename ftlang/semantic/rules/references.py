@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from ftlang.diagnostics import Diagnostic, error
 from ftlang.semantic.datasets import GATE_NAMES
 from ftlang.semantic.paths import is_file
-from ftlang.semantic.rules import rule
+from ftlang.semantic.rules.registry import rule
 from ftlang.semantic.values import did_you_mean
 from ftlang.syntax import ast
 
@@ -39,10 +39,7 @@ def available_names(ctx: RecipeContext) -> list[str]:
     return out
 
 
-@rule("FT210", "gate on a metric that is not computed", explain="""
-A gate reads metrics from the evaluation: every name in a gate must be one of `eval.metrics`
-(loss is always computed), `overfitting`, or `forgetting` (with `forgetting on NAME`). Add the
-metric to `metrics = [...]` or change the gate.""")
+@rule("FT210")
 def gate_metrics(ctx: RecipeContext) -> Iterator[Diagnostic]:
     names = available_names(ctx)
     for gate in ctx.gate_nodes:
@@ -60,8 +57,7 @@ def gate_metrics(ctx: RecipeContext) -> Iterator[Diagnostic]:
                         f"add {ident.name} to eval {{ metrics = [...] }} (computed now: {computed})")
 
 
-@rule("FT215", "no train dataset", explain="""
-A recipe trains on the dataset named `train`: declare it with `dataset train = SOURCE | steps...`.""")
+@rule("FT215")
 def train_dataset(ctx: RecipeContext) -> Iterator[Diagnostic]:
     if "train" not in ctx.dataset_nodes and ctx.data_nodes:
         yield error("FT215", f"recipe `{ctx.name}` has no `dataset train`", ctx.bound.node.name_span,
@@ -71,18 +67,14 @@ def train_dataset(ctx: RecipeContext) -> Iterator[Diagnostic]:
                     'add `data d = jsonl("data/train.jsonl")` and `dataset train = d`')
 
 
-@rule("FT216", "validation dataset and split both given", explain="""
-The evaluation set is either a `dataset validation = ...` or a `split train { validation = N% }`,
-not both: which one the gates judge would be ambiguous.""")
+@rule("FT216")
 def validation_once(ctx: RecipeContext) -> Iterator[Diagnostic]:
     if "validation" in ctx.dataset_nodes and "split" in ctx.block_nodes:
         yield error("FT216", "a recipe has a `validation` dataset or a `split`, not both",
                     ctx.block_nodes["split"].kind_span, "remove the split, or the validation dataset")
 
 
-@rule("FT217", "early stopping on an unknown metric", explain="""
-`early_stop { metric = ... }` watches val_loss or one of the computed eval metrics on the
-validation set, so it needs one (a split or a `validation` dataset).""")
+@rule("FT217")
 def early_stop_metric(ctx: RecipeContext) -> Iterator[Diagnostic]:
     tb = ctx.blocks.get("train")
     es = tb.blocks.get("early_stop") if tb else None
@@ -107,10 +99,7 @@ TASK_METRICS = {
 }
 
 
-@rule("FT218", "metric not available for the task", explain="""
-A causal language model is judged by loss, perplexity and generation metrics (bleu, rouge_1,
-rouge_2, rouge_l, exact_match); a classifier (`task = classify(labels = [...])`) by loss, accuracy
-and f1. A metric of the other task cannot be computed.""")
+@rule("FT218")
 def metrics_for_task(ctx: RecipeContext) -> Iterator[Diagnostic]:
     tb = ctx.blocks.get("eval")
     if tb is None or not tb.has("metrics"):
@@ -125,9 +114,7 @@ def metrics_for_task(ctx: RecipeContext) -> Iterator[Diagnostic]:
                         f"{ctx.task.kind} metrics: {', '.join(allowed)}")
 
 
-@rule("FT219", "data format does not fit the task", explain="""
-A classifier trains on rows with a text and a label (`format = classification`); a causal LM on
-instruction, chat or completion rows. The train dataset's source format must fit the task.""")
+@rule("FT219")
 def format_for_task(ctx: RecipeContext) -> Iterator[Diagnostic]:
     classify = ctx.task.kind == "classify"
     for name, src in ctx.data.items():
@@ -143,9 +130,7 @@ def format_for_task(ctx: RecipeContext) -> Iterator[Diagnostic]:
                         decl.name_span, "add task = classify(labels = [...]) to the recipe, or use another format")
 
 
-@rule("FT220", "unknown chat template", explain="""
-`train { template = "NAME" }` (or a model card's `template`) names a chat template shipped in
-stdlib/templates/NAME.jinja. Leave it out to use the tokenizer's own chat template.""")
+@rule("FT220")
 def template_exists(ctx: RecipeContext) -> Iterator[Diagnostic]:
     from ftlang.resources import stdlib_dir
 
@@ -178,9 +163,7 @@ def _compares(node: ast.Value) -> Iterator[ast.Compare]:
         yield from _compares(node.operand)
 
 
-@rule("FT409", "gate threshold outside the metric's range", explain="""
-BLEU, ROUGE, exact match, accuracy and F1 are fractions in [0, 1] (write 0.35 or 35%). A gate such
-as `rouge_l >= 35` can never pass; `accuracy < 2` always passes.""")
+@rule("FT409")
 def gate_range(ctx: RecipeContext) -> Iterator[Diagnostic]:
     from ftlang.diagnostics import warning
 
@@ -196,9 +179,7 @@ def gate_range(ctx: RecipeContext) -> Iterator[Diagnostic]:
                                       if 1 < const.value <= 100 else "use a threshold between 0 and 1")
 
 
-@rule("FT307", "packing refused for classification", explain="""
-Packing joins several examples into one sequence; a sequence classifier predicts one label per
-sequence, so packed examples would share a label. Set `packing = false` for classify tasks.""")
+@rule("FT307")
 def classify_packing(ctx: RecipeContext) -> Iterator[Diagnostic]:
     tb = ctx.blocks.get("train")
     if ctx.task.kind == "classify" and tb is not None and tb.get("packing"):

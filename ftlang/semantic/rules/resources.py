@@ -7,18 +7,13 @@ from typing import TYPE_CHECKING
 
 from ftlang.diagnostics import Diagnostic, error
 from ftlang.semantic.resources import estimate, human_bytes
-from ftlang.semantic.rules import rule
+from ftlang.semantic.rules.registry import rule
 
 if TYPE_CHECKING:
     from ftlang.semantic.build import RecipeContext
 
 
-@rule("FT501", "estimated memory exceeds the declared hardware", explain="""
-The checker estimates the peak GPU memory per device from the model card, the method, the batch and
-the sequence length (weights, gradients, optimizer state, activations, logits; the formulas are in
-ftlang/semantic/resources.py) and compares it with `hardware { gpu = ... }` or `memory = ...`.
-Remedies, roughly by effect: method qlora (4-bit base), gradient_checkpointing = true, a smaller
-batch (with more grad_accum) or max_seq_len, fsdp across devices, or a bigger GPU.""")
+@rule("FT501")
 def memory_fits(ctx: RecipeContext) -> Iterator[Diagnostic]:
     hw = ctx.hardware
     if hw.memory_bytes is None or ctx.card is None or ctx.method is None or ctx.train is None:

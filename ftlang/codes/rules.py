@@ -1,0 +1,103 @@
+"""The codes of the checker's rules; each rule is registered with `@rule(CODE)` in ftlang/semantic/rules/."""
+
+from __future__ import annotations
+
+from ftlang.codes.model import Code, Stage
+from ftlang.diagnostics import Severity
+
+CODES: tuple[Code, ...] = (
+    Code("FT209", Stage.RULES, "target module not in the model card",
+         "LoRA, QLoRA and IA3 targets are module leaf names from the model card (`modules = [...]`) or the "
+         "card's aliases (`attention`, `mlp`, `all_linear`). A name the card does not list would match no "
+         "layer and PEFT would fail at run time; the checker reports it with the nearest name."),
+    Code("FT210", Stage.RULES, "gate on a metric that is not computed",
+         "A gate reads metrics from the evaluation: every name in a gate must be one of `eval.metrics` (loss "
+         "is always computed), `overfitting`, or `forgetting` (with `forgetting on NAME`). Add the metric to "
+         "`metrics = [...]` or change the gate."),
+    Code("FT215", Stage.RULES, "no train dataset",
+         "A recipe trains on the dataset named `train`: declare it with `dataset train = SOURCE | steps...`."),
+    Code("FT216", Stage.RULES, "validation dataset and split both given",
+         "The evaluation set is either a `dataset validation = ...` or a `split train { validation = N% }`, "
+         "not both: which one the gates judge would be ambiguous."),
+    Code("FT217", Stage.RULES, "early stopping on an unknown metric",
+         "`early_stop { metric = ... }` watches val_loss or one of the computed eval metrics on the validation "
+         "set, so it needs one (a split or a `validation` dataset)."),
+    Code("FT218", Stage.RULES, "metric not available for the task",
+         "A causal language model is judged by loss, perplexity and generation metrics (bleu, rouge_1, "
+         "rouge_2, rouge_l, exact_match); a classifier (`task = classify(labels = [...])`) by loss, accuracy "
+         "and f1. A metric of the other task cannot be computed."),
+    Code("FT219", Stage.RULES, "data format does not fit the task",
+         "A classifier trains on rows with a text and a label (`format = classification`); a causal LM on "
+         "instruction, chat or completion rows. The train dataset's source format must fit the task."),
+    Code("FT220", Stage.RULES, "unknown chat template",
+         "`train { template = \"NAME\" }` (or a model card's `template`) names a chat template shipped in "
+         "stdlib/templates/NAME.jinja. Leave it out to use the tokenizer's own chat template."),
+    Code("FT301", Stage.RULES, "qlora needs a 4-bit quant type",
+         "QLoRA trains LoRA adapters over a base model quantized to 4 bits (bitsandbytes NF4 or FP4). `quant { "
+         "type = int8 }` is 8-bit quantization, which QLoRA does not use: write `type = nf4` (recommended) or "
+         "`fp4`."),
+    Code("FT302", Stage.RULES, "merge refused for prefix, prompt and adapter methods",
+         "Merging folds trained weights into the base model. LoRA, QLoRA and IA3 updates are linear and merge "
+         "exactly; prefix tuning, prompt tuning and bottleneck adapters add tokens or layers that have no "
+         "place in the base weights, so `export { merge = true }` is refused for them."),
+    Code("FT303", Stage.RULES, "packing and gradient checkpointing refused with prefix/prompt tuning",
+         "Prefix and prompt tuning prepend virtual tokens to every sequence: packing several examples into one "
+         "sequence would let them share one prefix and break the attention layout, and PEFT's prompt learning "
+         "does not support gradient checkpointing of the base model."),
+    Code("FT304", Stage.RULES, "epochs and max_steps both set",
+         "Training stops after `epochs` passes or after `max_steps` optimizer steps; giving both leaves it "
+         "unclear which one is meant. Keep one."),
+    Code("FT305", Stage.RULES, "bf16 on a GPU without bf16",
+         "bfloat16 needs an Ampere or newer GPU. The hardware catalog marks which ones (a T4 does not): use "
+         "`precision = fp16` (and `compute_dtype = fp16` for qlora) there."),
+    Code("FT306", Stage.RULES, "ia3 feedforward modules must be targets",
+         "IA3's `feedforward` lists which of its `targets` sit on the feed-forward path (their input is "
+         "rescaled instead of their output). PEFT requires every feedforward module to also be a target."),
+    Code("FT307", Stage.RULES, "packing refused for classification",
+         "Packing joins several examples into one sequence; a sequence classifier predicts one label per "
+         "sequence, so packed examples would share a label. Set `packing = false` for classify tasks."),
+    Code("FT401", Stage.RULES, "learning rate outside the method's typical range",
+         "Typical peak learning rates: full fine-tuning 1e-5..5e-5, LoRA 1e-4..3e-4, QLoRA 2e-4..5e-4. Far "
+         "outside them training tends to diverge (too high) or barely move (too low). A warning: small models "
+         "and tiny datasets often want more; suppress with `# ftlang: ignore[FT401]`.",
+         severity=Severity.WARNING),
+    Code("FT402", Stage.RULES, "alpha is not 2·r",
+         "LoRA scales its update by alpha / r; alpha = 2·r (scale 2) is the common default that keeps the "
+         "effective step size stable when r changes. Another ratio is legal but worth a second look.",
+         severity=Severity.WARNING),
+    Code("FT403", Stage.RULES, "LoRA rank outside 4..128",
+         "Ranks below 4 rarely have the capacity to learn a task; above 128 LoRA approaches full fine-tuning "
+         "in memory without its benefits. Both are legal.",
+         severity=Severity.WARNING),
+    Code("FT404", Stage.RULES, "training set very small or very large",
+         "Under 1,000 rows a fine-tune often memorises rather than generalises; over 100,000 rows training is "
+         "long and a sample or fewer epochs may do. Counted cheaply from the lines of local jsonl/csv files "
+         "(before pipeline steps); other sources are not counted.",
+         severity=Severity.WARNING),
+    Code("FT405", Stage.RULES, "no validation set",
+         "Without a validation set there is no val loss: no early stopping, no overfitting verdict, no honest "
+         "gate. Add `split train { validation = 5% }` or a `dataset validation = ...`.",
+         severity=Severity.WARNING),
+    Code("FT406", Stage.RULES, "no gate",
+         "A gate (`eval { gate rouge_l >= 0.35 }`) stops a worse model from being exported and registered. "
+         "Without one every run is published.",
+         severity=Severity.WARNING),
+    Code("FT407", Stage.RULES, "trust_remote_code",
+         "`trust_remote_code = true` runs Python code from the model repository when the model loads: only for "
+         "repositories you trust, pinned to a revision.",
+         severity=Severity.WARNING),
+    Code("FT408", Stage.RULES, "max_seq_len beyond the model's context",
+         "`train { max_seq_len = N }` longer than the model card's max_position (max_position_embeddings): "
+         "positions past it were never trained and may be out of range for learned position embeddings.",
+         severity=Severity.WARNING),
+    Code("FT409", Stage.RULES, "gate threshold outside the metric's range",
+         "BLEU, ROUGE, exact match, accuracy and F1 are fractions in [0, 1] (write 0.35 or 35%). A gate such "
+         "as `rouge_l >= 35` can never pass; `accuracy < 2` always passes.",
+         severity=Severity.WARNING),
+    Code("FT501", Stage.RULES, "estimated memory exceeds the declared hardware",
+         "The checker estimates the peak GPU memory per device from the model card, the method, the batch and "
+         "the sequence length (weights, gradients, optimizer state, activations, logits; the formulas are in "
+         "ftlang/semantic/resources.py) and compares it with `hardware { gpu = ... }` or `memory = ...`. "
+         "Remedies, roughly by effect: method qlora (4-bit base), gradient_checkpointing = true, a smaller "
+         "batch (with more grad_accum) or max_seq_len, fsdp across devices, or a bigger GPU."),
+)
