@@ -153,7 +153,8 @@ def test_cache_hits_when_unchanged_and_misses_on_any_change(project, tok):
     assert not first.cache_hit and again.cache_hit and again.cache_key == first.cache_key
     assert again.train == first.train and again.validation == first.validation
     assert again.validation_rows == first.validation_rows
-    assert (project / ".ftlang-cache" / "data" / first.cache_key / "tokens.safetensors").is_file()
+    entry = project / ".ftlang-cache" / "data" / first.cache_key
+    assert (entry / "train.arrow").is_file() and (entry / "validation.arrow").is_file()
     changes = [
         make_plan(project, train={"max_seq_len": 512}),
         make_plan(project, train={"template": "chatml"}),

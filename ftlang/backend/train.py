@@ -312,7 +312,7 @@ def build_trainer(plan: Plan, prepared: Any, model: Any, tokenizer: Any, run_dir
     FtlangTrainer, CheckpointCallback, MetricsCallback = _build_trainer_classes()
     result = TrainResult()
     trainer = FtlangTrainer(
-        model=model, args=args, train_dataset=list(prepared.train), eval_dataset=validation or None,
+        model=model, args=args, train_dataset=prepared.train, eval_dataset=validation or None,
         data_collator=prepared.collator(), processing_class=tokenizer,
     )
     trainer.remove_callback(PrinterCallback)

@@ -1,10 +1,11 @@
-"""The prepared-data cache: a key over everything that changes the tokens, entries as safetensors + JSON.
+"""The prepared-data cache: a key over everything that changes the tokens, entries as Arrow files + JSON.
 
 Key = sha256 over: the cache format version, every source's spec and the sha256 of its bytes (hf: name,
 revision and dataset fingerprint), every pipeline step, the split, the tokenizer identity (name_or_path,
 class, vocab hash, special tokens, chat template), the template, train_on, max_seq_len, packing, the
-task, and the files of local augmentation models. An entry is a directory written under a temporary name and renamed into place: never half written.
-No pickle: token lists are flat int arrays with row offsets in one safetensors file.
+task, and the files of local augmentation models. An entry is a directory written under a temporary name
+and renamed into place: never half written. No pickle: tokenized tables are Arrow IPC files (tables.py),
+read back memory-mapped; meta.json holds the stats and the file of each table.
 """
 
 from __future__ import annotations
@@ -13,17 +14,13 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Sequence
-from itertools import chain
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from ftlang.atomic import write_lines
 from ftlang.plan import Plan, _strip
 
-FORMAT_VERSION = "ftlang-data-1"
+FORMAT_VERSION = "ftlang-data-2"  # 2: Arrow IPC tables
 
 
 def tokenizer_identity(tokenizer) -> dict:
@@ -77,92 +74,24 @@ def cache_key(plan: Plan, fingerprints: dict[str, str], tokenizer_id: dict, temp
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-# ---------------------------------------------------------------------------- rows ⇄ flat arrays
+# ---------------------------------------------------------------------------- entries
 
 
-def _flatten(name: str, rows: list[dict], out: dict[str, np.ndarray], skip: frozenset = frozenset()) -> list[str]:
-    keys = sorted(k for k in rows[0] if k not in skip) if rows else []
-    out[f"{name}/__count"] = np.asarray([len(rows)], dtype=np.int64)
-    for k in keys:
-        first = rows[0][k]
-        if isinstance(first, (list, tuple)):
-            lens = np.fromiter((len(r[k]) for r in rows), dtype=np.int64, count=len(rows))
-            flat = np.fromiter(chain.from_iterable(r[k] for r in rows), dtype=np.int64, count=int(lens.sum()))
-            out[f"{name}/{k}"] = flat.astype(np.int32) if flat.size == 0 or abs(flat).max() < 2**31 else flat
-            out[f"{name}/{k}.lens"] = lens
-        else:
-            out[f"{name}/{k}"] = np.asarray([r[k] for r in rows], dtype=np.int64)
-    return keys
-
-
-class FlatRows(Sequence):
-    """Tokenized rows read back from a cache entry: flat arrays, a row materialized (as a dict of
-    lists) only when it is accessed, so a cache hit costs the file read, not a Python list per token.
-    Compares equal to a list of the same dicts."""
-
-    def __init__(self, count: int, columns: dict[str, tuple[np.ndarray, np.ndarray | None]],
-                 ones: frozenset = frozenset()):
-        self._count = count
-        self._columns = columns  # key → (values, row offsets or None for one value per row)
-        self._ones = ones  # keys rebuilt as [1] * len(input_ids), e.g. attention_mask
-
-    def __len__(self) -> int:
-        return self._count
-
-    def _row(self, i: int) -> dict:
-        row: dict[str, Any] = {}
-        for k, (values, offs) in self._columns.items():
-            row[k] = values[offs[i]:offs[i + 1]].tolist() if offs is not None else values[i].item()
-        for k in self._ones:
-            row[k] = [1] * len(row["input_ids"])
-        return row
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self._row(j) for j in range(*i.indices(self._count))]
-        if i < 0:
-            i += self._count
-        if not 0 <= i < self._count:
-            raise IndexError(i)
-        return self._row(i)
-
-    def __eq__(self, other) -> bool:
-        if not isinstance(other, (list, tuple, FlatRows)) or len(other) != len(self):
-            return False
-        return all(a == b for a, b in zip(self, other, strict=True))
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"FlatRows({self._count} rows, keys {sorted(self._columns) + sorted(self._ones)})"
-
-
-def _unflatten(name: str, keys: list[str], arrays: dict[str, np.ndarray], ones: frozenset = frozenset()) -> FlatRows:
-    count = int(arrays[f"{name}/__count"][0])
-    columns: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
-    for k in keys:
-        lens = arrays.get(f"{name}/{k}.lens")
-        offs = np.concatenate([[0], np.cumsum(lens)]) if lens is not None else None
-        columns[k] = (arrays[f"{name}/{k}"], offs)
-    return FlatRows(count, columns, ones if "input_ids" in keys and "position_ids" not in keys else frozenset())
-
-
-def store(cache_dir: Path, key: str, tables: dict[str, list[dict]], meta: dict[str, Any],
-          quarantine: list[dict], skip: frozenset = frozenset()) -> Path:
-    """Write an entry; `skip` names row keys not stored (rebuilt on load, e.g. attention_mask)."""
-    from safetensors.numpy import save_file
-
+def begin(cache_dir: Path, key: str) -> Path:
+    """A fresh temporary entry directory; the data stage writes its tables into it, then commit()."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    final = cache_dir / key
     tmp = cache_dir / f".{key}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    arrays: dict[str, np.ndarray] = {}
-    layout = {name: _flatten(name, rows, arrays, skip) for name, rows in tables.items()}
-    save_file(arrays, str(tmp / "tokens.safetensors"))
-    (tmp / "meta.json").write_text(json.dumps({**meta, "layout": layout}, ensure_ascii=False), encoding="utf-8")
+    return tmp
+
+
+def commit(tmp: Path, cache_dir: Path, key: str, meta: dict[str, Any], quarantine: list[dict]) -> Path:
+    """Finish an entry (meta.json, quarantine.jsonl) and rename it into place, never half written."""
+    (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
     if quarantine:
         write_quarantine(tmp / "quarantine.jsonl", quarantine)
+    final = cache_dir / key
     if final.exists():
         shutil.rmtree(final, ignore_errors=True)
     try:
@@ -172,20 +101,16 @@ def store(cache_dir: Path, key: str, tables: dict[str, list[dict]], meta: dict[s
     return final
 
 
-def load(cache_dir: Path, key: str, ones: frozenset = frozenset()) -> tuple[dict[str, FlatRows], dict[str, Any]] | None:
-    """An entry's tables (lazy FlatRows; `ones` names the keys store() skipped, rebuilt as [1] * n)."""
+def load(cache_dir: Path, key: str) -> tuple[dict[str, Any], Path] | None:
+    """An entry's meta and directory, or None (missing or damaged: a miss, then overwritten)."""
     entry = cache_dir / key
-    if not (entry / "meta.json").is_file() or not (entry / "tokens.safetensors").is_file():
-        return None
-    from safetensors.numpy import load_file
-
     try:
         meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
-        arrays = load_file(str(entry / "tokens.safetensors"))
-        tables = {name: _unflatten(name, keys, arrays, ones) for name, keys in meta.pop("layout").items()}
-    except (OSError, ValueError, KeyError):  # a damaged entry is a miss, then overwritten
+    except (OSError, ValueError):
         return None
-    return tables, meta
+    if not all((entry / f).is_file() for f in meta.get("files", {}).values()):
+        return None
+    return meta, entry
 
 
 def write_quarantine(path: Path, rows: list[dict]) -> Path:

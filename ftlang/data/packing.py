@@ -11,16 +11,17 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 
-IGNORE = -100
+from ftlang.data.tables import IGNORE, rows_equal
 
 
-def pack_rows(rows: Sequence[dict], max_len: int) -> list[dict]:
-    """Bins of rows, each {"input_ids", "labels", "position_ids", "seq_lens"} (best-fit decreasing)."""
-    order = sorted(range(len(rows)), key=lambda i: (-len(rows[i]["input_ids"]), i))
+def pack_bins(lengths: Sequence[int], max_len: int) -> list[list[int]]:
+    """Row indexes per bin (best-fit decreasing; members in row order). Needs only the lengths, so it
+    runs on memory-mapped tables and never touches a token."""
+    order = sorted(range(len(lengths)), key=lambda i: (-int(lengths[i]), i))
     bins: list[list[int]] = []
     free: list[tuple[int, int]] = []  # (room left, bin index), sorted
     for i in order:
-        n = len(rows[i]["input_ids"])
+        n = int(lengths[i])
         at = bisect.bisect_left(free, (n, -1))
         if at < len(free):
             room, b = free.pop(at)
@@ -29,23 +30,58 @@ def pack_rows(rows: Sequence[dict], max_len: int) -> list[dict]:
         else:
             bins.append([i])
             bisect.insort(free, (max_len - n, len(bins) - 1))
-    packed = []
-    for members in bins:
+    return [sorted(members) for members in bins]
+
+
+class PackedRows(Sequence):
+    """Bins of rows built on access: {"input_ids", "labels", "position_ids", "seq_lens"}, each row's first
+    label masked. `members[offsets[b]:offsets[b + 1]]` are bin b's rows."""
+
+    def __init__(self, rows: Sequence[dict], members: Sequence[int], offsets: Sequence[int]):
+        self.rows, self._members, self._offsets = rows, members, offsets
+
+    @classmethod
+    def of(cls, rows: Sequence[dict], bins: list[list[int]]) -> PackedRows:
+        offsets = [0]
+        for b in bins:
+            offsets.append(offsets[-1] + len(b))
+        return cls(rows, [i for b in bins for i in b], offsets)
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def _bin(self, b: int) -> dict:
         ids: list[int] = []
         labels: list[int] = []
         pos: list[int] = []
         lens: list[int] = []
-        for i in sorted(members):
-            r = rows[i]
+        for i in self._members[self._offsets[b]:self._offsets[b + 1]]:
+            r = self.rows[int(i)]
             n = len(r["input_ids"])
             ids += list(r["input_ids"])
             lab = list(r["labels"])
             lab[0] = IGNORE
             labels += lab
-            pos += list(range(n))
+            pos += range(n)
             lens.append(n)
-        packed.append({"input_ids": ids, "labels": labels, "position_ids": pos, "seq_lens": lens})
-    return packed
+        return {"input_ids": ids, "labels": labels, "position_ids": pos, "seq_lens": lens}
+
+    def __getitem__(self, b):
+        if isinstance(b, slice):
+            return [self._bin(j) for j in range(*b.indices(len(self)))]
+        if b < 0:
+            b += len(self)
+        if not 0 <= b < len(self):
+            raise IndexError(b)
+        return self._bin(b)
+
+    __eq__ = rows_equal
+    __hash__ = None  # type: ignore[assignment]
+
+
+def pack_rows(rows: Sequence[dict], max_len: int) -> list[dict]:
+    """Bins of rows, each {"input_ids", "labels", "position_ids", "seq_lens"} (see pack_bins)."""
+    return list(PackedRows.of(rows, pack_bins([len(r["input_ids"]) for r in rows], max_len)))
 
 
 def block_causal_mask(seq_lens_batch: Sequence[Sequence[int]], length: int):

@@ -10,33 +10,37 @@ the end-of-turn check (their end was cut), every other row must pass it.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftlang.data import cache as cache_mod
 from ftlang.data.codes import row_problem
 from ftlang.data.formats import to_chat
-from ftlang.data.packing import PackedCollator, PadCollator, pack_rows
+from ftlang.data.packing import PackedCollator, PackedRows, PadCollator, pack_bins
 from ftlang.data.rows import content_hash, public
 from ftlang.data.steps import Dataset, PipelineRunner, split_rows
+from ftlang.data.tables import TableWriter, TokenRows, read_bins, read_table, write_bins
 from ftlang.data.templates import ChatRenderer, chat_renderer
-from ftlang.data.tokenize import Encoded, Problem, encode_chat, encode_classification, encode_completion
+from ftlang.data.tokenize import Problem, encode_chat, encode_classification, encode_completion
 from ftlang.data.validate import MAX_LISTED, _limit, resolve_path
 from ftlang.diagnostics import Diagnostic, DiagnosticError, error
 from ftlang.plan import Plan
 from ftlang.source import loc_span
 
+CHUNK_ROWS = 8192  # rows rendered and tokenized per batch
+
 
 @dataclass
 class Prepared:
-    #: lists of dicts; on a cache hit, FlatRows (a Sequence of the same dicts, built on access)
-    train: list[dict]
-    validation: list[dict] | None
+    #: Sequences of row dicts built on access from memory-mapped Arrow tables (TokenRows, PackedRows)
+    train: Sequence[dict]
+    validation: Sequence[dict] | None
     validation_rows: list[dict]
-    extra: dict[str, list[dict]]
+    extra: dict[str, Sequence[dict]]
     stats: dict
     fingerprints: dict[str, str]
     cache_key: str
@@ -94,21 +98,29 @@ def prepare(plan: Plan, tokenizer, *, cache_dir: Path | None = None, allow_outsi
     renderer = _renderer(plan, tokenizer)
     key = cache_mod.cache_key(plan, fingerprints, cache_mod.tokenizer_identity(tokenizer),
                               renderer.digest if renderer else None)
-    hit = cache_mod.load(cache_dir, key, ones=frozenset({"attention_mask"}))
+    hit = cache_mod.load(cache_dir, key)
     if hit is not None:
-        prepared = _from_cache(hit, key, fingerprints, tokenizer, plan)
+        prepared = _from_cache(hit, key, fingerprints, tokenizer)
+        prepared.stats["cache"] = {"key": key, "hit": True}
         prepared.quarantine_path = _copy_quarantine(cache_dir / key, run_dir)
         skipped = sum(int(v.get("skipped", 0)) + int(v.get("skipped_at_tokenization", 0))
                       for v in prepared.stats.get("sources", {}).values())
         log(f"data: cache hit {key[:12]} ({len(prepared.train)} train rows"
             + (f"; {skipped} rows were skipped → {prepared.quarantine_path}" if skipped else "") + ")")
         return prepared
-    prepared, quarantine = _build(plan, tokenizer, renderer, key, fingerprints, allow_outside, log)
-    tables = {"train": prepared.train, **({"validation": prepared.validation} if prepared.validation is not None
-                                          else {}), **{f"extra:{n}": r for n, r in prepared.extra.items()}}
-    meta = {"stats": prepared.stats, "validation_rows": prepared.validation_rows, "extra_rows": prepared.extra_rows,
-            "packed": prepared.packed, "task": prepared.task, "has_validation": prepared.validation is not None}
-    entry = cache_mod.store(cache_dir, key, tables, meta, quarantine, skip=frozenset({"attention_mask"}))
+    tmp = cache_mod.begin(cache_dir, key)
+    try:
+        built, quarantine = _build(plan, tokenizer, renderer, key, fingerprints, allow_outside, log, tmp)
+        meta = {"stats": built.stats, "extra_rows": built.extra_rows, "packed": built.packed, "task": built.task,
+                "has_validation": built.validation is not None, "files": _files(tmp)}
+        _write_jsonl(tmp / VALIDATION_ROWS, built.validation_rows)
+        entry = cache_mod.commit(tmp, cache_dir, key, meta, quarantine)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    hit = cache_mod.load(cache_dir, key)
+    assert hit is not None, f"cache entry {entry} vanished"
+    prepared = _from_cache(hit, key, fingerprints, tokenizer)
+    prepared.cache_hit, prepared.warnings = False, built.warnings
     if quarantine:
         target = (run_dir / "quarantine.jsonl") if run_dir is not None else entry / "quarantine.jsonl"
         if run_dir is not None:
@@ -119,6 +131,24 @@ def prepare(plan: Plan, tokenizer, *, cache_dir: Path | None = None, allow_outsi
     log(f"data: prepared {len(prepared.train)} train rows, "
         f"{len(prepared.validation or [])} validation rows (cache {key[:12]} stored)")
     return prepared
+
+
+VALIDATION_ROWS = "validation_rows.jsonl"
+
+
+def _files(entry: Path) -> dict[str, str]:
+    """Table name → file in the entry (train, validation, extra:<name>, train.bins)."""
+    return {f.name[:-len(".arrow")].replace("extra-", "extra:", 1): f.name for f in sorted(entry.glob("*.arrow"))}
+
+
+def _table_file(name: str) -> str:
+    return name.replace("extra:", "extra-", 1) + ".arrow"
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
 
 
 def _copy_quarantine(entry: Path, run_dir: Path | None) -> Path | None:
@@ -134,15 +164,21 @@ def _copy_quarantine(entry: Path, run_dir: Path | None) -> Path | None:
     return run_dir / "quarantine.jsonl"
 
 
-def _from_cache(hit, key: str, fingerprints: dict[str, str], tokenizer, plan: Plan) -> Prepared:
-    tables, meta = hit
-    stats = meta["stats"]
-    stats["cache"] = {"key": key, "hit": True}
+def _from_cache(hit: tuple[dict, Path], key: str, fingerprints: dict[str, str], tokenizer) -> Prepared:
+    meta, entry = hit
+    files = meta["files"]
+    tables = {n: read_table(entry / f) for n, f in files.items() if not n.endswith(".bins")}
+    train: Sequence[dict] = tables["train"]
+    if "train.bins" in files:
+        train = PackedRows(train, *read_bins(entry / files["train.bins"]))
+    vrows = entry / VALIDATION_ROWS
+    validation_rows = [json.loads(x) for x in vrows.read_text(encoding="utf-8").splitlines()] \
+        if vrows.is_file() else []
     return Prepared(
-        train=tables["train"], validation=tables.get("validation") if meta["has_validation"] else None,
-        validation_rows=meta["validation_rows"],
+        train=train, validation=tables.get("validation") if meta["has_validation"] else None,
+        validation_rows=validation_rows,
         extra={n.split(":", 1)[1]: r for n, r in tables.items() if n.startswith("extra:")},
-        stats=stats, fingerprints=fingerprints, cache_key=key, cache_hit=True, packed=meta["packed"],
+        stats=meta["stats"], fingerprints=fingerprints, cache_key=key, cache_hit=True, packed=meta["packed"],
         pad_id=_pad_id(tokenizer), task=meta["task"], extra_rows=meta.get("extra_rows", {}),
     )
 
@@ -156,40 +192,63 @@ def _canonical(rows: list[dict], fmt: str) -> list[dict]:
 
 class _Builder:
     def __init__(self, plan: Plan, tokenizer, renderer: ChatRenderer | None, runner: PipelineRunner,
-                 log: Callable[[str], None]):
+                 log: Callable[[str], None], out: Path | None = None):
         self.plan, self.tokenizer, self.renderer, self.runner, self.log = plan, tokenizer, renderer, runner, log
+        self.out = out  # where the tables go (a cache entry being written), None: in memory
         self.quarantine: list[dict] = []
         self.token_stats: dict[str, dict] = {}
         self.token_skipped: dict[str, int] = {}
 
-    def encode(self, name: str, rows: list[dict], fmt: str, *, check_eos: bool = True) -> list[dict]:
+    def encode(self, name: str, rows: Sequence[dict], fmt: str, *, table: str | None = None) -> TokenRows:
+        """Tokenize `rows` batch by batch into a table (`table`, default `name`): an Arrow file in `out`
+        (memory-mapped back), or in memory when there is none (preview)."""
         t = self.plan.train
-        if self.plan.model.task.kind == "classify":
-            enc = encode_classification(rows, self.tokenizer, list(self.plan.model.task.labels),
-                                        max_seq_len=t.max_seq_len)
-        elif fmt == "completion":
-            enc = encode_completion(rows, self.tokenizer, max_seq_len=t.max_seq_len)
-        else:
-            assert self.renderer is not None
-            enc = encode_chat(rows, fmt, self.tokenizer, self.renderer, train_on=t.train_on,
-                              max_seq_len=t.max_seq_len, check_eos=check_eos)
-        self._eos(name, enc)
-        self._problems(name, enc.problems)
-        if enc.truncated:
-            self.log(f"data: {name}: {enc.truncated} rows longer than max_seq_len {t.max_seq_len} were truncated")
-        self.token_stats[name] = {"rows_in": len(rows), "rows": len(enc.rows), "skipped": len(enc.problems),
-                                  "tokens": enc.tokens, "trained_tokens": enc.trained_tokens,
-                                  "truncated": enc.truncated,
-                                  "conservation": len(rows) == len(enc.rows) + len(enc.problems)}
-        return enc.rows
+        classify = self.plan.model.task.kind == "classify"
+        path = self.out / _table_file(table or name) if self.out is not None else None
+        writer = TableWriter(path, classify) if path is not None else None
+        chunks = []
+        problems: list[Problem] = []
+        eos: list[Problem] = []
+        stats = {"rows_in": len(rows), "rows": 0, "skipped": 0, "tokens": 0, "trained_tokens": 0, "truncated": 0}
+        for at in range(0, len(rows), CHUNK_ROWS):
+            batch = list(rows[at:at + CHUNK_ROWS])
+            if classify:
+                enc = encode_classification(batch, self.tokenizer, list(self.plan.model.task.labels),
+                                            max_seq_len=t.max_seq_len)
+            elif fmt == "completion":
+                enc = encode_completion(batch, self.tokenizer, max_seq_len=t.max_seq_len)
+            else:
+                assert self.renderer is not None
+                enc = encode_chat(batch, fmt, self.tokenizer, self.renderer, train_on=t.train_on,
+                                  max_seq_len=t.max_seq_len)
+            problems += enc.problems
+            eos += enc.eos_failures
+            for k in ("tokens", "trained_tokens", "truncated"):
+                stats[k] += getattr(enc, k)
+            stats["rows"] += len(enc.kept)
+            if writer is not None:
+                writer.write(enc.chunk)
+            else:
+                chunks.append(enc.chunk)
+        self._eos(name, eos)
+        self._problems(name, problems)
+        if writer is not None:
+            writer.close()
+        if stats["truncated"]:
+            self.log(f"data: {name}: {stats['truncated']} rows longer than max_seq_len {t.max_seq_len} were "
+                     "truncated")
+        stats["skipped"] = len(problems)
+        stats["conservation"] = len(rows) == stats["rows"] + len(problems)
+        self.token_stats[name] = stats
+        return read_table(path) if path is not None else TokenRows.of(chunks)
 
-    def _eos(self, name: str, enc: Encoded) -> None:
-        if not enc.eos_failures:
+    def _eos(self, name: str, failures: list[Problem]) -> None:
+        if not failures:
             return
-        first = enc.eos_failures[0]
+        first = failures[0]
         template = self.renderer.name if self.renderer else "?"
         d = self.runner.row_error("FT617", f"the end-of-turn token is not inside the trained labels "
-                                           f"({first.message}; template {template!r}, {len(enc.eos_failures)} "
+                                           f"({first.message}; template {template!r}, {len(failures)} "
                                            f"rows of {name}): the model would never learn to stop",
                                   first.row).diagnostics[0]
         raise DiagnosticError(Diagnostic(d.code, d.severity, d.message, d.span,
@@ -228,9 +287,10 @@ class _Builder:
                                                      f"the skip limit ({text})", loc_span(src.on_error.loc or src.loc)))
 
 
-def _build(plan: Plan, tokenizer, renderer, key, fingerprints, allow_outside, log) -> tuple[Prepared, list[dict]]:
+def _build(plan: Plan, tokenizer, renderer, key, fingerprints, allow_outside, log,
+           out: Path) -> tuple[Prepared, list[dict]]:
     runner = PipelineRunner(plan, allow_outside=allow_outside, log=log)
-    b = _Builder(plan, tokenizer, renderer, runner, log)
+    b = _Builder(plan, tokenizer, renderer, runner, log, out)
     pipes = plan.datasets.pipelines
     train_ds = runner.run("train")
     split_stats: dict = {}
@@ -263,19 +323,21 @@ def _build(plan: Plan, tokenizer, renderer, key, fingerprints, allow_outside, lo
                                     loc_span(pipes["train"].loc)))
     train = b.encode("train", train_rows, train_ds.fmt)
     validation = b.encode("validation", val_ds.rows, val_ds.fmt) if val_ds is not None else None
-    extra: dict[str, list[dict]] = {}
+    extra: dict[str, Sequence[dict]] = {}
     extra_rows: dict[str, list[dict]] = {}
     extra_names = [n for n in pipes if n not in ("train", "validation")]
     if plan.eval.forgetting_on and plan.eval.forgetting_on not in extra_names + ["train", "validation"]:
         extra_names.append(plan.eval.forgetting_on)
     for name in extra_names:
         ds = runner.resolve(name)
-        extra[name] = b.encode(name, ds.rows, ds.fmt)
+        extra[name] = b.encode(name, ds.rows, ds.fmt, table=f"extra:{name}")
         extra_rows[name] = _canonical(ds.rows, ds.fmt)
     packed = plan.train.packing and plan.model.task.kind == "causal_lm"
     unpacked = len(train)
     if packed:
-        train = pack_rows(train, plan.train.max_seq_len)
+        bins = pack_bins(train.lengths(), plan.train.max_seq_len)
+        write_bins(out / _table_file("train.bins"), bins)
+        train = PackedRows.of(train, bins)
     quarantine = [q for s in runner.sources.values() for q in s.quarantined] + b.quarantine
     sources = {}
     for n in runner.sources:

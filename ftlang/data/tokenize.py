@@ -1,21 +1,23 @@
 """Rows → token ids and labels: chat rows through the chat template with only assistant turns trained
 (or everything, train_on = all), completion rows whole, classification rows as (ids, label index).
 
-Tokenization is one batched call of the fast tokenizer with offsets; labels come from the character
-spans of the assistant turns. The end-of-turn check proves each assistant turn's trained labels hold
+Rows come in batches; a batch is rendered (templates.ChatRenderer.spans_batch), tokenized in one batched
+call of the fast tokenizer, and its labels and checks are computed over flat numpy columns (tables.Chunk):
+labels come from the character spans of the assistant turns, as token ranges. The end-of-turn check proves each assistant turn's trained labels hold
 an end-of-turn token (eos, <|im_end|>, <|eot_id|> ...): otherwise the model never learns to stop.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 
 from ftlang.data.formats import to_chat
+from ftlang.data.tables import IGNORE, Chunk, TokenRows, empty_chunk
 from ftlang.data.templates import END_OF_TURN, ChatRenderer
 
-IGNORE = -100
 BATCH = 1024
 
 
@@ -39,13 +41,19 @@ class Problem:
 
 @dataclass
 class Encoded:
-    rows: list[dict] = field(default_factory=list)
-    kept: list[dict] = field(default_factory=list)  # the source rows of `rows`, same order
+    """One batch of rows encoded: the kept rows as a columnar Chunk, the rows that cannot be trained on."""
+
+    chunk: Chunk
+    kept: list[int] = field(default_factory=list)  # indexes (into the input batch) of the chunk's rows
     truncated: int = 0
     problems: list[Problem] = field(default_factory=list)  # rows that cannot be trained on
     eos_failures: list[Problem] = field(default_factory=list)
     tokens: int = 0
     trained_tokens: int = 0
+
+    @property
+    def rows(self) -> TokenRows:
+        return TokenRows.of([self.chunk])
 
 
 def _tokenize(tokenizer, texts: list[str], offsets: bool) -> tuple[list[list[int]], list]:
@@ -70,11 +78,28 @@ def _tokenize(tokenizer, texts: list[str], offsets: bool) -> tuple[list[list[int
 
 
 def chat_texts(rows: list[dict], fmt: str, renderer: ChatRenderer) -> list[tuple[str, list[tuple[int, int]]]]:
-    out = []
-    for row in rows:
-        messages = row["messages"] if fmt == "chat" else to_chat(row, "instruction")["messages"]
-        out.append(renderer.spans(messages))
-    return out
+    convs = [row["messages"] if fmt == "chat" else to_chat(row, "instruction")["messages"] for row in rows]
+    return renderer.spans_batch(convs)
+
+
+def _flat(all_ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    lens = np.fromiter((len(x) for x in all_ids), dtype=np.int64, count=len(all_ids))
+    ids = np.fromiter(chain.from_iterable(all_ids), dtype=np.int32, count=int(lens.sum()))
+    return ids, lens
+
+
+def _ranges_mask(total: int, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """A bool mask over `total` positions, True inside any [start, end) range (ranges may overlap)."""
+    delta = np.zeros(total + 1, dtype=np.int64)
+    np.add.at(delta, starts, 1)
+    np.add.at(delta, ends, -1)
+    return np.cumsum(delta[:-1]) > 0
+
+
+def _span_tokens(offsets, spans, n: int, length: int) -> list[tuple[int, int]]:
+    """[first, end) token indexes of every character span: a token belongs to the span its start falls in."""
+    starts = _token_starts(offsets, spans, n, length)
+    return [(int(np.searchsorted(starts, a, "left")), int(np.searchsorted(starts, b, "left"))) for a, b in spans]
 
 
 def encode_chat(rows: list[dict], fmt: str, tokenizer, renderer: ChatRenderer, *, train_on: str,
@@ -86,42 +111,54 @@ def encode_chat(rows: list[dict], fmt: str, tokenizer, renderer: ChatRenderer, *
         all_ids, all_offsets = _tokenize(tokenizer, texts, offsets=True)
     else:
         all_ids, all_offsets = _segment_tokenize(tokenizer, rendered)
-    eot = sorted(end_of_turn_ids(tokenizer))
-    out = Encoded()
-    for row, (text, spans), ids, offsets in zip(rows, rendered, all_ids, all_offsets, strict=True):
-        ids_arr = np.asarray(ids, dtype=np.int64)
-        starts = _token_starts(offsets, spans, len(ids), len(text)) if fast else np.asarray(offsets)
-        if train_on == "all":
-            trained = np.ones(len(ids_arr), dtype=bool)
-        else:
-            trained = np.zeros(len(ids_arr), dtype=bool)
-            for a, b in spans:
-                trained |= (starts >= a) & (starts < b)
-        truncated = len(ids_arr) > max_seq_len
-        if check_eos and not truncated:
-            is_eot = np.zeros(len(ids_arr), dtype=bool)
-            for e in eot:
-                is_eot |= ids_arr == e
-            is_eot &= trained
-            for k, (a, b) in enumerate(spans):
-                if not (is_eot & (starts >= a) & (starts < b)).any():
-                    out.eos_failures.append(Problem(row, "FT617", f"assistant turn {k + 1}: no end-of-turn token "
-                                                                  "in the trained labels"))
-                    break
-        if truncated:
-            out.truncated += 1
-            ids_arr, trained = ids_arr[:max_seq_len], trained[:max_seq_len]
-        if not trained.any():
-            code, why = ("FT618", f"no trainable token left after truncation to max_seq_len {max_seq_len}") \
-                if truncated else ("FT626", "every token is masked: no assistant tokens to train on")
-            out.problems.append(Problem(row, code, why))
-            continue
-        labels = np.where(trained, ids_arr, IGNORE)
-        ids_list = ids_arr.tolist()
-        out.rows.append({"input_ids": ids_list, "labels": labels.tolist(), "attention_mask": [1] * len(ids_list)})
-        out.kept.append(row)
-        out.tokens += len(ids_list)
-        out.trained_tokens += int(trained.sum())
+    ids, lens = _flat(all_ids)
+    offs = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+    # every assistant span as a token range, in flat (batch) positions
+    row_of, span_a, span_b = [], [], []
+    for k, ((text, spans), offsets) in enumerate(zip(rendered, all_offsets, strict=True)):
+        n = int(lens[k])
+        pieces = _span_tokens(offsets, spans, n, len(text)) if fast else \
+            [(int(np.searchsorted(offsets, a)), int(np.searchsorted(offsets, b))) for a, b in spans]
+        for a, b in pieces:
+            row_of.append(k)
+            span_a.append(offs[k] + a)
+            span_b.append(offs[k] + b)
+    del all_ids, all_offsets, rendered, texts
+    row_of_a = np.asarray(row_of, dtype=np.int64)
+    span_a_a, span_b_a = np.asarray(span_a, dtype=np.int64), np.asarray(span_b, dtype=np.int64)
+    trained = np.ones(len(ids), dtype=bool) if train_on == "all" else _ranges_mask(len(ids), span_a_a, span_b_a)
+    truncated = lens > max_seq_len
+    out = Encoded(empty_chunk())
+    if check_eos and len(span_a_a):
+        eot = np.isin(ids, sorted(end_of_turn_ids(tokenizer))) & trained
+        count = np.concatenate([[0], np.cumsum(eot)])
+        missing = (count[span_b_a] - count[span_a_a] == 0) & ~truncated[row_of_a]
+        failed: set[int] = set()
+        for j in np.flatnonzero(missing):
+            k = int(row_of_a[j])
+            if k in failed:
+                continue
+            failed.add(k)
+            turn = int(j - np.searchsorted(row_of_a, k))
+            out.eos_failures.append(Problem(rows[k], "FT617", f"assistant turn {turn + 1}: no end-of-turn token "
+                                                              "in the trained labels"))
+    keep_len = np.minimum(lens, max_seq_len)
+    position = np.arange(len(ids)) - np.repeat(offs[:-1], lens)
+    inside = position < np.repeat(keep_len, lens)
+    count = np.concatenate([[0], np.cumsum(trained & inside)])
+    trained_kept = count[offs[1:]] - count[offs[:-1]]
+    keep = trained_kept > 0
+    for k in np.flatnonzero(~keep):
+        code, why = ("FT618", f"no trainable token left after truncation to max_seq_len {max_seq_len}") \
+            if truncated[k] else ("FT626", "every token is masked: no assistant tokens to train on")
+        out.problems.append(Problem(rows[int(k)], code, why))
+    take = inside & np.repeat(keep, lens)
+    labels = np.where(trained, ids, IGNORE).astype(np.int32)
+    out.chunk = Chunk(ids[take], keep_len[keep], labels[take])
+    out.kept = np.flatnonzero(keep).tolist()
+    out.truncated = int(truncated.sum())
+    out.tokens = int(keep_len[keep].sum())
+    out.trained_tokens = int(trained_kept[keep].sum())
     return out
 
 
@@ -163,23 +200,21 @@ def _segment_tokenize(tokenizer, rendered):
 def encode_completion(rows: list[dict], tokenizer, *, max_seq_len: int) -> Encoded:
     eos = getattr(tokenizer, "eos_token", None) or ""
     all_ids, _ = _tokenize(tokenizer, [r["text"] + eos for r in rows], offsets=False)
-    out = Encoded()
-    for row, ids in zip(rows, all_ids, strict=True):
-        if len(ids) > max_seq_len:
-            out.truncated += 1
-            ids = ids[:max_seq_len]
-        out.rows.append({"input_ids": list(ids), "labels": list(ids), "attention_mask": [1] * len(ids)})
-        out.kept.append(row)
-        out.tokens += len(ids)
-        out.trained_tokens += len(ids)
+    cut = [ids[:max_seq_len] for ids in all_ids]
+    ids, lens = _flat(cut)
+    out = Encoded(Chunk(ids, lens, ids.copy()), kept=list(range(len(rows))))
+    out.truncated = sum(len(x) > max_seq_len for x in all_ids)
+    out.tokens = out.trained_tokens = int(lens.sum())
     return out
 
 
 def encode_classification(rows: list[dict], tokenizer, labels: list[str], *, max_seq_len: int) -> Encoded:
     index = {name: i for i, name in enumerate(labels)}
     enc = tokenizer([r["text"] for r in rows], add_special_tokens=True, return_attention_mask=False)
-    out = Encoded()
-    for row, ids in zip(rows, enc["input_ids"], strict=True):
+    out = Encoded(empty_chunk(per_row=True))
+    kept_ids: list[list[int]] = []
+    label_ids: list[int] = []
+    for k, (row, ids) in enumerate(zip(rows, enc["input_ids"], strict=True)):
         if row["label"] not in index:
             out.problems.append(Problem(row, "FT616", f"unknown label {row['label']!r}; the task's labels are "
                                                       f"{', '.join(labels)}"))
@@ -187,7 +222,10 @@ def encode_classification(rows: list[dict], tokenizer, labels: list[str], *, max
         if len(ids) > max_seq_len:
             out.truncated += 1
             ids = list(ids[: max_seq_len - 1]) + [ids[-1]]  # keep the closing [SEP]
-        out.rows.append({"input_ids": list(ids), "attention_mask": [1] * len(ids), "labels": index[row["label"]]})
-        out.kept.append(row)
-        out.tokens += len(ids)
+        kept_ids.append(ids)
+        label_ids.append(index[row["label"]])
+        out.kept.append(k)
+    flat, lens = _flat(kept_ids)
+    out.chunk = Chunk(flat, lens, np.asarray(label_ids, dtype=np.int64), per_row=True)
+    out.tokens = int(lens.sum())
     return out
