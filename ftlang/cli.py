@@ -23,7 +23,7 @@ from ftlang import __version__
 from ftlang.diagnostics import DiagnosticError
 
 COMMANDS = (
-    "check", "fmt", "plan", "schema", "explain", "run", "report", "data", "registry", "serve",
+    "check", "fmt", "plan", "schema", "explain", "run", "report", "data", "registry", "serve", "lsp",
 )
 
 

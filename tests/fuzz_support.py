@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from ftlang.diagnostics import Diagnostic, Severity
+from ftlang.syntax.lexer import lossless_tokens
 
-_TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[0-9][\w.%]*|\w+|\s+|.', re.S)
 KINDS = ("delete", "duplicate", "swap", "insert", "char", "truncate", "nest", "huge", "unicode", "bytes",
          "line_delete", "line_duplicate", "line_swap", "value", "path")
 # Mutations that usually keep the text parseable, so the checker behind the parser gets exercised.
@@ -51,7 +51,7 @@ _UNICODE = ("é", "✓", "😀", "\u202e", "\u200b", "\ufeff", "\x00", "\x7f", "
 
 
 def tokens(text: str) -> list[str]:
-    return _TOKEN.findall(text)
+    return lossless_tokens(text)
 
 
 def mutate(text: str, ops: Sequence[tuple[str, int, int]]) -> str:

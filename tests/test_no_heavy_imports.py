@@ -52,3 +52,35 @@ def test_no_heavy_imports(proj: Path, argv: list[str]) -> None:
     assert marker, p.stderr[-2000:]
     assert json.loads(marker[-1][len("HEAVY="):]) == [], argv
     assert p.returncode in (0, 1), p.stderr[-2000:]
+
+
+_LSP = """
+import json, sys
+from pathlib import Path
+pytest_root = Path(sys.argv[1])
+from ftlang.lsp.server import build
+from ftlang.lsp import completion, hover, symbols
+from ftlang.commands.check import data_diagnostics
+server = build()
+st = server.state
+st.set_roots([str(pytest_root)])
+path = pytest_root / "support_bot.ft"
+doc = st.open(path.as_uri(), path.read_text(), 1)
+a = st.analyze(doc.uri)
+hover.hover(a, a.text.index("qlora"))
+completion.complete(a, a, a.text, a.text.index("model =") + 8)
+symbols.inlay_hints(a, "utf-16")
+data_diagnostics(a.result.plans.values())
+heavy = sorted({m.split('.')[0] for m in sys.modules} & set(HEAVY_NAMES))
+print('HEAVY=' + json.dumps(heavy))
+""".replace("HEAVY_NAMES", repr(HEAVY))
+
+
+def test_language_server_is_torch_free(proj: Path) -> None:
+    pytest.importorskip("pygls")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    p = subprocess.run([sys.executable, "-c", _LSP, str(proj)], cwd=proj, capture_output=True, text=True,
+                       env=env, timeout=120)
+    marker = [line for line in p.stdout.splitlines() if line.startswith("HEAVY=")]
+    assert marker, p.stderr[-2000:]
+    assert json.loads(marker[-1][len("HEAVY="):]) == []

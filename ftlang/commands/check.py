@@ -18,7 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recipe", metavar="NAME", help="check only this recipe of the file")
 
 
-def _data_diags(plans) -> list:
+def data_diagnostics(plans) -> list:
+    """Every local data row of the plans validated (`check --data`; an editor runs it on save)."""
     from ftlang.data.validate import check_plan_data  # torch-free, but only --data needs it
 
     out = []
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         diags.extend(res.diagnostics)
         sources.update(res.sources)
         if args.data:
-            diags.extend(_data_diags(res.plans.values()))
+            diags.extend(data_diagnostics(res.plans.values()))
     diags = sort_diagnostics(diags)
     emit(diags, args.format, sources)
     if any(d.severity is Severity.ERROR for d in diags):

@@ -3,7 +3,10 @@
     parse+resolve → bind (types, names, paths) → rules → build plans → suppress & sort
 
 `check_file(path)` checks every recipe of a file (a file of only model cards checks its cards);
-`check_text(text, path)` does the same for text not on disk (fuzzing, editors).
+`check_text(text, path)` does the same for text not on disk (fuzzing, editors); an editor passes
+`root=` (confine every read to its workspace) and `overlay=` (unsaved texts of open files, by real path).
+`resolve_program(...)` runs only the first pass: the name tables (cards, recipes, params, bound bodies)
+that go-to-definition and find-references need.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ class CheckResult:
     sources: dict[str, SourceFile]
     plans: dict[str, Plan | None] = field(default_factory=dict)  # every checked recipe
     recipes: list[str] = field(default_factory=list)  # recipes defined in the file, in order
+    program: object = None  # the resolved Program (name tables, loaded modules), for editors
+    contexts: dict = field(default_factory=dict)  # recipe name -> RecipeContext (cards, method, blocks)
 
     @property
     def ok(self) -> bool:
@@ -36,6 +41,8 @@ class _State:
     text: str | None
     sets: dict[str, str]
     recipe: str | None
+    root: Path | None = None  # overrides the project root (an editor's workspace)
+    overlay: dict[str, str] = field(default_factory=dict)  # real path -> unsaved text
     program: object = None
     contexts: dict = field(default_factory=dict)
     diags: list[Diagnostic] = field(default_factory=list)
@@ -45,7 +52,7 @@ class _State:
 def _resolve(st: _State) -> None:
     from ftlang.semantic.resolve import Program, apply_sets, bind_recipes, load, project_root
 
-    program = Program(main=st.path, root=project_root(st.path))
+    program = Program(main=st.path, root=st.root or project_root(st.path), overlay=st.overlay)
     if st.text is not None:
         _load_text(program, st.path, st.text)
     else:
@@ -158,7 +165,8 @@ def _run(st: _State) -> CheckResult:
         plan = st.plans.get(st.recipe)
     elif len(st.plans) == 1:
         plan = next(iter(st.plans.values()))
-    return CheckResult(st.diags, plan, program.sources if program is not None else {}, st.plans, recipes)
+    return CheckResult(st.diags, plan, program.sources if program is not None else {}, st.plans, recipes,
+                       program, st.contexts)
 
 
 def check_file(path: str | Path, *, sets: dict[str, str] | None = None, recipe: str | None = None) -> CheckResult:
@@ -172,5 +180,15 @@ def check_file(path: str | Path, *, sets: dict[str, str] | None = None, recipe: 
 
 
 def check_text(text: str, path: str | Path = "recipe.ft", *, sets: dict[str, str] | None = None,
-               recipe: str | None = None) -> CheckResult:
-    return _run(_State(Path(path), text, dict(sets or {}), recipe))
+               recipe: str | None = None, root: Path | None = None,
+               overlay: dict[str, str] | None = None) -> CheckResult:
+    return _run(_State(Path(path), text, dict(sets or {}), recipe, root, dict(overlay or {})))
+
+
+def resolve_program(path: str | Path, text: str | None = None, *, root: Path | None = None,
+                    overlay: dict[str, str] | None = None):
+    """Only the resolve pass (parse, imports, params, extends): a Program whose name tables, modules and
+    bound recipe bodies an editor searches for definitions and references."""
+    st = _State(Path(path), text, {}, None, root, dict(overlay or {}))
+    _resolve(st)
+    return st.program

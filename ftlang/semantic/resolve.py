@@ -46,13 +46,21 @@ def _root_of(start_dir: str) -> Path:
 
 def _parse_file(path: Path) -> tuple[SourceFile, ast.Module | None, list[Diagnostic]]:
     """Parse a file, cached by (path as written, mtime, size): spans keep the path the user gave."""
+    st = path.stat()
+    return _cached_parse((str(path), st.st_mtime_ns, st.st_size), lambda: SourceFile.read(path))
+
+
+def _parse_overlay(path: Path, text: str) -> tuple[SourceFile, ast.Module | None, list[Diagnostic]]:
+    """Parse an editor's unsaved text of an imported file, cached by the text itself."""
+    return _cached_parse((str(path), -1, hash(text)), lambda: SourceFile(str(path), text), text)
+
+
+def _cached_parse(key: tuple, read, text: str | None = None):
     from ftlang.syntax.parser import parse
 
-    st = path.stat()
-    key = (str(path), st.st_mtime_ns, st.st_size)
     hit = _PARSE_CACHE.get(key)
-    if hit is None:
-        source = SourceFile.read(path)
+    if hit is None or (text is not None and hit[0].text != text):
+        source = read()
         module, diags = parse(source)
         hit = (source, module, diags)
         if len(_PARSE_CACHE) > 512:
@@ -83,6 +91,7 @@ class Program:
     param_values: dict[str, ast.Value] = field(default_factory=dict)  # after --set
     bound: dict[str, BoundRecipe] = field(default_factory=dict)
     diags: list[Diagnostic] = field(default_factory=list)
+    overlay: dict[str, str] = field(default_factory=dict)  # real path -> unsaved text (an editor's buffers)
 
     def main_recipes(self) -> list[str]:
         if self.main_module is None:
@@ -103,7 +112,8 @@ def load(program: Program, path: Path, stack: list[Path], via: ast.Import | None
         return
     program.loaded.add(str(resolved))
     try:
-        source, module, diags = _parse_file(path)
+        text = program.overlay.get(str(resolved))
+        source, module, diags = _parse_file(path) if text is None else _parse_overlay(path, text)
     except OSError as e:
         span = via.path.span if via else None
         program.diags.append(error("FT206", f"cannot read `{path}`: {e.strerror or e}", span,

@@ -97,3 +97,13 @@ def _close(tok: Any, scan: Scan) -> None:
         brackets.pop()
     elif scan.unmatched is None:
         scan.unmatched = tok
+
+
+# A lossless split of any text (strings, comments, numbers, words, whitespace, single characters)
+# that never fails: the editor's cursor context reads broken recipes with it, the fuzzer mutates with it.
+_LOSSLESS = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[0-9][\w.%]*|\w+|\s+|.', re.S)
+
+
+def lossless_tokens(text: str) -> list[str]:
+    """"".join(lossless_tokens(t)) == t for every t."""
+    return _LOSSLESS.findall(text)

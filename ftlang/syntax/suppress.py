@@ -14,7 +14,7 @@ from ftlang.diagnostics import Diagnostic, Severity
 from ftlang.source import SourceFile
 
 ALL = "*"
-_DIRECTIVE = re.compile(r"#\s*ftlang:\s*ignore(?:\[(?P<codes>[^\]]*)\])?", re.IGNORECASE)
+DIRECTIVE = re.compile(r"#\s*ftlang:\s*ignore(?:\[(?P<codes>[^\]]*)\])?", re.IGNORECASE)
 _CODE = re.compile(r"[A-Za-z]+[0-9]+|\*")
 
 
@@ -24,11 +24,11 @@ def suppressions(source: SourceFile) -> dict[int, set[str]]:
     pending: set[str] = set()
     for lineno in range(1, source.line_count + 1):
         line = source.line_text(lineno)
-        hash_at = _comment_start(line)
+        hash_at = comment_start(line)
         code_part = line if hash_at is None else line[:hash_at]
         codes: set[str] = set()
         if hash_at is not None:
-            m = _DIRECTIVE.search(line, hash_at)
+            m = DIRECTIVE.search(line, hash_at)
             if m is not None:
                 raw = m.group("codes")
                 codes = {ALL} if raw is None else {c.upper() for c in _CODE.findall(raw)}
@@ -42,7 +42,7 @@ def suppressions(source: SourceFile) -> dict[int, set[str]]:
     return out
 
 
-def _comment_start(line: str) -> int | None:
+def comment_start(line: str) -> int | None:
     """Index of the '#' that starts a comment (not one inside a string), or None."""
     in_str = False
     i = 0
