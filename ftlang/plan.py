@@ -156,6 +156,8 @@ class ModelPlan(_Frozen):
     intermediate: int
     vocab: int
     max_position: int | None = None
+    head_dim: int | None = None  # when it is not hidden // heads (gemma2)
+    qkv_bias: bool = False
     tie_embeddings: bool = False
     modules: list[str]  # linear module names (leaf names: q_proj, ...)
     aliases: dict[str, list[str]] = {}
@@ -379,6 +381,9 @@ class HardwarePlan(_Frozen):
     nodes: int = key(1, "machines", ge=1)
     strategy: Literal["none", "ddp", "fsdp", "deepspeed"] = key("none", "multi-device strategy")
     device: Literal["auto", "cpu", "cuda"] = key("auto", "device type")
+    #: USD per device-hour for the cost estimate: the catalog's unless the recipe sets it (left out of the hash)
+    price_per_hour: float | None = key(None, "USD per device-hour for the cost estimate (default: the catalog's)",
+                                       unit="USD", ge=0)
     loc: Loc | None = None
 
 
@@ -441,12 +446,41 @@ class MemoryEstimate(_Frozen):
     peak_bytes: int
 
 
+class TimeEstimate(_Frozen):
+    """Training time: FLOPs over (peak FLOP/s · devices · MFU); semantic/throughput.py, docs/estimator.md."""
+
+    seconds: float
+    low_seconds: float
+    high_seconds: float
+    tokens: int  # positions trained on, padding included (rows · epochs · padded length, or steps · batch · length)
+    tokens_source: Literal["data", "max_seq_len", "max_steps"]
+    flops: float
+    device_flops: float  # peak dense FLOP/s of one device at the plan's precision
+    mfu: float  # the assumed model FLOPs utilization
+    devices: int
+
+
+class CostEstimate(_Frozen):
+    usd: float
+    low_usd: float
+    high_usd: float
+    price_per_hour: float  # per device, USD (the catalog's, or `hardware { price_per_hour = ... }`)
+
+
 class ResourcesPlan(_Frozen):
+    """Estimates, not meaning: left out of the plan hash (a run refines them from the data)."""
+
     trainable_params: int
     total_params: int
     fits: bool
     memory: MemoryEstimate
     device_memory_bytes: int | None = None  # the declared hardware's memory per device
+    seq_len: int = 0  # the padded tokens per row the activations assume
+    seq_len_source: Literal["max_seq_len", "data", "packing"] = "max_seq_len"
+    attention: Literal["sdpa", "eager", "flash"] = "sdpa"  # what the backend runs (transformers' default)
+    rows: float | None = None  # training rows the time counts (the data's, or counted from local files)
+    time: TimeEstimate | None = None  # None: the number of rows is unknown (a hub dataset, no max_steps)
+    cost: CostEstimate | None = None  # None: no price (the local machine)
 
 
 # ---------------------------------------------------------------------------- the plan
@@ -495,8 +529,11 @@ def _strip(value: Any) -> Any:
 
 
 def plan_hash(plan: Plan) -> str:
-    """sha256 of the plan's meaning: canonical JSON without locations, root, file names or the hash."""
-    data = _strip(plan.model_dump(mode="json"))
+    """sha256 of the plan's meaning: canonical JSON without locations, root, file names or the hash.
+
+    The estimates (`resources`) and the price are not meaning either: a run refines them from the data,
+    and a better estimator must not change which runs a recipe can resume."""
+    data = _strip(plan.model_dump(mode="json", exclude={"resources": True, "hardware": {"price_per_hour"}}))
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

@@ -169,6 +169,9 @@ def test_plan_cli(proj: Path, capsys, monkeypatch) -> None:
 def test_check_cli_exit_codes(proj: Path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(proj)
     assert main(["check", "support_bot.ft"]) == 0
+    line = capsys.readouterr().out  # human format: one estimate line per recipe on stdout
+    assert line.startswith("support_bot: ≈ 16.8M trainable · ") and " peak of 40.0 GiB · ≈ " in line
+    assert "$" in line and line.rstrip().endswith("on 1×A100-40GB")
     assert main(["check", "reject_gate_metric.ft", "--format", "json"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert [d["code"] for d in out if d["severity"] == "error"] == ["FT210"]

@@ -18,7 +18,14 @@ from ftlang.plan import (
     TrainPlan,
 )
 from ftlang.semantic.cards import linear_params, total_params
-from ftlang.semantic.resources import activation_bytes, estimate, resources_plan, trainable_params
+from ftlang.semantic.resources import (
+    Runtime,
+    activation_bytes,
+    estimate,
+    lengths_summary,
+    resources_plan,
+    trainable_params,
+)
 
 ATTN = ["q_proj", "k_proj", "v_proj", "o_proj"]
 ALL = ATTN + ["gate_proj", "up_proj", "down_proj"]
@@ -76,42 +83,101 @@ def test_lora_frozen_base_2_bytes_plus_16_per_trainable() -> None:
 
 
 @pytest.mark.parametrize("double, bits", [(True, 4.127), (False, 4.5)])
-def test_qlora_nf4_bits(double: bool, bits: float) -> None:
+def test_qlora_nf4_bits_and_fp32_rest(double: bool, bits: float) -> None:
+    # prepare_model_for_kbit_training upcasts every non-4-bit parameter (embeddings, norms, head) to fp32
     c = CARDS["llama2_7b"]
     m = QloraMethod(r=16, targets=ATTN, quant=QuantSpec(double_quant=double))
     e = estimate(c, m, TrainPlan(precision="bf16"), HardwarePlan()).memory
     q = linear_params(c)
-    assert e.weights_bytes == int(q * bits / 8) + (total_params(c) - q) * 2 + 4 * 16_777_216
+    assert e.weights_bytes == int(q * bits / 8 + (total_params(c) - q) * 4 + 4 * 16_777_216)
 
 
-def test_activations_formula_and_checkpointing() -> None:
+def test_sdpa_has_no_score_term_eager_does() -> None:
     c = CARDS["llama2_7b"]
-    s, b, h, a, L = 2048, 4, 4096, 32, 32
-    full = activation_bytes(c, s, b, False, "bf16")
-    assert full == int(L * s * b * h * (34 + 5 * a * s / h))
-    ckpt = activation_bytes(c, s, b, True, "bf16")
-    assert ckpt == int(L * 2 * s * b * h + s * b * h * (34 + 5 * a * s / h))
-    assert ckpt < full / 5
-    assert activation_bytes(c, s, b, False, "fp32") == 2 * full
+    m = LoraMethod(r=16, targets=ATTN)  # dropout 0: no per-module dropout copies
+    s, b, e = 2048, 4, 2
+    sdpa = activation_bytes(c, m, s, b, False, e, "sdpa")
+    per_token = (4 * 4096 + 2 * 4096 + 2 * 4096 + 4 * 11008) * e + 4 * 16 * e  # + r·e per adapted matrix
+    assert sdpa == int(32 * s * b * per_token + 2 * s * b * 4096 * e + b * s * s)
+    # doubling s doubles the SDPA activations but for the mask; eager adds a·s²·(4 + e) per layer
+    assert activation_bytes(c, m, 2 * s, b, False, e, "sdpa") - 2 * sdpa == b * (2 * s) ** 2 - 2 * b * s * s
+    eager = activation_bytes(c, m, s, b, False, e, "eager")
+    assert eager - sdpa == 32 * b * 32 * s * s * (4 + e)
+    ckpt = activation_bytes(c, m, s, b, True, e, "sdpa")
+    assert ckpt < sdpa / 5
+    assert activation_bytes(c, m, s, b, False, 4, "sdpa") > 1.9 * sdpa
+
+
+def test_gemma2_runs_eager_attention() -> None:
+    from ftlang.semantic.resources import runtime_of
+
+    assert runtime_of(CARDS["gemma2_2b"], FullMethod(), TrainPlan(), HardwarePlan()).attention == "eager"
+    assert runtime_of(CARDS["llama2_7b"], FullMethod(), TrainPlan(), HardwarePlan()).attention == "sdpa"
+
+
+def test_lora_dropout_keeps_a_copy_per_adapted_matrix() -> None:
+    c = CARDS["llama2_7b"]
+    a0 = activation_bytes(c, LoraMethod(r=16, targets=ATTN, dropout=0.0), 512, 1, False, 2)
+    a1 = activation_bytes(c, LoraMethod(r=16, targets=ATTN, dropout=0.1), 512, 1, False, 2)
+    assert a1 - a0 == 32 * 512 * 4 * 4096 * (2 + 1)  # four adapted matrices: dropout output (e) + mask (1 B)
 
 
 def test_logits_and_peak() -> None:
     c = CARDS["llama2_7b"]
     t = TrainPlan(batch=4, max_seq_len=2048, precision="bf16", gradient_checkpointing=True)
     e = estimate(c, QloraMethod(targets=ATTN), t, HardwarePlan()).memory
-    assert e.logits_bytes == 4 * 2048 * 32000 * 4
+    assert e.logits_bytes == 4 * 2048 * 32000 * (2 + 8)  # e-logits, fp32 log_softmax output and its gradient
     assert e.peak_bytes == (e.weights_bytes + e.gradients_bytes + e.optimizer_bytes + e.activations_bytes
                             + e.logits_bytes)
+    chunked = estimate(c, QloraMethod(targets=ATTN), t, HardwarePlan(), runtime=Runtime(chunked_loss=True)).memory
+    assert chunked.logits_bytes == 4 * 2048 * 32000 * (2 + 4 + 0.5)
+    # full fine-tuning with grad_accum 1: the gradients fill as the activations are freed
+    f = estimate(c, FullMethod(), t, HardwarePlan()).memory
+    assert f.peak_bytes == f.weights_bytes + f.optimizer_bytes + max(f.activations_bytes + f.logits_bytes,
+                                                                      f.gradients_bytes)
 
 
-def test_fsdp_shards_ddp_does_not() -> None:
+def test_optimizer_state_per_optimizer() -> None:
+    c = CARDS["llama2_7b"]
+    m = LoraMethod(r=16, targets=ATTN)
+    t = 16_777_216
+
+    def opt(name: str) -> int:
+        return estimate(c, m, TrainPlan(optimizer=name), HardwarePlan()).memory.optimizer_bytes
+
+    assert opt("adamw") == 8 * t and opt("adamw_8bit") == 2 * t  # every LoRA matrix ≥ 4096 elements
+    assert opt("paged_adamw_8bit") == 0 == opt("paged_adamw_32bit") == opt("sgd")
+    assert 0 < opt("adafactor") < t  # a row and a column vector per matrix
+    full = estimate(c, FullMethod(), TrainPlan(), HardwarePlan(), runtime=Runtime(pure_16bit=True)).memory
+    assert full.weights_bytes + full.gradients_bytes + full.optimizer_bytes == 8 * total_params(c)
+
+
+def test_sharding_ddp_fsdp_deepspeed_offload() -> None:
     c = CARDS["llama2_7b"]
     t = TrainPlan(precision="bf16", gradient_checkpointing=True)
-    one = estimate(c, FullMethod(), t, HardwarePlan(count=4, strategy="ddp")).memory
-    four = estimate(c, FullMethod(), t, HardwarePlan(count=4, strategy="fsdp")).memory
-    assert four.weights_bytes == -(-one.weights_bytes // 4)
-    assert four.optimizer_bytes == -(-one.optimizer_bytes // 4)
-    assert four.activations_bytes == one.activations_bytes
+    one = estimate(c, FullMethod(), t, HardwarePlan()).memory
+    ddp = estimate(c, FullMethod(), t, HardwarePlan(count=4, strategy="ddp")).memory
+    assert ddp.weights_bytes == one.weights_bytes + one.gradients_bytes  # + the all-reduce buckets
+    fsdp = estimate(c, FullMethod(), t, HardwarePlan(count=4, strategy="fsdp")).memory
+    assert fsdp.optimizer_bytes == one.optimizer_bytes // 4 and fsdp.gradients_bytes == one.gradients_bytes // 4
+    assert one.weights_bytes / 4 < fsdp.weights_bytes < one.weights_bytes / 2  # shard + gathered blocks and root
+    ds = estimate(c, FullMethod(), t, HardwarePlan(count=4, strategy="deepspeed")).memory  # ZeRO-2
+    p = total_params(c)
+    assert ds.weights_bytes == int(2 * p + 4 * p / 4) and ds.optimizer_bytes == one.optimizer_bytes // 4
+    assert fsdp.activations_bytes == one.activations_bytes
+    off = estimate(c, FullMethod(), t, HardwarePlan(count=4, strategy="fsdp"),
+                   runtime=Runtime(zero_stage=3, offload_optimizer=True)).memory
+    assert off.optimizer_bytes == 0
+
+
+def test_data_aware_lengths() -> None:
+    from ftlang.semantic.throughput import expected_batch_max
+
+    assert expected_batch_max([1, 2, 3, 4], 2) == pytest.approx(20 / 6)
+    assert expected_batch_max([5] * 10, 4) == pytest.approx(5)
+    assert expected_batch_max([1, 2, 3, 4], 1) == pytest.approx(2.5)
+    s = lengths_summary([10, 20, 60], batch=2, packed=False)
+    assert s["max"] == 60 and s["rows"] == 3 and s["padded_mean"] == pytest.approx((20 + 60 + 60) / 3)
 
 
 def test_fits_against_device_memory() -> None:
@@ -120,3 +186,65 @@ def test_fits_against_device_memory() -> None:
     small = resources_plan(c, FullMethod(), t, HardwarePlan(gpu="A100-40GB", memory_bytes=40 * 2**30))
     assert not small.fits and small.device_memory_bytes == 40 * 2**30
     assert resources_plan(c, FullMethod(), t, HardwarePlan()).fits  # no hardware declared
+
+
+def test_price_override_and_estimates_leave_the_hash_alone(tmp_path) -> None:
+    from semantic_project import make_project
+
+    from ftlang.semantic.check import check_text
+
+    proj = make_project(tmp_path)
+    text = (proj / "support_bot.ft").read_text()
+    a = check_text(text, proj / "a.ft").plan
+    b = check_text(text.replace('gpu = "A100-40GB"', 'gpu = "A100-40GB", price_per_hour = 0.5'), proj / "b.ft").plan
+    assert a is not None and b is not None and a.sha256 == b.sha256
+    assert a.hardware.price_per_hour == 1.29 and b.hardware.price_per_hour == 0.5
+    assert b.resources.cost.usd == pytest.approx(a.resources.cost.usd * 0.5 / 1.29, abs=0.02)
+    refined = a.model_copy(update={"resources": resources_plan_from(a, {"rows": 10, "max": 40, "mean": 30.0,
+                                                                        "padded_mean": 35.0, "packed": False})})
+    assert refined.resources.seq_len == 40 and refined.resources.seq_len_source == "data"
+    assert refined.resources.memory.peak_bytes < a.resources.memory.peak_bytes
+    assert refined.seal().sha256 == a.sha256  # a run's data-aware estimate keeps the plan's hash
+
+
+def resources_plan_from(plan, lengths):
+    from ftlang.semantic.resources import plan_resources
+
+    return plan_resources(plan, lengths)
+
+
+def test_time_flops_and_cost() -> None:
+    from ftlang.semantic.throughput import flops_per_token, matmul_params, time_and_cost
+
+    c = CARDS["llama2_7b"]
+    n = matmul_params(c, None)
+    assert n == linear_params(c) + 4096 * 32000
+    attn = 4 * 512 * 4096 * 32
+    t = TrainPlan(max_seq_len=512, max_steps=100, epochs=None, batch=4, precision="bf16")
+    assert flops_per_token(c, FullMethod(), t, 0, 512, None) == 6 * n + 3 * attn
+    m = LoraMethod(r=16, targets=ATTN)
+    assert flops_per_token(c, m, t, 16_777_216, 512, None) == 4 * n + 2 * 16_777_216 + 3 * attn
+    hw = HardwarePlan(gpu="A100-80GB", memory_bytes=80 * 2**30, count=8, price_per_hour=1.8)
+    res = resources_plan(c, m, t, hw)
+    tm = res.time
+    assert tm.tokens == 100 * 4 * 8 * 512 and tm.tokens_source == "max_steps" and tm.devices == 8
+    assert tm.seconds == pytest.approx(tm.flops / (312e12 * 8 * tm.mfu), rel=1e-3)
+    assert tm.low_seconds < tm.seconds < tm.high_seconds
+    assert res.cost.usd == pytest.approx(tm.seconds / 3600 * 8 * 1.8, abs=0.01)
+    # no rows and no max_steps: no time
+    assert time_and_cost(c, m, TrainPlan(), HardwarePlan(), None, res, rows=None) == (None, None)
+
+
+def test_compare_hardware_cheapest_first_and_fitting(tmp_path, capsys, monkeypatch) -> None:
+    from semantic_project import make_project
+
+    from ftlang.cli import main
+
+    proj = make_project(tmp_path)
+    monkeypatch.chdir(proj)
+    assert main(["plan", "support_bot.ft", "--compare-hardware"]) == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("≈")]
+    assert len(lines) >= 3
+    costs = [float(x.split("≈ $")[1].split()[0].replace(",", "")) for x in lines]
+    assert costs == sorted(costs)
+    assert not any("T4-16GB" in x for x in lines)  # a bf16 recipe: the T4 has no bf16

@@ -34,6 +34,8 @@ from ftlang.backend.faults import (
 )
 from ftlang.diagnostics import DiagnosticError, error
 from ftlang.plan import Plan
+from ftlang.semantic.resources import lengths_summary, plan_resources
+from ftlang.semantic.throughput import length_note, summary_line
 
 RUNS = "runs"
 INTERRUPTED = 130
@@ -96,7 +98,18 @@ def device_info(device: str) -> dict:
     return info
 
 
-def peak_memory(device: str) -> int | None:
+def current_rss() -> int | None:
+    """The process's resident set size now (Linux /proc), or None where it cannot be read."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def peak_memory(device: str, rss_before_load: int | None = None) -> int | None:
+    """Measured peak of what training holds: CUDA max_memory_allocated; on the CPU the peak RSS minus the
+    RSS just before the model loaded (imports, tokenizer and data are not the estimate's business)."""
     import torch
 
     if device == "cuda":
@@ -104,9 +117,16 @@ def peak_memory(device: str) -> int | None:
     try:
         import resource
 
-        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
+        peak = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
     except (ImportError, OSError):
         return None
+    return peak - rss_before_load if rss_before_load is not None and rss_before_load < peak else peak
+
+
+def data_lengths(plan: Plan, prepared: Any) -> dict:
+    """The training rows' token lengths (packed bins when packing) as the estimator needs them."""
+    lengths = [len(r["input_ids"]) for r in prepared.train]
+    return lengths_summary(lengths, plan.train.batch, bool(getattr(prepared, "packed", False)))
 
 
 def weights_digest(model: Any) -> dict:
@@ -255,8 +275,13 @@ def _execute(plan: Plan, run_dir: Path | None, resume: bool | Path | None, force
         prepared = prepare(plan, tokenizer, allow_outside=allow_outside, log=log if is_main else (lambda s: None),
                            run_dir=run_dir if is_main else None)
         timings["data"] = round(time.perf_counter() - t, 3)
+        lengths = data_lengths(plan, prepared)
+        plan = plan.model_copy(update={"resources": plan_resources(plan, lengths)})  # the hash leaves it out
         if is_main:
+            write_json(run_dir / "plan.json", json.loads(plan.to_json()))
+            log(f"estimate: {summary_line(plan.resources, plan.hardware)} ({length_note(plan.resources)})")
             write_json(data_ref, {
+                "lengths": lengths,
                 "cache_key": prepared.cache_key, "cache_hit": getattr(prepared, "cache_hit", None),
                 "fingerprints": prepared.fingerprints, "stats": prepared.stats,
                 "train_rows": len(prepared.train), "validation_rows": len(prepared.validation or []),
@@ -265,6 +290,7 @@ def _execute(plan: Plan, run_dir: Path | None, resume: bool | Path | None, force
 
         t = time.perf_counter()
         seed_everything(plan)
+        rss_before_load = current_rss()
         model = load_for_training(plan)
         trainable, total = trainable_parameters(model)
         timings["load"] = round(time.perf_counter() - t, 3)
@@ -318,7 +344,7 @@ def _execute(plan: Plan, run_dir: Path | None, resume: bool | Path | None, force
             timings["train_tokens_per_s"] = result.tokens_per_s
         ctx.history = result.history
         ctx.timings = timings
-        ctx.peak_memory_bytes = peak_memory(device)
+        ctx.peak_memory_bytes = peak_memory(device, rss_before_load)
 
         digest = weights_digest(model)
         ranks = run_dir / "ranks"

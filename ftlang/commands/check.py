@@ -29,6 +29,21 @@ def data_diagnostics(plans) -> list:
     return out
 
 
+def print_estimates(plans: list, *, data: bool) -> None:
+    """One line per recipe: trainable params, peak memory per device, time and cost (semantic/throughput.py).
+    With --data, the token lengths a run of the same plan recorded make the estimate data-aware."""
+    from ftlang.semantic.resources import plan_resources, recorded_lengths
+    from ftlang.semantic.throughput import length_note, summary_line
+
+    for plan in plans:
+        res = plan.resources
+        lengths = recorded_lengths(plan) if data else None
+        if lengths is not None:
+            res = plan_resources(plan, lengths)
+        note = length_note(res) if data else ""
+        print(f"{plan.recipe.name}: {summary_line(res, plan.hardware)}" + (f" ({note})" if note else ""))
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -51,15 +66,18 @@ def run(args: argparse.Namespace) -> int:
                      if is_dir(f) else [f])
     if not files:
         return usage(f"no .ft files in {', '.join(args.files)}")
-    diags, sources = [], {}
+    diags, sources, plans = [], {}, []
     for f in files:
         res = check_file(f, sets=sets, recipe=args.recipe)
         diags.extend(res.diagnostics)
         sources.update(res.sources)
+        plans.extend(p for p in res.plans.values() if p is not None)
         if args.data:
             diags.extend(data_diagnostics(res.plans.values()))
     diags = sort_diagnostics(diags)
     emit(diags, args.format, sources)
+    if args.format == "human":
+        print_estimates(plans, data=args.data)
     if any(d.severity is Severity.ERROR for d in diags):
         return 1
     if args.strict and any(d.severity is Severity.WARNING for d in diags):

@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--launch-cmd", action="store_true",
                         help="print the command line that launches training for this plan instead")
     parser.add_argument("-o", "--output", metavar="PATH", help="write the plan JSON to PATH")
+    parser.add_argument("--compare-hardware", action="store_true",
+                        help="instead of the plan, print the estimate line for every catalog GPU that fits, "
+                             "cheapest first")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     if has_errors(res.diagnostics) or res.plan is None:
         return 1
     plan = res.plan
+    if args.compare_hardware:
+        return _compare(plan)
     if args.launch_cmd:
         import shlex
 
@@ -55,3 +60,20 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text + "\n")
     return 0
+
+
+def _compare(plan) -> int:
+    from ftlang.semantic.resources import compare_hardware, recorded_lengths
+    from ftlang.semantic.throughput import length_note, summary_line
+
+    lengths = recorded_lengths(plan)
+    rows = compare_hardware(plan, lengths)
+    if not rows:
+        print(f"{plan.recipe.name}: no catalog GPU fits this plan; try qlora, gradient checkpointing, a smaller "
+              "batch or max_seq_len, or fsdp across more devices", file=sys.stderr)
+        return 1
+    for _, res, hw in rows:
+        print(summary_line(res, hw))
+    print(f"({length_note(rows[0][1])})")
+    return 0
+

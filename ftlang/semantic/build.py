@@ -124,6 +124,8 @@ def bind_hardware(ctx: RecipeContext, node: ast.Block | None) -> None:
             ctx.gpu = info
             kw["gpu"] = next(k for k, v in catalog.items() if v is info)
             kw.setdefault("memory_bytes", int(info["memory_bytes"]))  # `memory = ...` overrides the catalog
+            if info.get("price_per_hour") is not None:  # `price_per_hour = ...` overrides the catalog
+                kw.setdefault("price_per_hour", float(info["price_per_hour"]))
     if not tb.has("strategy") and tb.get("count") * tb.get("nodes") > 1:
         kw["strategy"] = "ddp"  # several devices and no strategy: what torchrun does by default
     ctx.hardware = build_model(ctx, P.HardwarePlan, kw, node.span) or P.HardwarePlan()
@@ -285,7 +287,8 @@ def model_plan(ctx: RecipeContext) -> P.ModelPlan:
     c = ctx.card
     return P.ModelPlan(card=c.name, source=c.source, arch=c.arch, family=c.family, hidden=c.hidden, layers=c.layers,
                        heads=c.heads, kv_heads=c.kv_heads, intermediate=c.intermediate, vocab=c.vocab,
-                       max_position=c.max_position, tie_embeddings=c.tie_embeddings, modules=list(c.modules),
+                       max_position=c.max_position, head_dim=c.head_dim, qkv_bias=c.qkv_bias,
+                       tie_embeddings=c.tie_embeddings, modules=list(c.modules),
                        aliases={k: list(v) for k, v in c.aliases.items()}, template=c.template, task=ctx.task,
                        loc=loc(ctx.model_span, ctx.root))
 
@@ -304,13 +307,15 @@ def assemble(ctx: RecipeContext) -> P.Plan | None:
     if has_errors(ctx.diags) or ctx.card is None or ctx.method is None or ctx.train is None or ctx.eval is None:
         return None
     from ftlang.semantic.resources import resources_plan
+    from ftlang.semantic.rules.guidance import train_rows_hint
 
     try:
         plan = P.Plan(
             recipe=recipe_info(ctx), model=model_plan(ctx), data=ctx.data,
             datasets=P.DatasetsPlan(pipelines=ctx.pipelines, split=ctx.split), method=ctx.method, train=ctx.train,
             hardware=ctx.hardware, eval=ctx.eval, export=ctx.export or P.ExportPlan(),
-            resources=resources_plan(ctx.card, ctx.method, ctx.train, ctx.hardware, ctx.task))
+            resources=resources_plan(ctx.card, ctx.method, ctx.train, ctx.hardware, ctx.task,
+                                     rows=train_rows_hint(ctx)))
     except ValidationError as e:
         first = e.errors()[0]
         ctx.err("FT998", f"invalid plan: {'.'.join(str(x) for x in first.get('loc', ()))}: {first.get('msg')}",

@@ -135,6 +135,15 @@ def total_params(card: Card) -> int:
     return embed + blocks + norm_final + head
 
 
+def card_from_plan(model) -> Card:
+    """The card a plan's `model` section was built from (the executor re-estimates from it)."""
+    return Card(name=model.card, source=model.source, family=model.family, hidden=model.hidden, layers=model.layers,
+                heads=model.heads, kv_heads=model.kv_heads, intermediate=model.intermediate, vocab=model.vocab,
+                arch=model.arch, head_dim=model.head_dim, max_position=model.max_position,
+                tie_embeddings=model.tie_embeddings, qkv_bias=model.qkv_bias, modules=tuple(model.modules),
+                aliases={k: tuple(v) for k, v in model.aliases.items()}, template=model.template)
+
+
 # ---------------------------------------------------------------------------- config.json
 
 

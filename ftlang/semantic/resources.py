@@ -1,46 +1,81 @@
-"""Trainable parameters and peak GPU memory per device, from a model card. Pure arithmetic.
+"""Trainable parameters and peak memory per device, from a model card. Pure arithmetic, torch-free.
+
+Every term models what ftlang's backend actually does (backend/load.py, methods.py, train.py,
+launch.py); docs/estimator.md derives each one and lists its sources and the measured checks.
 
 Trainable parameters (exact; biases are never adapted):
   full     every parameter of the model (cards.total_params)
-  lora     Σ over adapted matrices r·(d_in + d_out)   (+ d_out per matrix with DoRA's magnitude vector);
-           GQA shrinks k_proj/v_proj's d_out to kv_heads·head_dim; gpt2's c_proj counts twice per layer
-  prefix   layers · 2 · kv_dim · virtual_tokens        (PEFT prefix tuning without projection:
-           one key and one value vector per layer and virtual token)
-  prompt   virtual_tokens · hidden
+  lora     Σ over adapted matrices r·(d_in + d_out)   (+ d_out per matrix with DoRA's magnitude vector)
+  prefix   layers · 2 · kv_dim · virtual_tokens;  prompt  virtual_tokens · hidden
   ia3      Σ over target matrices d_out, or d_in for modules listed in `feedforward`
-  adapter  per placement per layer 2·hidden·bottleneck + bottleneck + hidden (down+up proj with biases)
+  adapter  per placement per layer 2·hidden·bottleneck + bottleneck + hidden
 
-Memory per device, bytes (P = total params, T = trainable, L = layers, s = max_seq_len (+ virtual
-tokens for prefix/prompt), b = per-device batch, h = hidden, a = heads, V = vocab):
-  full, fp32            weights 4P, gradients 4P, Adam 8P                  = 16 B/param
-  full, bf16/fp16       weights 2P + fp32 master 4P, gradients 4P, Adam 8P = 18 B/param
-  PEFT (lora, ia3, ...) frozen base 2 B/param in bf16/fp16 (4 in fp32, and always 4 for ftlang's
-                        bottleneck adapters), plus 16 B per trainable
-                        param (fp32 weight 4, gradient 4, Adam 8)
-  qlora                 block linear weights in NF4: 4.127 bits/param with double quant, 4.5 without
-                        (a 32-bit absmax per 64 weights, or an 8-bit one per 64 plus a 32-bit one per
-                        256 blocks); embeddings, norms and lm_head stay 2 B/param; + 16 B per trainable
-  optimizer             adamw 8 B/trainable param; 8-bit Adam 2; adafactor ≈ 4; sgd 0
-  activations           Korthikanti et al. 2022, per layer, 16-bit: s·b·h·(34 + 5·a·s/h);
-                        with gradient checkpointing only each layer's input is kept (2·s·b·h per layer)
-                        plus one layer recomputed in full; fp32 doubles both
-  logits                b·s·V·4 (fp32 logits; for classification b·labels·4)
-  peak                  weights + gradients + optimizer + activations + logits
-Data parallelism (ddp) replicates weights; fsdp/deepspeed shard weights, gradients and optimizer
-state by the world size (count · nodes).
+Memory per device, bytes (P total params, T trainable, e = 2 under bf16/fp16 autocast else 4,
+s the padded sequence length, b the per-device micro-batch, h hidden, a heads, V vocab, L layers):
+  weights      full: 4P fp32 (+2P: the bf16/fp16 copies autocast makes and autograd keeps; 2P + 4P/world
+               fp32 master under DeepSpeed); PEFT: frozen base e·P (4 for ftlang's adapters) + 4T;
+               qlora: 4-bit block linears (4.127 bits with double quant, 4.5 without) and every other
+               parameter in fp32 (prepare_model_for_kbit_training upcasts them) + 4T
+  gradients    4 per trainable parameter (fp32 parameters)
+  optimizer    adamw 8·T, 8-bit Adam 2·T (+8 per parameter of tensors under 4096 elements), paged
+               variants the same bytes but in pageable memory (not counted: they page out under
+               pressure), adafactor 4·(rows + cols) per matrix, sgd 0
+  activations  per layer and token the tensors autograd saves (see `_saved_per_token`), times s·b·L; eager
+               attention adds a·s·(4 + e) per token (fp32 softmax + its e copy); with gradient
+               checkpointing only each layer's input (h·e) is kept plus one layer recomputed; a
+               materialised attention mask adds b·s² bytes
+  logits       causal LM: b·s·V·(e + 8): the logits, log_softmax's fp32 output and its gradient
+               (transformers upcasts to fp32 before cross-entropy; ftlang has no chunked loss, which would
+               keep 1/8 of the gradient: e + 4.5); classify: tiny
+  peak         weights + optimizer + activations + logits + gradients (gradients overlap the freed
+               activations when grad_accum = 1: max(activations + logits, gradients) then)
+Sharding (world = count · nodes): ddp replicates and adds a gradient bucket copy; fsdp (FULL_SHARD,
+ZeRO-3) divides weights, gradients and optimizer state by world and adds two gathered layers and the
+root unit (embeddings, head); deepspeed (ZeRO-2, what launch.py writes) divides gradients and optimizer.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from ftlang.plan import HardwarePlan, MemoryEstimate, ResourcesPlan, TaskSpec, TrainPlan
 from ftlang.semantic.cards import Card, extra_linears, layer_linears, linear_params, total_params
 
+#: bits per weight of a bitsandbytes-quantized linear: 4-bit + a 32-bit absmax per 64 weights (4.5), or
+#: with double quant an 8-bit absmax per 64 plus a 32-bit one per 256 blocks (4.127); int8 (LLM.int8)
+#: 8 bits + a 32-bit scale per row (≈ 8)
 NF4_BITS_DOUBLE_QUANT = 4.127
 NF4_BITS = 4.5
-_OPTIMIZER_BYTES = {"adamw": 8, "adamw_8bit": 2, "paged_adamw_8bit": 2, "paged_adamw_32bit": 8,
-                    "sgd": 0, "adafactor": 4}
+INT8_BITS = 8.0
+#: bitsandbytes 8-bit optimizers keep tensors under this many elements in 32-bit state (min_8bit_size)
+BNB_MIN_8BIT_SIZE = 4096
+#: transformers' default attention per family (PreTrainedModel._supports_sdpa; gemma2 has no SDPA
+#: because SDPA cannot soft-cap the scores); backend/load.py passes no attn_implementation
+EAGER_FAMILIES = frozenset({"gemma2"})
+
+Attention = Literal["sdpa", "eager", "flash"]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the backend does with the plan, as far as memory goes. `runtime_of` derives it from the
+    plan; the published-peaks table (docs/estimator.md) also sets what ftlang cannot express yet."""
+
+    attention: Attention = "sdpa"
+    pure_16bit: bool = False  # weights, gradients and Adam state in bf16 (torchtune); ftlang: mixed only
+    chunked_loss: bool = False  # cross-entropy over chunks of the sequence, logits never whole
+    zero_stage: int = 0  # 0 replicate, 2 shard gradients + optimizer, 3 shard weights too
+    offload_optimizer: bool = False  # optimizer state (and its step) on the CPU
+    offload_params: bool = False  # sharded weights on the CPU
+    optimizer_in_backward: bool = False  # step each parameter as its gradient arrives (no gradient buffer)
+    ddp_buckets: bool = True  # DDP keeps a flat copy of the gradients for all-reduce
+
+
+def runtime_of(card: Card, method, train: TrainPlan, hardware: HardwarePlan) -> Runtime:
+    """The runtime ftlang's backend uses for this plan (see the module doc for where each comes from)."""
+    stage = {"fsdp": 3, "deepspeed": 2}.get(hardware.strategy, 0)
+    return Runtime(attention="eager" if card.family in EAGER_FAMILIES else "sdpa", zero_stage=stage)
 
 
 @dataclass(frozen=True)
@@ -83,58 +118,259 @@ def trainable_params(card: Card, method) -> int:
     raise ValueError(f"unknown method kind {kind!r}")
 
 
-def activation_bytes(card: Card, seq: int, batch: int, checkpointing: bool, precision: str) -> int:
-    h, a = card.hidden, card.heads
-    per_layer = seq * batch * h * (34 + 5 * a * seq / h)
+# ---------------------------------------------------------------------------- activations
+
+
+def _saved_per_token(card: Card, method, e: int) -> float:
+    """Bytes autograd keeps per token in one block, without the attention scores.
+
+    Decoder blocks (Llama-like): the two norm inputs and outputs (4h), q (q_dim), k and v (2·kv_dim),
+    the attention output (q_dim), and the MLP's gate, up, act(gate) and their product (4i); GPT-2 /
+    BERT blocks: the fc output and its GeLU (2i) instead. LoRA adds per adapted matrix its dropout
+    output (d_in·e) and mask (d_in bytes) when dropout > 0, and the rank-r intermediate (r·e).
+    """
+    h, i = card.hidden, card.intermediate
+    mlp = 2 * i if card.family in ("gpt2", "bert") else 4 * i
+    values = 4 * h + 2 * card.q_dim + 2 * card.kv_dim + mlp
+    extra = 0.0
+    if method.kind in ("lora", "qlora"):
+        wanted = set(method.targets)
+        for name, d_in, _, _ in layer_linears(card):
+            if name in wanted:
+                extra += method.r * e + (d_in * (e + 1) if method.dropout > 0 else 0)
+    elif method.kind == "adapter":  # down output, activation output, dropout per placement
+        extra = len(set(method.placement)) * (2 * method.bottleneck + card.hidden) * 4
+    return values * e + extra
+
+
+def activation_bytes(card: Card, method, seq: int, batch: int, checkpointing: bool, e: int,
+                     attention: Attention = "sdpa", mask: bool = True) -> int:
+    """Saved activations of the blocks for one micro-batch (+ the final norm and the head's input)."""
+    per_layer = seq * batch * _saved_per_token(card, method, e)
+    if attention == "eager":
+        per_layer += batch * card.heads * seq * seq * (4 + e)  # fp32 softmax output + its e copy
     if checkpointing:
-        total = card.layers * 2 * seq * batch * h + per_layer
+        total = card.layers * seq * batch * card.hidden * e + 2 * per_layer  # inputs + one layer and its grads
     else:
         total = card.layers * per_layer
-    return int(total * (2 if precision == "fp32" else 1))
+    total += 2 * seq * batch * card.hidden * e  # final norm input and output (the head's input)
+    if mask and attention != "flash":
+        total += batch * seq * seq  # transformers' 4D bool mask (padding or packing)
+    return int(total)
 
 
-def estimate(card: Card, method, train: TrainPlan, hardware: HardwarePlan, task: TaskSpec | None = None) -> Estimate:
+def logits_bytes(card: Card, seq: int, batch: int, e: int, task: TaskSpec | None, chunked: bool) -> int:
+    if task is not None and task.kind == "classify":
+        return batch * max(len(task.labels), 2) * 4 * 3
+    # the logits in e, log_softmax's saved fp32 output, and its fp32 gradient; chunked cross-entropy
+    # (torchtune, 8 chunks) upcasts and differentiates one chunk at a time: the gradient is 1/8 of it
+    per = e + 4 + (4 / 8 if chunked else 4)
+    return int(batch * seq * card.vocab * per)
+
+
+# ---------------------------------------------------------------------------- states
+
+
+def _base_param_bytes(card: Card, method, train: TrainPlan, rt: Runtime) -> float:
+    """The base model's weights on one device before sharding (trainable copies excluded)."""
     total = total_params(card)
-    trainable = trainable_params(card, method)
-    opt_bytes = _OPTIMIZER_BYTES.get(train.optimizer, 8)
     half = train.precision in ("bf16", "fp16")
     if method.kind == "full":
-        weights = total * (6 if half else 4)
-        grads = 4 * total
-    else:
-        if method.kind == "qlora":
-            bits = NF4_BITS_DOUBLE_QUANT if method.quant.double_quant else NF4_BITS
-            quantized = linear_params(card)
-            weights = int(quantized * bits / 8) + (total - quantized) * 2
-        else:
-            # backend/load.py loads a PEFT-frozen base in the 16-bit precision; ftlang's own
-            # bottleneck adapters keep an fp32 base (they compute outside autocast)
-            weights = total * (2 if half and method.kind != "adapter" else 4)
+        if rt.pure_16bit:
+            return 2 * total
+        return total * (6 if half else 4)  # fp32 weights + autocast's kept 16-bit copies
+    if method.kind == "qlora":
+        q = method.quant
+        bits = INT8_BITS if q.type == "int8" else (NF4_BITS_DOUBLE_QUANT if q.double_quant else NF4_BITS)
+        quantized = linear_params(card)
+        rest_bytes = 2 if rt.pure_16bit else 4  # prepare_model_for_kbit_training upcasts the rest to fp32
+        return quantized * bits / 8 + (total - quantized) * rest_bytes
+    # backend/load.py loads a PEFT-frozen base in the 16-bit precision; ftlang's own
+    # bottleneck adapters keep an fp32 base (they compute outside autocast)
+    return total * (2 if half and method.kind != "adapter" else 4)
+
+
+def _adafactor_bytes(card: Card, method, trainable: int) -> int:
+    """transformers' Adafactor (no first moment): a row and a column vector per matrix, full state for vectors."""
+    if method.kind == "full":
+        heads = 1 if card.tie_embeddings or card.arch == "encoder" else 2
+        rows_cols = sum(i + o for _, i, o, _ in layer_linears(card)) * card.layers + (card.vocab + card.hidden) * heads
+        vectors = trainable - linear_params(card) - card.vocab * card.hidden * heads
+        return 4 * (rows_cols + max(0, vectors))
+    if method.kind in ("lora", "qlora"):
+        r = method.r
+        return 4 * _targets_count(card, method.targets, lambda _n, i, o: 2 * r + i + o)
+    if method.kind == "adapter":
+        per = 2 * (method.bottleneck + card.hidden) + method.bottleneck + card.hidden
+        return 4 * per * len(set(method.placement)) * card.layers
+    if method.kind == "prompt":
+        return 4 * (method.virtual_tokens + card.hidden)
+    return 4 * trainable
+
+
+def optimizer_bytes(card: Card, method, train: TrainPlan, trainable: int, rt: Runtime) -> int:
+    opt = train.optimizer
+    if opt.startswith("paged_"):
+        return 0  # bitsandbytes pages these out under pressure: they never make a device run out
+    if opt == "adamw":
+        return trainable * (4 if rt.pure_16bit else 8)
+    if opt == "adamw_8bit":
+        small = 0
+        if method.kind in ("lora", "qlora"):
+            small = _targets_count(card, method.targets,
+                                   lambda _n, i, o: sum(n for n in (method.r * i, method.r * o)
+                                                        if n < BNB_MIN_8BIT_SIZE))
+        return 2 * trainable + 6 * small
+    if opt == "adafactor":
+        return _adafactor_bytes(card, method, trainable)
+    return 0  # sgd without momentum
+
+
+def _layer_params(card: Card) -> int:
+    return sum(i * o for _, i, o, _ in layer_linears(card))
+
+
+def _world(hardware: HardwarePlan) -> int:
+    return max(1, hardware.count * hardware.nodes)
+
+
+# ---------------------------------------------------------------------------- the estimate
+
+
+def default_seq(method, train: TrainPlan) -> int:
+    """Tokens per row the activations assume without data: max_seq_len (+ a method's virtual tokens)."""
+    return train.max_seq_len + (getattr(method, "virtual_tokens", 0) or 0)
+
+
+def estimate(card: Card, method, train: TrainPlan, hardware: HardwarePlan, task: TaskSpec | None = None, *,
+             seq: int | None = None, runtime: Runtime | None = None) -> Estimate:
+    """Peak memory per device. `seq`: the padded length of the longest batch when the data is known."""
+    rt = runtime or runtime_of(card, method, train, hardware)
+    total = total_params(card)
+    trainable = trainable_params(card, method)
+    e = 2 if train.precision in ("bf16", "fp16") or rt.pure_16bit else 4
+    world = _world(hardware)
+    weights = _base_param_bytes(card, method, train, rt)
+    if method.kind != "full":
         weights += 4 * trainable
-        grads = 4 * trainable
-    optimizer = opt_bytes * trainable
-    if hardware.strategy in ("fsdp", "deepspeed"):
-        world = max(1, hardware.count * hardware.nodes)
-        weights, grads, optimizer = -(-weights // world), -(-grads // world), -(-optimizer // world)
-    seq = train.max_seq_len + (getattr(method, "virtual_tokens", 0) or 0)
-    acts = activation_bytes(card, seq, train.batch, train.gradient_checkpointing, train.precision)
-    if task is not None and task.kind == "classify":
-        logits = train.batch * max(len(task.labels), 2) * 4
-    else:
-        logits = train.batch * seq * card.vocab * 4
-    peak = weights + grads + optimizer + acts + logits
-    mem = MemoryEstimate(weights_bytes=int(weights), gradients_bytes=int(grads), optimizer_bytes=int(optimizer),
-                         activations_bytes=int(acts), logits_bytes=int(logits), peak_bytes=int(peak))
+    grads = (2 if rt.pure_16bit else 4) * trainable
+    optimizer = optimizer_bytes(card, method, train, trainable, rt)
+    overhead = 0.0
+    if rt.zero_stage >= 2 and world > 1:
+        if hardware.strategy == "deepspeed" and method.kind == "full" and not rt.pure_16bit and e == 2:
+            weights = 2 * total + 4 * total / world  # bf16 module + the fp32 master partition
+        grads, optimizer = grads / world, optimizer / world
+        if rt.zero_stage >= 3:
+            weights /= world
+            # two gathered blocks (the current one and the prefetched next), in e, and the root unit
+            root = card.vocab * card.hidden * (1 if card.tie_embeddings else 2)
+            overhead = (2 * _layer_params(card) + root) * e
+            if method.kind == "full":
+                overhead += _layer_params(card) * e  # the current block's unsharded gradient
+    elif world > 1 and rt.ddp_buckets and hardware.strategy in ("ddp", "none"):
+        overhead = grads  # the all-reduce buckets
+    if rt.offload_optimizer:
+        optimizer = 0
+    if rt.offload_params:
+        weights = 0
+    if rt.optimizer_in_backward:
+        grads = 0
+    if seq is None:
+        seq = default_seq(method, train)
+    acts = activation_bytes(card, method, seq, train.batch, train.gradient_checkpointing, e, rt.attention)
+    logits = logits_bytes(card, seq, train.batch, e, task, rt.chunked_loss)
+    transient = acts + logits
+    if train.grad_accum > 1 or method.kind != "full":
+        live = transient + grads
+    else:  # set_to_none zero_grad: gradients fill as the activations are freed
+        live = max(transient, grads)
+    peak = weights + optimizer + live + overhead
+    mem = MemoryEstimate(weights_bytes=int(weights + overhead), gradients_bytes=int(grads),
+                         optimizer_bytes=int(optimizer), activations_bytes=int(acts), logits_bytes=int(logits),
+                         peak_bytes=int(peak))
     return Estimate(trainable, total, mem)
 
 
-def resources_plan(card: Card, method, train: TrainPlan, hardware: HardwarePlan,
-                   task: TaskSpec | None = None) -> ResourcesPlan:
-    est = estimate(card, method, train, hardware, task)
+def resources_plan(card: Card, method, train: TrainPlan, hardware: HardwarePlan, task: TaskSpec | None = None,
+                   *, seq: int | None = None, seq_source: str = "max_seq_len", rows: float | None = None,
+                   mean_seq: float | None = None) -> ResourcesPlan:
+    """The plan's `resources`: params, memory, and (throughput.py) time and cost.
+
+    seq: the padded length of the longest batch (data known) and seq_source where it came from;
+    rows: training rows (None: unknown); mean_seq: the mean padded batch length (time)."""
+    from ftlang.semantic.throughput import time_and_cost
+
+    est = estimate(card, method, train, hardware, task, seq=seq)
     device = hardware.memory_bytes
     fits = device is None or est.memory.peak_bytes <= device
-    return ResourcesPlan(trainable_params=est.trainable, total_params=est.total, fits=fits, memory=est.memory,
-                         device_memory_bytes=device)
+    used = seq if seq is not None else default_seq(method, train)
+    rt = runtime_of(card, method, train, hardware)
+    plan = ResourcesPlan(trainable_params=est.trainable, total_params=est.total, fits=fits, memory=est.memory,
+                         device_memory_bytes=device, seq_len=used, seq_len_source=seq_source,
+                         attention=rt.attention, rows=rows)
+    time, cost = time_and_cost(card, method, train, hardware, task, plan, rows=rows, mean_seq=mean_seq)
+    return plan.model_copy(update={"time": time, "cost": cost})
+
+
+def lengths_summary(lengths: list[int], batch: int, packed: bool) -> dict:
+    """What the estimate needs from the data's token lengths (rows, or packed bins, after truncation):
+    the longest row (the longest batch pads to it) and the mean padded length of a random batch."""
+    from ftlang.semantic.throughput import expected_batch_max
+
+    n = len(lengths)
+    return {"rows": n, "max": max(lengths, default=0), "mean": (sum(lengths) / n) if n else 0.0,
+            "padded_mean": expected_batch_max(lengths, batch), "packed": packed}
+
+
+def plan_resources(plan, lengths: dict | None = None) -> ResourcesPlan:
+    """A plan's resources again, from its own sections; `lengths` (lengths_summary) makes them data-aware."""
+    from ftlang.semantic.cards import card_from_plan
+
+    card = card_from_plan(plan.model)
+    rows, seq, mean_seq = plan.resources.rows, None, None
+    source = "max_seq_len"
+    if lengths and lengths.get("rows"):
+        extra = getattr(plan.method, "virtual_tokens", 0) or 0
+        rows, seq, mean_seq = lengths["rows"], int(lengths["max"]) + extra, lengths["padded_mean"] + extra
+        source = "packing" if lengths.get("packed") else "data"
+    return resources_plan(card, plan.method, plan.train, plan.hardware, plan.model.task, seq=seq,
+                          seq_source=source, rows=rows, mean_seq=mean_seq)
+
+
+def compare_hardware(plan, lengths: dict | None = None) -> list[tuple[str, ResourcesPlan, HardwarePlan]]:
+    """The plan's resources on every catalog GPU that fits it (the recipe's count, nodes and strategy;
+    GPUs without bf16 skipped for a bf16 plan), cheapest first."""
+    from ftlang.semantic.context import hardware_catalog
+
+    out = []
+    for name, info in hardware_catalog().items():
+        if plan.train.precision == "bf16" and not info.get("bf16"):
+            continue
+        hw = plan.hardware.model_copy(update={"gpu": name, "memory_bytes": int(info["memory_bytes"]),
+                                              "price_per_hour": info.get("price_per_hour"), "device": "cuda"})
+        res = plan_resources(plan.model_copy(update={"hardware": hw}), lengths)
+        if res.fits:
+            out.append((name, res, hw))
+    out.sort(key=lambda t: (t[1].cost.usd if t[1].cost else float("inf"), t[0]))
+    return out
+
+
+def recorded_lengths(plan) -> dict | None:
+    """The data lengths a finished or running `ftlang run` of this same plan recorded (runs/<recipe>/
+    <hash12>-*/data.json), newest first: how `ftlang check --data` knows token lengths without a tokenizer."""
+    import json
+
+    root = plan.resolve("runs") / plan.recipe.name
+    if not root.is_dir():
+        return None
+    for d in sorted(root.glob(f"{plan.short_hash}-*"), key=lambda p: p.name, reverse=True):
+        try:
+            lengths = json.loads((d / "data.json").read_text(encoding="utf-8")).get("lengths")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(lengths, dict) and lengths.get("rows"):
+            return lengths
+    return None
 
 
 def human_bytes(n: int | float) -> str:

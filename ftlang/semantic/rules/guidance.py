@@ -90,6 +90,18 @@ def _train_source(ctx: RecipeContext):
     return ctx.data.get(name)
 
 
+def train_rows_hint(ctx: RecipeContext) -> float | None:
+    """Training rows as counted cheaply (see count_rows), less a split's validation share; None unknown."""
+    src = _train_source(ctx)
+    if src is None or src.path is None:
+        return None
+    n = count_rows(ctx.root / src.path)
+    if n is None:
+        return None
+    split = ctx.split
+    return n * (1 - split.validation) if split is not None and split.dataset == "train" else float(n)
+
+
 @rule("FT404")
 def train_rows(ctx: RecipeContext) -> Iterator[Diagnostic]:
     src = _train_source(ctx)

@@ -1,0 +1,132 @@
+"""Estimate vs measured on this machine's CPU: peak memory and training time of short real runs.
+
+    HF_HUB_OFFLINE=1 python bench/estimator_bench.py [--steps 6] [NAME ...]
+
+Each case runs in a fresh subprocess (peak RSS is per process): the recipe is compiled, its data
+prepared with the real tokenizer, the model loaded through backend.methods and trained with
+backend.train for `--steps` optimizer steps (eval off). Measured memory: peak RSS (VmHWM) minus the
+RSS just before the model loads, as `ftlang run` reports it; measured time: the training steps after
+the first (the first pays one-off costs). The estimate: the plan's resources made data-aware from the
+same prepared rows (semantic/resources.plan_resources). Prints one row per case and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+#: name → (recipe, --set overrides)
+CASES: dict[str, tuple[str, dict[str, str]]] = {
+    "quickstart": ("examples/quickstart.ft", {}),
+    "quickstart_ckpt": ("examples/quickstart.ft", {"train.gradient_checkpointing": "true"}),
+    "quickstart_bf16": ("examples/quickstart.ft", {"train.precision": "bf16"}),
+    "quickstart_full": ("examples/quickstart.ft", {"method": "full"}),
+    "adapter": ("examples/adapter.ft", {}),
+    "ia3": ("examples/ia3.ft", {}),
+    "prefix": ("examples/prefix.ft", {}),
+    "prompt": ("examples/prompt.ft", {}),
+    "classify_tickets": ("examples/classify_tickets.ft", {}),
+    "replay_buffer": ("examples/replay_buffer.ft", {}),
+}
+
+
+def _hwm() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _plan(recipe: str, overrides: dict[str, str], steps: int):
+    from ftlang.plan import EvalPlan, FullMethod
+    from ftlang.semantic.check import check_file
+
+    res = check_file(ROOT / recipe)
+    plan = res.plan
+    assert plan is not None, [str(d) for d in res.diagnostics]
+    train = {"max_steps": steps, "epochs": None, "save_steps": 10_000, "logging_steps": 1}
+    for key, value in overrides.items():
+        if key.startswith("train."):
+            field = key.split(".", 1)[1]
+            train[field] = {"true": True, "false": False}.get(value, value)
+    update = {"train": plan.train.model_copy(update=train), "eval": EvalPlan(every="end", metrics=["loss"])}
+    if overrides.get("method") == "full":
+        update["method"] = FullMethod()
+    return plan.model_copy(update=update)
+
+
+def child(name: str, steps: int, out: Path) -> None:
+    from ftlang.backend.load import load_tokenizer
+    from ftlang.backend.methods import load_for_training
+    from ftlang.backend.run import current_rss, data_lengths
+    from ftlang.backend.train import seed_everything, train
+    from ftlang.data.prepare import prepare
+    from ftlang.semantic.resources import plan_resources
+
+    recipe, overrides = CASES[name]
+    plan = _plan(recipe, overrides, steps)
+    tok = load_tokenizer(plan)
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = prepare(plan, tok, log=lambda s: None, cache_dir=Path(tmp) / "cache")
+        lengths = data_lengths(plan, prepared)
+        res = plan_resources(plan, lengths)
+        seed_everything(plan)
+        before = current_rss()
+        model = load_for_training(plan)
+        loaded = _hwm() - before
+        t0 = time.perf_counter()
+        result = train(plan, prepared, model, tok, Path(tmp) / "run", device="cpu", log=lambda s: None)
+        wall = time.perf_counter() - t0
+    peak = _hwm() - before
+    times = list(result.step_times)
+    later = times[1:] or times
+    per_step = sum(later) / len(later)
+    est_step = res.time.seconds / steps if res.time else None
+    out.write_text(json.dumps({
+        "name": name, "steps": steps, "lengths": lengths, "measured_peak": peak, "measured_load_peak": loaded,
+        "estimate_peak": res.memory.peak_bytes, "memory": res.memory.model_dump(), "seq_len": res.seq_len,
+        "measured_step_s": per_step, "estimate_step_s": est_step, "train_wall_s": wall,
+        "tokens_per_step": res.time.tokens / steps if res.time else None,
+    }))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("names", nargs="*", default=list(CASES))
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args.child, args.steps, Path(args.out))
+        return 0
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    print(f"{'case':<18} {'seq':>5} {'est MiB':>8} {'meas MiB':>8} {'est/meas':>8} "
+          f"{'est s/step':>10} {'meas s/step':>11} {'est/meas':>8}")
+    for name in args.names:
+        with tempfile.NamedTemporaryFile(suffix=".json") as f:
+            proc = subprocess.run([sys.executable, __file__, "--child", name, "--steps", str(args.steps),
+                                   "--out", f.name], env=env, capture_output=True, text=True)
+            if proc.returncode != 0:
+                print(f"{name:<18} failed: {proc.stderr.strip().splitlines()[-1:]}")
+                continue
+            r = json.loads(Path(f.name).read_text())
+        mib = 2**20
+        t_ratio = r["estimate_step_s"] / r["measured_step_s"] if r["estimate_step_s"] else float("nan")
+        print(f"{name:<18} {r['seq_len']:>5} {r['estimate_peak'] / mib:>8.0f} {r['measured_peak'] / mib:>8.0f} "
+              f"{r['estimate_peak'] / r['measured_peak']:>8.2f} {r['estimate_step_s'] or 0:>10.2f} "
+              f"{r['measured_step_s']:>11.2f} {t_ratio:>8.2f}", flush=True)
+        print("   " + json.dumps({k: r[k] for k in ("memory", "lengths", "measured_load_peak", "tokens_per_step")}),
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
