@@ -125,7 +125,10 @@ def peak_memory(device: str, rss_before_load: int | None = None) -> int | None:
 
 def data_lengths(plan: Plan, prepared: Any) -> dict:
     """The training rows' token lengths (packed bins when packing) as the estimator needs them."""
-    lengths = [len(r["input_ids"]) for r in prepared.train]
+    table = prepared.train
+    # TokenRows keep a lengths column; packed bins (and plain lists) are measured row by row
+    lengths = [int(n) for n in table.lengths()] if hasattr(table, "lengths") else [
+        len(r["input_ids"]) for r in table]
     return lengths_summary(lengths, plan.train.batch, bool(getattr(prepared, "packed", False)))
 
 
