@@ -7,8 +7,8 @@ Each command lives in ftlang/commands/<name>.py and exposes
 Command modules import only the core dependencies at module level; torch & co. are imported inside
 `run` of the commands that train, prepare data or serve.
 
-Exit codes: 0 clean, 1 errors (or warnings under --strict), 2 usage errors, 3 a failed eval gate,
-130 interrupted.
+Exit codes: 0 clean, 1 errors (or warnings under --strict, or a missing dependency), 2 usage errors,
+3 a failed eval gate, 70 an internal error (a bug, or ftlang's own grammar/stdlib files missing), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -51,6 +51,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
     return parser, modules
 
 
+def _print(diagnostics: list, args: argparse.Namespace) -> None:
+    from ftlang.render import render
+
+    fmt = getattr(args, "format", None) or "human"
+    print(render(diagnostics, fmt), file=sys.stderr if fmt == "human" else sys.stdout)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser, modules = build_parser()
     args = parser.parse_args(argv)
@@ -60,10 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(modules[args.command].run(args) or 0)
     except DiagnosticError as e:
-        from ftlang.render import render
-
-        fmt = getattr(args, "format", None) or "human"
-        print(render(e.diagnostics, fmt), file=sys.stderr if fmt == "human" else sys.stdout)
+        _print(e.diagnostics, args)
         return 1
     except KeyboardInterrupt:
         print("ftlang: interrupted", file=sys.stderr)
@@ -71,8 +75,20 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as e:  # noqa: BLE001 - the last line of defence: no traceback for users
+        from ftlang.environment import missing_dependency
+        from ftlang.resources import MissingResource
+
+        missing = missing_dependency(e, args.command)
+        if missing is not None:
+            _print([missing], args)
+            return 1
         if os.environ.get("FTLANG_DEBUG"):
             raise
+        if isinstance(e, MissingResource):
+            print(f"ftlang: internal error: {e}", file=sys.stderr)
+            print("help: this install of ftlang is incomplete; reinstall it: pip install --force-reinstall ftlang",
+                  file=sys.stderr)
+            return 70
         print(f"ftlang: internal error: {type(e).__name__}: {e}", file=sys.stderr)
         print("help: this is a bug in ftlang; rerun with FTLANG_DEBUG=1 for the traceback and report it",
               file=sys.stderr)

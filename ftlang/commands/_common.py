@@ -45,3 +45,32 @@ def emit(diags: list[Diagnostic], fmt: str, sources=None) -> None:
     text = render(diags, fmt, sources=sources)
     if text:
         print(text)
+
+
+def add_verbose(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="also show the libraries' own output: Python warnings, progress bars, log lines")
+
+
+# Read by tqdm (every progress bar, GGUF de-quantizing included), huggingface_hub and transformers
+# when they are imported, and inherited by the processes of a --launch.
+_QUIET_ENV = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error",
+              "PYTHONWARNINGS": "ignore"}
+_QUIET_LOGGERS = ("bitsandbytes", "kernels", "accelerate", "peft", "datasets")
+
+
+def quiet_libraries(verbose: bool) -> None:
+    """Hide torch/transformers/bitsandbytes noise unless --verbose: ftlang reports what matters itself
+    (as diagnostics and its own progress lines). Call before those libraries are imported."""
+    if verbose:
+        return
+    import logging
+    import os
+    import warnings
+
+    for name, value in _QUIET_ENV.items():
+        os.environ.setdefault(name, value)
+    if not sys.warnoptions:  # an explicit -W or PYTHONWARNINGS from the user wins
+        warnings.simplefilter("ignore")
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)

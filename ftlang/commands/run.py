@@ -1,12 +1,21 @@
 """`ftlang run FILE [--recipe NAME] [--set k=v] [--out DIR] [--resume [RUN_DIR]] [--launch] [--force]
-[--allow-outside] [--plan PLAN_JSON]`: compile the recipe, then train, evaluate, gate, export, register."""
+[--allow-outside] [--plan PLAN_JSON] [--verbose]`: compile the recipe, then train, evaluate, gate, export, register."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from ftlang.commands._common import FORMATS, UsageError, add_set, emit, parse_sets, usage
+from ftlang.commands._common import (
+    FORMATS,
+    UsageError,
+    add_set,
+    add_verbose,
+    emit,
+    parse_sets,
+    quiet_libraries,
+    usage,
+)
 
 HELP = "train a recipe: data → train → eval → gates → export → registry → report"
 
@@ -25,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="allow data paths outside the project root")
     parser.add_argument("--plan", metavar="PLAN_JSON", help="run a plan written by `ftlang plan -o` instead of a recipe")
     parser.add_argument("--format", choices=FORMATS, default="human", help="diagnostics output format")
+    add_verbose(parser)
 
 
 def _log(msg: str) -> None:
@@ -70,6 +80,7 @@ def load_plan(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    quiet_libraries(args.verbose)
     try:
         loaded = load_plan(args)
     except UsageError as e:

@@ -13,7 +13,7 @@ from jinja2 import TemplateError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ftlang.diagnostics import DiagnosticError, error
-from ftlang.resources import stdlib_dir
+from ftlang.resources import read_shipped, stdlib_dir
 from ftlang.source import Span
 
 #: the tokens that end a turn in the common chat templates (besides the tokenizer's eos)
@@ -38,7 +38,7 @@ def stdlib_template(name: str, span: Span | None = None) -> str:
     if not path.is_file():
         raise DiagnosticError(error("FT621", f"no stdlib chat template {name!r}", span,
                                     f"use one of: {', '.join(STDLIB_TEMPLATES)}"))
-    return path.read_text(encoding="utf-8")
+    return read_shipped(path)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from ftlang import plan as P
 from ftlang.diagnostics import Diagnostic, error
-from ftlang.resources import stdlib_dir
+from ftlang.resources import read_shipped, stdlib_dir
 from ftlang.semantic.cards import Card
 from ftlang.semantic.paths import Expect, checked_path
 from ftlang.semantic.resolve import BoundRecipe, Program
@@ -51,7 +51,7 @@ def _rel(path: str, root: str) -> str:
 
 @cache
 def hardware_catalog() -> dict[str, dict]:
-    data = json.loads((stdlib_dir() / "hardware.json").read_text(encoding="utf-8"))
+    data = json.loads(read_shipped(stdlib_dir() / "hardware.json"))
     return {k: v for k, v in data.items() if not k.startswith("_")}
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ftlang.atomic import write_text
-from ftlang.resources import grammar_path
+from ftlang.resources import grammar_path, read_shipped
 
 _FORMAT = 2  # bump when the encoding below changes
 
@@ -57,7 +57,7 @@ def load_lark(options: dict[str, Any], callbacks: dict[str, Any]) -> Any:
     from lark.grammar import Rule
     from lark.lexer import TerminalDef
 
-    text = grammar_path().read_text(encoding="utf-8")
+    text = read_shipped(grammar_path())
     key = hashlib.sha256(
         json.dumps([_FORMAT, lark.__version__, text, sorted(options.items())]).encode()
     ).hexdigest()[:24]
