@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import PydanticUndefined
@@ -196,28 +196,169 @@ class SourcePlan(_Frozen):
     loc: Loc | None = None
 
 
-class StepPlan(_Frozen):
-    """One `| step(...)` of a dataset pipeline. `args` holds plain JSON values, plus `expr` for filter.
+# ---------------------------------------------------------------------------- pipeline steps
+# One `| step(...)` of a dataset pipeline: a model per op, `args` typed per op. Each step is declared
+# once here (its args with their defaults and docs, and `signature`: the keyword names and how many
+# positional arguments the call takes); semantic/steps.py registers its binder and data/steps.py its
+# runner against the same model (tests/test_steps_registry.py checks both exist). The plan JSON is
+# {"op": ..., "args": {...}, "loc": ...}.
 
-    op and args:
-      dedupe        mode: "exact" | "normalized"
-      filter        expr: Expr (over the row's canonical fields)
-      to_chat       system: str | None
-      to_instruction
-      to_completion template: str | None (a jinja2 template over the row's fields)
-      augment       ops: [{"op": "synonyms"|"swap"|"delete"|"char_noise"|"back_translate"|"paraphrase",
-                           "p": float, "via": str, "to": str, "model": str, ...}], copies: int, seed: int
-                    optional per op: char_noise "kind": "keyboard"|"ocr"; back_translate "back": str (the
-                    reverse model, default: via); seq2seq "max_new_tokens": int. via/model: a directory
-                    relative to project_root, or a hub id
-      mix           other: str (a source or dataset name), ratio: float (of the result), seed: int
-                    (optional; default train.seed)
-      sample        n: int, seed: int
-    """
 
-    op: Literal["dedupe", "filter", "to_chat", "to_instruction", "to_completion", "augment", "mix", "sample"]
-    args: dict[str, Any] = {}
+def _unset(value: Any) -> bool:
+    return value is None
+
+
+def optional(doc: str = "") -> Any:
+    """An optional step argument left out of the plan (and of its hash) when not given."""
+    return Field(None, description=doc or None, exclude_if=_unset)
+
+
+class _Step(_Frozen):
+    #: (keyword argument names, how many positional arguments) of the call in a recipe
+    signature: ClassVar[tuple[tuple[str, ...], int]] = ((), 0)
+
+
+class DedupeArgs(_Frozen):
+    mode: Literal["exact", "normalized"] = Field("exact", description="exact rows, or normalized text "
+                                                 "(case, spacing and punctuation folded)")
+
+
+class DedupeStep(_Step):
+    """Drop repeated rows."""
+
+    signature: ClassVar = (("mode",), 1)
+    op: Literal["dedupe"] = "dedupe"
+    args: DedupeArgs = DedupeArgs()
     loc: Loc | None = None
+
+
+class FilterArgs(_Frozen):
+    expr: Expr = Field(description="a condition over the row's canonical fields")
+
+
+class FilterStep(_Step):
+    """Keep the rows for which a condition holds: filter(len(output) > 0)."""
+
+    signature: ClassVar = ((), 1)
+    op: Literal["filter"] = "filter"
+    args: FilterArgs
+    loc: Loc | None = None
+
+
+class ToChatArgs(_Frozen):
+    system: str | None = Field(None, description="a system message put first")
+
+
+class ToChatStep(_Step):
+    """Rows become chat messages."""
+
+    signature: ClassVar = (("system",), 1)
+    op: Literal["to_chat"] = "to_chat"
+    args: ToChatArgs = ToChatArgs()
+    loc: Loc | None = None
+
+
+class ToInstructionArgs(_Frozen):
+    pass
+
+
+class ToInstructionStep(_Step):
+    """Rows become instruction/input/output."""
+
+    signature: ClassVar = ((), 0)
+    op: Literal["to_instruction"] = "to_instruction"
+    args: ToInstructionArgs = ToInstructionArgs()
+    loc: Loc | None = None
+
+
+class ToCompletionArgs(_Frozen):
+    template: str | None = Field(None, description="a jinja2 template over the row's fields")
+
+
+class ToCompletionStep(_Step):
+    """Rows become plain text."""
+
+    signature: ClassVar = (("template",), 1)
+    op: Literal["to_completion"] = "to_completion"
+    args: ToCompletionArgs = ToCompletionArgs()
+    loc: Loc | None = None
+
+
+class AugmentOp(_Frozen):
+    """One augmentation inside augment(...). via/model/back: a directory relative to project_root, or a hub id."""
+
+    op: Literal["synonyms", "swap", "delete", "char_noise", "back_translate", "paraphrase"]
+    #: int kept as written (p = 1): the plan hash covers the value's JSON spelling
+    p: int | float = Field(0.1, description="the probability of changing each word", ge=0, le=1)
+    via: str | None = optional("back_translate: the forward translation model")
+    to: str | None = optional("back_translate: the pivot language")
+    back: str | None = optional("back_translate: the reverse model (default: via)")
+    model: str | None = optional("paraphrase: the seq2seq model")
+    kind: str | None = optional("char_noise: keyboard or ocr")
+    max_new_tokens: int | None = optional("seq2seq: tokens generated per text")
+
+
+AUGMENT_OPS: tuple[str, ...] = get_args(AugmentOp.model_fields["op"].annotation)
+
+
+class AugmentArgs(_Frozen):
+    ops: list[AugmentOp] = Field(min_length=1)
+    copies: int = Field(1, description="augmented copies per row", ge=1)
+    seed: int = Field(0, ge=0)
+
+
+class AugmentStep(_Step):
+    """Add changed copies of rows: augment(synonyms(p = 0.1), copies = 1)."""
+
+    signature: ClassVar = (("copies", "seed"), 99)
+    op: Literal["augment"] = "augment"
+    args: AugmentArgs
+    loc: Loc | None = None
+
+
+class MixArgs(_Frozen):
+    other: str = Field(description="a data source or dataset name")
+    ratio: float = Field(description="the mixed rows' share of the result", gt=0, lt=1)
+    seed: int | None = optional("shuffle seed (default: train.seed)")
+
+
+class MixStep(_Step):
+    """Add rows of another source (a replay buffer): mix(general, ratio = 10%)."""
+
+    signature: ClassVar = (("other", "ratio", "seed"), 2)
+    op: Literal["mix"] = "mix"
+    args: MixArgs
+    loc: Loc | None = None
+
+
+class SampleArgs(_Frozen):
+    n: int = Field(description="rows kept", ge=1)
+    seed: int = Field(0, ge=0)
+
+
+class SampleStep(_Step):
+    """Keep n rows, chosen by seed."""
+
+    signature: ClassVar = (("n", "seed"), 1)
+    op: Literal["sample"] = "sample"
+    args: SampleArgs
+    loc: Loc | None = None
+
+
+StepPlan = Annotated[
+    DedupeStep | FilterStep | ToChatStep | ToInstructionStep | ToCompletionStep | AugmentStep | MixStep | SampleStep,
+    Field(discriminator="op"),
+]
+
+#: op → step model, in the order the docs list them
+STEP_MODELS: dict[str, type[_Step]] = {
+    m.model_fields["op"].default: m for m in get_args(get_args(StepPlan)[0])
+}
+
+
+def make_step(op: str, args: dict[str, Any] | None = None, loc: Loc | dict | None = None) -> StepPlan:
+    """A step model from its op and plain args (tests, and conversions the runner inserts)."""
+    return STEP_MODELS[op].model_validate({"op": op, "args": args or {}, "loc": loc})
 
 
 class PipelinePlan(_Frozen):
@@ -538,7 +679,8 @@ def plan_hash(plan: Plan) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-for _model in (CallExpr, CompareExpr, BoolExpr, NotExpr, ArithExpr, GatePlan, StepPlan, EvalPlan, Plan):
+for _model in (CallExpr, CompareExpr, BoolExpr, NotExpr, ArithExpr, GatePlan, FilterArgs, FilterStep, EvalPlan,
+               Plan):
     _model.model_rebuild()
 
 

@@ -31,6 +31,7 @@ from ftlang.plan import (
     SplitPlan,
     StepPlan,
     TrainPlan,
+    make_step,
 )
 
 
@@ -46,7 +47,7 @@ def source(name: str, path: str | None = None, *, kind: str = "jsonl", format: s
 
 
 def step(op: str, line: int = 5, **args: Any) -> StepPlan:
-    return StepPlan(op=op, args=args, loc=loc(line))
+    return make_step(op, args, loc(line))
 
 
 def _model(model_dir: Path | None, **kw: Any) -> ModelPlan:

@@ -76,10 +76,11 @@ def test_support_bot_plan(proj: Path) -> None:
     assert plan.data["general"].format == "chat"
     steps = plan.datasets.pipelines["train"].steps
     assert [s.op for s in steps] == ["dedupe", "filter", "to_chat", "augment", "mix"]
-    assert steps[0].args == {"mode": "exact"}
-    assert steps[1].args["expr"]["kind"] == "compare"
-    assert steps[3].args["ops"][0] == {"op": "synonyms", "p": 0.1} and steps[3].args["copies"] == 1
-    assert steps[4].args == {"other": "general", "ratio": 0.1}
+    args = [s.args.model_dump(mode="json") for s in steps]
+    assert args[0] == {"mode": "exact"}
+    assert args[1]["expr"]["kind"] == "compare"
+    assert args[3]["ops"][0] == {"op": "synonyms", "p": 0.1} and args[3]["copies"] == 1
+    assert args[4] == {"other": "general", "ratio": 0.1}
     assert plan.datasets.split.validation == 0.05 and plan.datasets.split.seed == 42
     assert [g.text for g in plan.eval.gates] == ["perplexity < 12", "rouge_l >= 0.35 and not overfitting"]
     assert plan.export.merge and plan.export.registry.name == "support-bot"

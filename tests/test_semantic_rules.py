@@ -292,9 +292,9 @@ def test_augment_model_paths_and_mix_seed(proj: Path) -> None:
     (proj / "models" / "mt").mkdir(exist_ok=True)
     text = variant("dataset", 'dataset train = d | augment(back_translate(p = 0.5, via = "models/mt", back = "Helsinki-NLP/opus-mt-de-en"), copies = 2) | mix(d, ratio = 10%, seed = 3)')
     plan = check_text(text, proj / "r.ft").plan
-    op = plan.datasets.pipelines["train"].steps[0].args["ops"][0]
+    op = plan.datasets.pipelines["train"].steps[0].args.ops[0].model_dump()
     assert op == {"op": "back_translate", "p": 0.5, "via": "models/mt", "back": "Helsinki-NLP/opus-mt-de-en"}
-    assert plan.datasets.pipelines["train"].steps[1].args == {"other": "d", "ratio": 0.1, "seed": 3}
+    assert plan.datasets.pipelines["train"].steps[1].args.model_dump() == {"other": "d", "ratio": 0.1, "seed": 3}
     d = only_error(proj, text.replace('"models/mt"', '"./models/none"'))
     assert d.code == "FT203"
 

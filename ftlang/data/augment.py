@@ -156,11 +156,9 @@ def _per_text(f: Callable[[str], str]) -> Batch:
 def augment_rows(runner: PipelineRunner, rows: list[dict], fmt: str, step: StepPlan) -> list[dict]:
     """The new (augmented) rows for `rows`; the caller appends them. Each op runs over every text at
     once (seq2seq models generate in batches)."""
-    args = step.args
-    copies = int(args.get("copies", 1))
-    seed = int(args.get("seed", 0))
+    copies, seed = step.args.copies, step.args.seed
     fns: list[tuple[str, Batch]] = []
-    for op in args.get("ops", []):
+    for op in (o.model_dump() for o in step.args.ops):  # op dicts: absent options are left out
         if op["op"] in ("back_translate", "paraphrase"):
             fns.append((op["op"], _seq2seq(runner, op, step)))
             continue

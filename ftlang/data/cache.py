@@ -42,8 +42,8 @@ def _model_stamps(plan: Plan) -> dict[str, list]:
     out: dict[str, list] = {}
     for pipe in plan.datasets.pipelines.values():
         for step in pipe.steps:
-            for op in step.args.get("ops", []) if step.op == "augment" else []:
-                for ref in (op.get("via"), op.get("model"), op.get("back")):
+            for op in step.args.ops if step.op == "augment" else []:
+                for ref in (op.via, op.model, op.back):
                     if not isinstance(ref, str) or ref in out:
                         continue
                     d = plan.resolve(ref)

@@ -30,8 +30,9 @@ def step_lines(plan: Plan, runner: PipelineRunner, name: str, n: int) -> list[st
     lines = [f"dataset {name} = {pipe.source}: {len(ds.rows)} rows ({ds.fmt})", *_show(ds.rows, n)]
     for step in pipe.steps:
         runner._step(ds, step, stats)
-        lines += [f"  | {step.op}({', '.join(f'{k}={v}' for k, v in step.args.items() if k != 'expr')}"
-                  f"{'expr' if 'expr' in step.args else ''}): {len(ds.rows)} rows ({ds.fmt})", *_show(ds.rows, n)]
+        args = step.args.model_dump()
+        lines += [f"  | {step.op}({', '.join(f'{k}={v}' for k, v in args.items() if k != 'expr')}"
+                  f"{'expr' if 'expr' in args else ''}): {len(ds.rows)} rows ({ds.fmt})", *_show(ds.rows, n)]
     return lines
 
 

@@ -10,19 +10,17 @@ import hashlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from pydantic import TypeAdapter
-
+from ftlang import plan as P
 from ftlang.data.codes import row_problem
 from ftlang.data.formats import RowError, to_chat, to_completion, to_instruction
 from ftlang.data.rows import SourceRows, content_hash, normalized_hash, public
 from ftlang.data.validate import enforce, load_source
 from ftlang.diagnostics import Diagnostic, DiagnosticError, error
 from ftlang.expr import ExprError, evaluate, truthy
-from ftlang.plan import Expr, Plan, StepPlan
+from ftlang.plan import Plan, StepPlan, make_step
 from ftlang.source import loc_span
-
-_EXPR: TypeAdapter = TypeAdapter(Expr)
 
 
 @dataclass
@@ -104,50 +102,7 @@ class PipelineRunner:
         return ds
 
     def _step(self, ds: Dataset, step: StepPlan, stats: dict) -> None:
-        op, args = step.op, step.args
-        if op == "dedupe":
-            seen: set[str] = set()
-            kept = []
-            normalized = args.get("mode", "exact") == "normalized"
-            for row in ds.rows:
-                key = normalized_hash(row) if normalized else content_hash(row)
-                if key not in seen:
-                    seen.add(key)
-                    kept.append(row)
-            stats["deduped"] += len(ds.rows) - len(kept)
-            ds.rows = kept
-        elif op == "filter":
-            kept = []
-            expr = args["expr"]
-            expr = _EXPR.validate_python(expr) if isinstance(expr, dict) else expr
-            for row in ds.rows:
-                try:
-                    ok = truthy(evaluate(expr, public(row)))
-                except ExprError as e:
-                    raise self.row_error("FT620", f"filter failed on this row: {e} (fields: "
-                                                  f"{', '.join(public(row))})", row) from None
-                if ok:
-                    kept.append(row)
-            stats["filtered"] += len(ds.rows) - len(kept)
-            ds.rows = kept
-        elif op in ("to_chat", "to_instruction", "to_completion"):
-            self._convert(ds, step)
-        elif op == "augment":
-            from ftlang.data.augment import augment_rows  # nlpaug / transformers: only when used
-
-            added = augment_rows(self, ds.rows, ds.fmt, step)
-            stats["augmented"] += len(added)
-            ds.rows = ds.rows + added
-        elif op == "mix":
-            self._mix(ds, step, stats)
-        elif op == "sample":
-            n = int(args["n"])
-            if n < len(ds.rows):
-                keep = sorted(random.Random(int(args.get("seed", 0))).sample(range(len(ds.rows)), n))
-                stats["sampled_out"] += len(ds.rows) - n
-                ds.rows = [ds.rows[i] for i in keep]
-        else:
-            raise DiagnosticError(error("FT624", f"unknown step {op!r}", loc_span(step.loc)))
+        STEP_RUNNERS[type(step)](self, ds, step, stats)
 
     def _convert(self, ds: Dataset, step: StepPlan) -> None:
         op = step.op
@@ -155,12 +110,12 @@ class PipelineRunner:
         if op == "to_completion":
             from ftlang.data.templates import field_template
 
-            render = field_template(step.args.get("template"), ds.fmt, loc_span(step.loc))
+            render = field_template(step.args.template, ds.fmt, loc_span(step.loc))
         out = []
         for row in ds.rows:
             try:
                 if op == "to_chat":
-                    new = to_chat(row, ds.fmt, step.args.get("system"))
+                    new = to_chat(row, ds.fmt, step.args.system)
                 elif op == "to_instruction":
                     new = to_instruction(row, ds.fmt)
                 else:
@@ -174,12 +129,12 @@ class PipelineRunner:
         ds.fmt = {"to_chat": "chat", "to_instruction": "instruction", "to_completion": "completion"}[op]
 
     def _mix(self, ds: Dataset, step: StepPlan, stats: dict) -> None:
-        ratio = float(step.args["ratio"])
-        other = self.resolve(step.args["other"], step)
+        ratio = float(step.args.ratio)
+        other = self.resolve(step.args.other, step)
         rows = [dict(r) for r in other.rows]
         if other.fmt != ds.fmt:
-            conv = StepPlan(op={"chat": "to_chat", "instruction": "to_instruction"}.get(ds.fmt, "to_completion"),
-                            loc=step.loc)
+            conv = make_step({"chat": "to_chat", "instruction": "to_instruction"}.get(ds.fmt, "to_completion"),
+                             loc=step.loc)
             if ds.fmt not in ("chat", "instruction"):
                 raise DiagnosticError(error("FT624", f"mix: {other.name} has {other.fmt} rows, this dataset has "
                                                      f"{ds.fmt} rows", loc_span(step.loc)))
@@ -189,7 +144,8 @@ class PipelineRunner:
         if not rows:
             raise DiagnosticError(error("FT625", f"mix: {other.name} has no rows", loc_span(step.loc)))
         want = round(ratio * len(ds.rows) / (1 - ratio)) if ratio < 1 else len(rows)
-        rng = random.Random(int(step.args.get("seed", self.plan.train.seed)))
+        seed = step.args.seed if step.args.seed is not None else self.plan.train.seed
+        rng = random.Random(seed)
         picked: list[dict] = []
         while len(picked) < want:  # fewer rows than wanted: each is reused before any repeats twice
             order = list(range(len(rows)))
@@ -202,6 +158,81 @@ class PipelineRunner:
             r["_meta"] = {**r.get("_meta", {}), "mixed": True}
         stats["mixed"] += len(picked)
         ds.rows = ds.rows + picked
+
+
+# ---------------------------------------------------------------------------- step runners
+# One per step model of ftlang/plan.py (tests/test_steps_registry.py checks none is missing). A runner
+# changes `ds` in place and counts what it removed or added in `stats` (the pipeline's conservation).
+
+Runner = Callable[[PipelineRunner, Dataset, Any, dict], None]
+STEP_RUNNERS: dict[type, Runner] = {}
+
+
+def runs(model: type) -> Callable[[Runner], Runner]:
+    def register(fn: Runner) -> Runner:
+        assert model not in STEP_RUNNERS, f"{model.__name__} has two runners"
+        STEP_RUNNERS[model] = fn
+        return fn
+    return register
+
+
+@runs(P.DedupeStep)
+def _dedupe(runner: PipelineRunner, ds: Dataset, step: P.DedupeStep, stats: dict) -> None:
+    seen: set[str] = set()
+    kept = []
+    normalized = step.args.mode == "normalized"
+    for row in ds.rows:
+        key = normalized_hash(row) if normalized else content_hash(row)
+        if key not in seen:
+            seen.add(key)
+            kept.append(row)
+    stats["deduped"] += len(ds.rows) - len(kept)
+    ds.rows = kept
+
+
+@runs(P.FilterStep)
+def _filter(runner: PipelineRunner, ds: Dataset, step: P.FilterStep, stats: dict) -> None:
+    kept = []
+    for row in ds.rows:
+        try:
+            ok = truthy(evaluate(step.args.expr, public(row)))
+        except ExprError as e:
+            raise runner.row_error("FT620", f"filter failed on this row: {e} (fields: "
+                                            f"{', '.join(public(row))})", row) from None
+        if ok:
+            kept.append(row)
+    stats["filtered"] += len(ds.rows) - len(kept)
+    ds.rows = kept
+
+
+@runs(P.ToChatStep)
+@runs(P.ToInstructionStep)
+@runs(P.ToCompletionStep)
+def _convert(runner: PipelineRunner, ds: Dataset, step: StepPlan, stats: dict) -> None:
+    runner._convert(ds, step)
+
+
+@runs(P.AugmentStep)
+def _augment(runner: PipelineRunner, ds: Dataset, step: P.AugmentStep, stats: dict) -> None:
+    from ftlang.data.augment import augment_rows  # nlpaug / transformers: only when used
+
+    added = augment_rows(runner, ds.rows, ds.fmt, step)
+    stats["augmented"] += len(added)
+    ds.rows = ds.rows + added
+
+
+@runs(P.MixStep)
+def _mix(runner: PipelineRunner, ds: Dataset, step: P.MixStep, stats: dict) -> None:
+    runner._mix(ds, step, stats)
+
+
+@runs(P.SampleStep)
+def _sample(runner: PipelineRunner, ds: Dataset, step: P.SampleStep, stats: dict) -> None:
+    n = step.args.n
+    if n < len(ds.rows):
+        keep = sorted(random.Random(step.args.seed).sample(range(len(ds.rows)), n))
+        stats["sampled_out"] += len(ds.rows) - n
+        ds.rows = [ds.rows[i] for i in keep]
 
 
 def split_rows(rows: list[dict], validation: float, seed: int) -> tuple[list[dict], list[dict], int]:

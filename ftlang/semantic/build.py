@@ -25,7 +25,8 @@ from ftlang.semantic.context import (  # noqa: F401 - re-exported: the binder's 
     local_path,
     rel,
 )
-from ftlang.semantic.datasets import bind_data, bind_datasets, to_expr  # noqa: F401
+from ftlang.semantic.datasets import bind_data, bind_datasets  # noqa: F401
+from ftlang.semantic.exprs import to_expr
 from ftlang.semantic.models import bind_model, card_from_node  # noqa: F401
 from ftlang.semantic.resolve import BoundRecipe, Program
 from ftlang.semantic.schema import METHOD_KINDS, METHOD_MODELS, block, method_block

@@ -23,8 +23,6 @@ from ftlang.syntax import ast
 
 DATA_SOURCES = ("jsonl", "json", "csv", "parquet", "chat_jsonl", "hf_dataset")
 MODEL_SOURCES = ("hf", "local", "gguf", "local_package")
-STEPS = ("dedupe", "filter", "to_chat", "to_instruction", "to_completion", "augment", "mix", "sample")
-AUGMENT_OPS = ("synonyms", "swap", "delete", "char_noise", "back_translate", "paraphrase")
 RECIPE_BLOCKS = ("split", "method", "train", "hardware", "eval", "export")
 
 
@@ -120,9 +118,8 @@ CALL_SIGNATURES: dict[str, tuple[tuple[str, ...], int]] = {
     "local": (("path", "trust_remote_code"), 1),
     "gguf": (("path", "package", "file"), 1),
     "local_package": (("package", "path"), 2),
-    "dedupe": (("mode",), 1), "filter": ((), 1), "to_chat": (("system",), 1), "to_instruction": ((), 0),
-    "to_completion": (("template",), 1), "augment": (("copies", "seed"), 99), "mix": (("other", "ratio", "seed"), 2),
-    "sample": (("n", "seed"), 1), "skip": (("max",), 1), "classify": (("labels",), 1), "text": ((), 1),
+    **{op: model.signature for op, model in P.STEP_MODELS.items()},  # declared on each step model
+    "skip": (("max",), 1), "classify": (("labels",), 1), "text": ((), 1),
 }
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ftlang.diagnostics import Diagnostic, error
-from ftlang.semantic.datasets import GATE_NAMES
+from ftlang.semantic.exprs import GATE_NAMES
 from ftlang.semantic.paths import is_file
 from ftlang.semantic.rules.registry import rule
 from ftlang.semantic.values import did_you_mean
