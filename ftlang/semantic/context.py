@@ -23,6 +23,9 @@ from ftlang.syntax import ast
 
 DATA_SOURCES = ("jsonl", "json", "csv", "parquet", "chat_jsonl", "hf_dataset")
 MODEL_SOURCES = ("hf", "local", "gguf", "local_package")
+#: pipeline steps and augmentations, as the plan's step models declare them (the LSP completes these)
+STEPS: tuple[str, ...] = tuple(P.STEP_MODELS)
+AUGMENT_OPS = P.AUGMENT_OPS
 RECIPE_BLOCKS = ("split", "method", "train", "hardware", "eval", "export")
 
 
