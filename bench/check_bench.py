@@ -126,8 +126,9 @@ def throughput(n: int) -> dict:
 
 
 def write_results(startup_r: dict, through: dict, cmd: str) -> None:
-    path = REPO / "bench" / "RESULTS.md"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
+    sys.path.insert(0, str(REPO / "bench"))
+    from results import write_section
+
     section = (
         "## check\n\n"
         f"`{cmd}` on {os.cpu_count()} CPU cores (shared; load average {os.getloadavg()[0]:.1f} at the end)\n\n"
@@ -139,13 +140,7 @@ def write_results(startup_r: dict, through: dict, cmd: str) -> None:
         f"| in-process throughput, {through['recipes']} generated recipes | {through['recipes_per_s']:.0f} recipes/s "
         f"({through['plans']} plans, {through['errors']} errors) | ≥ 500/s |\n\n"
     )
-    lines = text.split("\n## ")
-    kept = [chunk for chunk in lines[1:] if not chunk.startswith("check\n")]
-    head = lines[0].rstrip("\n") + "\n\n"
-    body = "".join("## " + chunk.rstrip("\n") + "\n\n" for chunk in kept)
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(head + body + section, encoding="utf-8")
-    tmp.replace(path)
+    write_section("check", section)
 
 
 def main() -> int:

@@ -113,3 +113,31 @@ def test_pre_commit_hooks_run_on_ft_files():
     assert ids == ["ftlang-check", "ftlang-fmt"]
     assert text.count(r"files: \.ft$") == 2
     assert "entry: ftlang check" in text and "entry: ftlang fmt --check" in text
+
+
+VSCODE = REPO / "editors" / "vscode"
+
+
+def test_vscode_extension_declares_the_language_grammar_and_server() -> None:
+    import shutil
+    import subprocess
+
+    from ftlang.cli import build_parser
+
+    pkg = json.loads((VSCODE / "package.json").read_text(encoding="utf-8"))
+    (lang,) = pkg["contributes"]["languages"]
+    assert lang["id"] == "ftlang" and lang["extensions"] == [".ft"]
+    assert (VSCODE / lang["configuration"]).is_file()
+    json.loads((VSCODE / lang["configuration"]).read_text(encoding="utf-8"))
+    (grammar,) = pkg["contributes"]["grammars"]
+    assert grammar["scopeName"] == json.loads(GRAMMAR.read_text(encoding="utf-8"))["scopeName"]
+    # the one grammar file is copied in at install/package time, not duplicated in the repo
+    assert "../ftlang.tmLanguage.json" in pkg["scripts"]["grammar"] and grammar["path"].endswith(
+        "syntaxes/ftlang.tmLanguage.json")
+    command = pkg["contributes"]["configuration"]["properties"]["ftlang.server.command"]["default"]
+    _, commands = build_parser()
+    assert command[0] == "ftlang" and command[1] in commands
+    js = (VSCODE / pkg["main"]).read_text(encoding="utf-8")
+    assert "vscode-languageclient/node" in js and "server.command" in js
+    if shutil.which("node"):
+        assert subprocess.run(["node", "--check", str(VSCODE / pkg["main"])]).returncode == 0

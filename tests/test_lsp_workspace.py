@@ -1,14 +1,18 @@
 """The language server never reads outside the workspace root: imports and data paths that leave it
-are FT204 errors (the files are never opened), and a document outside every folder is only parsed."""
+are FT204 errors (the files are never opened), and a document outside every folder is only parsed.
+Also here (a server with a long debounce window): a burst of edits is checked once."""
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 
 pytest.importorskip("pygls")
 pytest_lsp = pytest.importorskip("pytest_lsp")
 
-from lsp_support import SERVER, initialize, open_doc  # noqa: E402
+from lsp_support import PUBLISH, SERVER, change_doc, initialize, open_doc, uri  # noqa: E402
+from lsprotocol import types as T  # noqa: E402
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -23,7 +27,7 @@ async def client(lsp_client: pytest_lsp.LanguageClient, request):
     (project / "outside.ft").write_text("recipe broken {{{\n", encoding="utf-8")
     (project / "rows.jsonl").write_text("not json\n", encoding="utf-8")
     lsp_client.project, lsp_client.ws = project, ws
-    await initialize(lsp_client, ws)
+    await initialize(lsp_client, ws, {"debounce_ms": 2500})
     yield
     await lsp_client.shutdown_session()
 
@@ -45,3 +49,32 @@ async def test_a_document_outside_the_workspace_is_only_parsed(client):
     assert await open_doc(client, path) == []  # no import resolved, no names looked up
     diags = await open_doc(client, path, "recipe r {\n")
     assert [d.code for d in diags] == ["FT003"]
+
+
+class _Counting(dict):
+    """client.diagnostics that counts how often each document's diagnostics were published."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count: dict[str, int] = {}
+
+    def __setitem__(self, key, value) -> None:
+        self.count[key] = self.count.get(key, 0) + 1
+        super().__setitem__(key, value)
+
+
+async def test_a_burst_of_edits_is_checked_once(client):
+    path = client.ws / "burst.ft"
+    text = 'recipe r {\n  train { epochs = 1 }\n}\n'
+    await open_doc(client, path, text)
+    # the first edit after a quiet spell (here: the open) is checked at once
+    client.diagnostics = counting = _Counting()
+    await change_doc(client, path, text.replace("epochs", "epocs0"), 2)
+    assert counting.count[uri(path)] == 1
+    for i in range(1, 6):  # well inside the 2.5 s window of each other: one check after the last
+        client.text_document_did_change(T.DidChangeTextDocumentParams(
+            text_document=T.VersionedTextDocumentIdentifier(uri=uri(path), version=2 + i),
+            content_changes=[T.TextDocumentContentChangeWholeDocument(text=text.replace("epochs", f"epocs{i}"))]))
+    while not any("epocs5" in d.message for d in counting.get(uri(path), ())):
+        await asyncio.wait_for(client.wait_for_notification(PUBLISH), 30)
+    assert counting.count[uri(path)] == 2
