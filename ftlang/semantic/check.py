@@ -50,45 +50,10 @@ class _State:
 
 
 def _resolve(st: _State) -> None:
-    from ftlang.semantic.resolve import Program, apply_sets, bind_recipes, load, project_root
+    from ftlang.semantic.resolve import load_program
 
-    program = Program(main=st.path, root=st.root or project_root(st.path), overlay=st.overlay)
-    if st.text is not None:
-        _load_text(program, st.path, st.text)
-    else:
-        load(program, st.path, [])
-    apply_sets(program, st.sets)
-    bind_recipes(program)
-    st.program = program
-    st.diags.extend(program.diags)
-
-
-def _load_text(program, path: Path, text: str) -> None:
-    from ftlang.semantic import resolve as R
-    from ftlang.syntax.parser import parse
-
-    source = SourceFile(str(path), text)
-    module, diags = parse(source)
-    program.sources[source.path] = source
-    program.loaded.add(R._real(str(path)))
-    program.diags.extend(diags)
-    if module is None:
-        return
-    program.main_module = module
-    stack = [Path(R._real(str(path)))]
-    from ftlang.syntax import ast
-
-    for it in module.items:
-        if isinstance(it, ast.Import):
-            R._load_import(program, it, path, stack)
-    program.modules.append(module)
-    for it in module.items:
-        if isinstance(it, ast.ModelCard):
-            R._define(program, program.cards, it, "model card")
-        elif isinstance(it, ast.Recipe):
-            R._define(program, program.recipes, it, "recipe")
-        elif isinstance(it, ast.Param):
-            R._define(program, program.params, it, "param")
+    st.program = load_program(st.path, text=st.text, root=st.root, overlay=st.overlay, sets=st.sets)
+    st.diags.extend(st.program.diags)
 
 
 def _selected(st: _State) -> list[str]:

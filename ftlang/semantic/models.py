@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
@@ -239,21 +240,18 @@ def _card_for_hub_id(ctx: RecipeContext, hub_id: str) -> Card | None:
         card, _ = card_from_node(cnode, ctx.params)
         if card is not None and card.source.kind == "hf" and card.source.path == hub_id:
             return card
-    return _stdlib_hub_cards().get(hub_id)
+    return _hub_cards(ctx.program.stdlib).get(hub_id)
 
 
 @cache
-def _stdlib_hub_cards() -> dict[str, Card]:
-    """Every stdlib card by its hub id, for `model = hf("org/name")` without an import."""
-    from ftlang.semantic.resolve import resolve
-
+def _hub_cards(stdlib: Callable[[], dict[str, ast.ModelCard]]) -> dict[str, Card]:
+    """The stdlib's cards by hub id, for `model = hf("org/name")` without an import; `stdlib` is the
+    resolved program's provider of card nodes (cached per provider: the stdlib does not change)."""
     out: dict[str, Card] = {}
-    for f in sorted((stdlib_dir() / "models").glob("*.ft")):
-        program = resolve(f)
-        for node in program.cards.values():
-            card, _ = card_from_node(node, {})
-            if card is not None and card.source.kind == "hf":
-                out[card.source.path] = card
+    for node in stdlib().values():
+        card, _ = card_from_node(node, {})
+        if card is not None and card.source.kind == "hf":
+            out[card.source.path] = card
     return out
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import lru_cache
@@ -92,6 +93,8 @@ class Program:
     bound: dict[str, BoundRecipe] = field(default_factory=dict)
     diags: list[Diagnostic] = field(default_factory=list)
     overlay: dict[str, str] = field(default_factory=dict)  # real path -> unsaved text (an editor's buffers)
+    #: the stdlib's card nodes by name, parsed on first call (binding matches hf("org/name") against them)
+    stdlib: Callable[[], dict[str, ast.ModelCard]] = field(default=lambda: stdlib_cards(), repr=False)
 
     def main_recipes(self) -> list[str]:
         if self.main_module is None:
@@ -301,9 +304,30 @@ def bind_recipes(program: Program) -> None:
         program.bound[name] = BoundRecipe(name, node, body, chain)
 
 
-def resolve(path: Path, sets: dict[str, str] | None = None) -> Program:
-    program = Program(main=path, root=project_root(path))
-    load(program, path, [])
+@lru_cache(maxsize=1)
+def stdlib_cards() -> dict[str, ast.ModelCard]:
+    """Every card the stdlib defines, by name: what `model = hf("org/name")` is matched against when the
+    recipe imports no card for that hub id. Parsed once per process, and only when asked."""
+    out: dict[str, ast.ModelCard] = {}
+    for f in sorted((stdlib_dir() / "models").glob("*.ft")):
+        out.update(resolve(f).cards)
+    return out
+
+
+def load_program(main: Path, *, text: str | None = None, root: Path | None = None,
+                 overlay: dict[str, str] | None = None, sets: dict[str, str] | None = None) -> Program:
+    """The one entry point of resolution: parse `main` (or `text` given for it: a buffer not on disk) and
+    its imports, define names, apply --set values and `extends`. `root` overrides the project root (an
+    editor's workspace); `overlay` maps real paths to unsaved texts of imported files."""
+    buffers = dict(overlay or {})
+    if text is not None:
+        buffers[_real(str(main))] = text
+    program = Program(main=main, root=root or project_root(main), overlay=buffers)
+    load(program, main, [])
     apply_sets(program, sets or {})
     bind_recipes(program)
     return program
+
+
+def resolve(path: Path, sets: dict[str, str] | None = None) -> Program:
+    return load_program(path, sets=sets)
