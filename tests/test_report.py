@@ -94,7 +94,9 @@ def test_report_renders_and_cannot_be_injected(tiny_llama_dir, project, capsys):
     assert ctx.plan.sha256 in md and "PASS" in md and "recipe tiny" in md
     report = json.loads((ctx.run_dir / "report.json").read_text())
     assert report["git"] is None or len(report["git"]["commit"]) == 40
-    assert report["memory"] == {"peak_bytes": 40_000_000, "estimate_bytes": 50_000_000, "ratio": 0.8}
+    mem = report["memory"]
+    assert (mem["peak_bytes"], mem["estimate_bytes"], mem["ratio"]) == (40_000_000, 50_000_000, 0.8)
+    assert mem["estimate_over_measured"] == 1.25 and mem["seq_len_source"] == ctx.plan.resources.seq_len_source
     assert report["registry"]["version"] == "v1" and report["seed"] == 0
     assert set(report["metrics_after"]) == {"loss", "perplexity", "rouge_l"}
     assert report["metrics_before"]["perplexity"] > 0 and report["forgetting"] is not None

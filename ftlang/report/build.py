@@ -82,7 +82,8 @@ def tokens_per_s(timings: dict, history: list[dict]) -> float | None:
 def collect(ctx: Any, summary: dict) -> dict:
     plan = ctx.plan
     peak = ctx.peak_memory_bytes
-    estimate = plan.resources.memory.peak_bytes
+    res = plan.resources
+    estimate = res.memory.peak_bytes
     data = ctx.data
     return _plain({
         "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -101,12 +102,28 @@ def collect(ctx: Any, summary: dict) -> dict:
         "timings": dict(ctx.timings),
         "tokens_per_s": tokens_per_s(ctx.timings, ctx.history),
         "memory": {"peak_bytes": peak, "estimate_bytes": estimate,
-                   "ratio": (peak / estimate) if peak and estimate else None},
+                   "ratio": (peak / estimate) if peak and estimate else None,
+                   "estimate_over_measured": (estimate / peak) if peak and estimate else None,
+                   "measured_as": ("torch.cuda.max_memory_allocated" if ctx.device == "cuda" else
+                                   "peak RSS minus the RSS before the model loaded"),
+                   "seq_len": res.seq_len, "seq_len_source": res.seq_len_source},
+        "time": _time_vs_estimate(res, ctx.timings),
         "forced": bool(summary.get("forced")),
         **{k: summary.get(k) for k in (
             "metrics_before", "metrics_after", "gates", "gates_passed", "overfitting", "forgetting",
             "forgetting_on", "forgetting_perplexity", "export", "registry", "exit_code", "error")},
     })
+
+
+def _time_vs_estimate(res: Any, timings: dict) -> dict | None:
+    """The training time the plan estimated (semantic/throughput.py) against the measured one."""
+    if res.time is None:
+        return None
+    measured = timings.get("train")
+    return {"estimate_s": res.time.seconds, "low_s": res.time.low_seconds, "high_s": res.time.high_seconds,
+            "tokens_source": res.time.tokens_source, "measured_s": measured,
+            "estimate_over_measured": (res.time.seconds / measured) if measured else None,
+            "usd": res.cost.usd if res.cost is not None else None}
 
 
 # ---------------------------------------------------------------------------- rendering helpers

@@ -26,7 +26,7 @@ s the padded sequence length, b the per-device micro-batch, h hidden, a heads, V
                materialised attention mask adds b·s² bytes
   logits       causal LM: b·s·V·(e + 8): the logits, log_softmax's fp32 output and its gradient
                (transformers upcasts to fp32 before cross-entropy; ftlang has no chunked loss, which would
-               keep 1/8 of the gradient: e + 4.5); classify: tiny
+               keep e + 1); classify: tiny
   peak         weights + optimizer + activations + logits + gradients (gradients overlap the freed
                activations when grad_accum = 1: max(activations + logits, gradients) then)
 Sharding (world = count · nodes): ddp replicates and adds a gradient bucket copy; fsdp (FULL_SHARD,
@@ -69,6 +69,7 @@ class Runtime:
     offload_optimizer: bool = False  # optimizer state (and its step) on the CPU
     offload_params: bool = False  # sharded weights on the CPU
     optimizer_in_backward: bool = False  # step each parameter as its gradient arrives (no gradient buffer)
+    offload_activations: bool = False  # checkpointed layer inputs wait on the CPU (torchtune)
     ddp_buckets: bool = True  # DDP keeps a flat copy of the gradients for all-reduce
 
 
@@ -144,13 +145,14 @@ def _saved_per_token(card: Card, method, e: int) -> float:
 
 
 def activation_bytes(card: Card, method, seq: int, batch: int, checkpointing: bool, e: int,
-                     attention: Attention = "sdpa", mask: bool = True) -> int:
+                     attention: Attention = "sdpa", mask: bool = True, offload: bool = False) -> int:
     """Saved activations of the blocks for one micro-batch (+ the final norm and the head's input)."""
     per_layer = seq * batch * _saved_per_token(card, method, e)
     if attention == "eager":
         per_layer += batch * card.heads * seq * seq * (4 + e)  # fp32 softmax output + its e copy
     if checkpointing:
-        total = card.layers * seq * batch * card.hidden * e + 2 * per_layer  # inputs + one layer and its grads
+        kept = 2 if offload else card.layers  # offloaded: the one being copied and the one prefetched
+        total = kept * seq * batch * card.hidden * e + per_layer  # layer inputs + the one being recomputed
     else:
         total = card.layers * per_layer
     total += 2 * seq * batch * card.hidden * e  # final norm input and output (the head's input)
@@ -162,9 +164,10 @@ def activation_bytes(card: Card, method, seq: int, batch: int, checkpointing: bo
 def logits_bytes(card: Card, seq: int, batch: int, e: int, task: TaskSpec | None, chunked: bool) -> int:
     if task is not None and task.kind == "classify":
         return batch * max(len(task.labels), 2) * 4 * 3
-    # the logits in e, log_softmax's saved fp32 output, and its fp32 gradient; chunked cross-entropy
-    # (torchtune, 8 chunks) upcasts and differentiates one chunk at a time: the gradient is 1/8 of it
-    per = e + 4 + (4 / 8 if chunked else 4)
+    # the logits in e, log_softmax's saved fp32 output, and its fp32 gradient. Chunked cross-entropy as
+    # torchtune runs it (8 chunks, the loss compiled) keeps only the e-logits and a log-sum-exp; one
+    # chunk at a time is upcast and differentiated (fp32 copy and gradient: 2·4/8 bytes per logit)
+    per = e + 1 if chunked else e + 8
     return int(batch * seq * card.vocab * per)
 
 
@@ -252,7 +255,7 @@ def estimate(card: Card, method, train: TrainPlan, hardware: HardwarePlan, task:
     world = _world(hardware)
     weights = _base_param_bytes(card, method, train, rt)
     if method.kind != "full":
-        weights += 4 * trainable
+        weights += (2 if rt.pure_16bit else 4) * trainable
     grads = (2 if rt.pure_16bit else 4) * trainable
     optimizer = optimizer_bytes(card, method, train, trainable, rt)
     overhead = 0.0
@@ -277,7 +280,8 @@ def estimate(card: Card, method, train: TrainPlan, hardware: HardwarePlan, task:
         grads = 0
     if seq is None:
         seq = default_seq(method, train)
-    acts = activation_bytes(card, method, seq, train.batch, train.gradient_checkpointing, e, rt.attention)
+    acts = activation_bytes(card, method, seq, train.batch, train.gradient_checkpointing, e, rt.attention,
+                            offload=rt.offload_activations)
     logits = logits_bytes(card, seq, train.batch, e, task, rt.chunked_loss)
     transient = acts + logits
     if train.grad_accum > 1 or method.kind != "full":
