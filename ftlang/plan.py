@@ -24,7 +24,8 @@ from pydantic_core import PydanticUndefined
 SCHEMA_VERSION = "1"
 
 #: keys left out of the hash at any depth: where a thing was written is not what it means
-_UNHASHED_KEYS = frozenset({"loc", "sha256", "project_root", "file"})
+#: data_workers changes how fast the data is prepared, never the result (a resume may change it)
+_UNHASHED_KEYS = frozenset({"loc", "sha256", "project_root", "file", "data_workers"})
 
 
 class _Frozen(BaseModel):
@@ -510,6 +511,9 @@ class TrainPlan(_Frozen):
     #: None → the card's template, else the tokenizer's own; a name → stdlib/templates/<name>.jinja
     template: str | None = key(None, "chat template: a stdlib name (default: the card's, else the tokenizer's)")
     train_on: Literal["assistant", "all"] = key("assistant", "which tokens carry the loss")
+    #: None: the machine's CPU count. Not in the data cache key: workers never change the tokens
+    data_workers: int | None = key(None, "processes that render and tokenize the data (default: the CPU count)",
+                                   ge=1)
     loc: Loc | None = None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -74,3 +75,37 @@ def test_token_tables_round_trip_through_arrow(tmp_path):
     assert packed == pack_rows(list(memory), 16)
     assert sorted(i for b in bins for i in b) == list(range(15))  # every row in exactly one bin
     assert all(sum(back.length(i) for i in b) <= 16 for b in bins)
+
+
+def test_worker_processes_give_the_same_tables_as_one(tmp_path, monkeypatch):
+    pytest.importorskip("transformers")
+    from plan_factory import make_plan, step, write_jsonl
+    from tiny_models import build_tokenizer
+    from transformers import AutoTokenizer
+
+    from ftlang.data import prepare as prep
+
+    build_tokenizer(tmp_path / "tok")
+    tok = AutoTokenizer.from_pretrained(str(tmp_path / "tok"))
+    (tmp_path / ".git").mkdir()
+    rows = [{"instruction": f"What is {i} plus {i}?", "input": "", "output": f"{2 * i}" + " really" * (i % 7)}
+            for i in range(60)]
+    rows[7]["instruction"] = "x " * 400  # truncated to nothing trainable: a row problem found in a worker
+    write_jsonl(tmp_path / "data" / "d.jsonl", rows)
+    monkeypatch.setattr(prep, "CHUNK_ROWS", 8)  # 8 batches, so the workers share them
+    quiet = {"log": lambda _m: None}
+    on_error = {"mode": "skip"}
+    got = {}
+    for workers in (1, 3):
+        plan = make_plan(tmp_path, data={"d": {"path": "data/d.jsonl", "on_error": on_error}},
+                         pipelines={"train": ("d", [step("to_chat", system="S")])},
+                         train={"data_workers": workers, "max_seq_len": 96, "packing": True})
+        got[workers] = prep.prepare(plan, tok, cache_dir=tmp_path / f"c{workers}", **quiet)
+    one, three = got[1], got[3]
+    assert one.cache_key == three.cache_key  # workers never change the data, nor its cache key
+    assert len(one.train) > 1 and one.train == three.train and one.validation == three.validation
+    assert {**one.stats, "quarantine": ""} == {**three.stats, "quarantine": ""}
+    assert one.stats["tokens"]["train"]["skipped"] + one.stats["tokens"]["validation"]["skipped"] == 1
+    assert one.stats["conservation"]
+    q = [json.loads(x) for x in one.quarantine_path.read_text().splitlines()]
+    assert [(r["line"], r["code"]) for r in q] == [(8, "FT618")]  # file:line survives the workers

@@ -9,7 +9,6 @@ the end-of-turn check (their end was cut), every other row must pass it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -25,8 +24,8 @@ from ftlang.data.rows import content_hash, public
 from ftlang.data.steps import Dataset, PipelineRunner, split_rows
 from ftlang.data.tables import TableWriter, TokenRows, read_bins, read_table, write_bins
 from ftlang.data.templates import ChatRenderer, chat_renderer
-from ftlang.data.tokenize import Problem, encode_chat, encode_classification, encode_completion
-from ftlang.data.validate import MAX_LISTED, _limit, resolve_path
+from ftlang.data.tokenize import Problem, encode_chat, encode_classification, encode_completion, map_batches
+from ftlang.data.validate import MAX_LISTED, _limit, file_sha256, resolve_path
 from ftlang.diagnostics import Diagnostic, DiagnosticError, error
 from ftlang.plan import Plan
 from ftlang.source import loc_span
@@ -77,11 +76,7 @@ def source_fingerprints(plan: Plan, allow_outside: bool) -> dict[str, str]:
 
             out[name] = hf_fingerprint(plan, src)
         else:
-            h = hashlib.sha256()
-            with open(resolve_path(plan, src, allow_outside), "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
-            out[name] = h.hexdigest()
+            out[name] = file_sha256(resolve_path(plan, src, allow_outside))
     return out
 
 
@@ -210,17 +205,20 @@ class _Builder:
         problems: list[Problem] = []
         eos: list[Problem] = []
         stats = {"rows_in": len(rows), "rows": 0, "skipped": 0, "tokens": 0, "trained_tokens": 0, "truncated": 0}
-        for at in range(0, len(rows), CHUNK_ROWS):
-            batch = list(rows[at:at + CHUNK_ROWS])
+        labels = list(self.plan.model.task.labels)
+
+        def job(batch: list[dict]):
             if classify:
-                enc = encode_classification(batch, self.tokenizer, list(self.plan.model.task.labels),
-                                            max_seq_len=t.max_seq_len)
-            elif fmt == "completion":
-                enc = encode_completion(batch, self.tokenizer, max_seq_len=t.max_seq_len)
-            else:
-                assert self.renderer is not None
-                enc = encode_chat(batch, fmt, self.tokenizer, self.renderer, train_on=t.train_on,
-                                  max_seq_len=t.max_seq_len)
+                return encode_classification(batch, self.tokenizer, labels, max_seq_len=t.max_seq_len)
+            if fmt == "completion":
+                return encode_completion(batch, self.tokenizer, max_seq_len=t.max_seq_len)
+            assert self.renderer is not None
+            return encode_chat(batch, fmt, self.tokenizer, self.renderer, train_on=t.train_on,
+                               max_seq_len=t.max_seq_len)
+
+        batches = (list(rows[at:at + CHUNK_ROWS]) for at in range(0, len(rows), CHUNK_ROWS))
+        workers = min(t.data_workers or os.cpu_count() or 1, -(-len(rows) // CHUNK_ROWS))
+        for enc in map_batches(job, batches, workers):
             problems += enc.problems
             eos += enc.eos_failures
             for k in ("tokens", "trained_tokens", "truncated"):
@@ -321,15 +319,17 @@ def _build(plan: Plan, tokenizer, renderer, key, fingerprints, allow_outside, lo
     if not train_rows:
         raise DiagnosticError(error("FT625", "the train dataset is empty after its steps",
                                     loc_span(pipes["train"].loc)))
+    extra_names = [n for n in pipes if n not in ("train", "validation")]
+    if plan.eval.forgetting_on and plan.eval.forgetting_on not in extra_names + ["train", "validation"]:
+        extra_names.append(plan.eval.forgetting_on)
+    extra_ds = {name: runner.resolve(name) for name in extra_names}
+    validation_rows = _canonical(val_ds.rows, val_ds.fmt) if val_ds else []
+    runner.release_rows()
     train = b.encode("train", train_rows, train_ds.fmt)
     validation = b.encode("validation", val_ds.rows, val_ds.fmt) if val_ds is not None else None
     extra: dict[str, Sequence[dict]] = {}
     extra_rows: dict[str, list[dict]] = {}
-    extra_names = [n for n in pipes if n not in ("train", "validation")]
-    if plan.eval.forgetting_on and plan.eval.forgetting_on not in extra_names + ["train", "validation"]:
-        extra_names.append(plan.eval.forgetting_on)
-    for name in extra_names:
-        ds = runner.resolve(name)
+    for name, ds in extra_ds.items():
         extra[name] = b.encode(name, ds.rows, ds.fmt, table=f"extra:{name}")
         extra_rows[name] = _canonical(ds.rows, ds.fmt)
     packed = plan.train.packing and plan.model.task.kind == "causal_lm"
@@ -354,7 +354,7 @@ def _build(plan: Plan, tokenizer, renderer, key, fingerprints, allow_outside, lo
              "format": {"train": train_ds.fmt, "validation": val_ds.fmt if val_ds else None},
              "conservation": conservation, "cache": {"key": key, "hit": False}}
     prepared = Prepared(
-        train=train, validation=validation, validation_rows=_canonical(val_ds.rows, val_ds.fmt) if val_ds else [],
+        train=train, validation=validation, validation_rows=validation_rows,
         extra=extra, stats=stats, fingerprints=fingerprints, cache_key=key, cache_hit=False, packed=packed,
         pad_id=_pad_id(tokenizer), task=plan.model.task.kind, extra_rows=extra_rows, warnings=runner.warnings,
     )

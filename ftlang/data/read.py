@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ class FileProblem:
 
 @dataclass
 class ReadResult:
-    entries: list[Entry] = field(default_factory=list)
+    entries: list[Entry] | Iterator[Entry] = field(default_factory=list)  # jsonl: read lazily, line by line
     fatal: FileProblem | None = None  # the rest of the file is unreadable
     columns: list[str] | None = None  # csv header / parquet schema
 
@@ -94,20 +94,34 @@ def _parse_object(text: str) -> tuple[Any, str | None, str | None]:
         return None, "FT601", f"invalid JSON: {e.msg} (column {e.colno})"
 
 
+def _jsonl_entry(i: int, line: str) -> Entry | None:
+    line = line.rstrip("\r")
+    if not line.strip():
+        return None  # blank lines are not rows
+    raw = printable_raw(line)
+    problem = bad_utf8(line)
+    if problem:
+        return Entry(i, None, raw, "FT602", problem)
+    value, code, message = _parse_object(line)
+    return Entry(i, value, raw, code, message)
+
+
 def read_jsonl(text: str) -> ReadResult:
     out = ReadResult()
-    for i, line in enumerate(text.split("\n"), 1):
-        line = line.rstrip("\r")
-        if not line.strip():
-            continue  # blank lines are not rows
-        raw = printable_raw(line)
-        problem = bad_utf8(line)
-        if problem:
-            out.entries.append(Entry(i, None, raw, "FT602", problem))
-            continue
-        value, code, message = _parse_object(line)
-        out.entries.append(Entry(i, value, raw, code, message))
+    entries = (_jsonl_entry(i, line) for i, line in enumerate(text.split("\n"), 1))
+    out.entries = [e for e in entries if e is not None]
     return out
+
+
+def _jsonl_lines(path: Path) -> Iterator[Entry]:
+    # bytes split on b"\n" only, like the text reader: a file larger than memory streams through
+    with open(path, "rb") as f:
+        for i, data in enumerate(f, 1):
+            if i == 1 and data.startswith(b"\xef\xbb\xbf"):
+                data = data[3:]
+            entry = _jsonl_entry(i, data.rstrip(b"\n").decode("utf-8", errors="surrogateescape"))
+            if entry is not None:
+                yield entry
 
 
 def _line_of(text: str, pos: int) -> int:
@@ -235,12 +249,16 @@ def read_file(path: Path, kind: str, required: list[str]) -> ReadResult:
     """Read a local source file by kind (jsonl / chat_jsonl / json / csv / parquet)."""
     if kind == "parquet":
         return read_parquet(path)
+    if kind in ("jsonl", "chat_jsonl"):
+        with open(path, "rb") as f:
+            _, problem = decode(f.read(4))
+        return ReadResult(fatal=problem) if problem is not None else ReadResult(entries=_jsonl_lines(path))
     text, problem = decode(path.read_bytes())
     if problem is not None:
         return ReadResult(fatal=problem)
     assert text is not None
     readers: dict[str, Callable[[str], ReadResult]] = {
-        "jsonl": read_jsonl, "chat_jsonl": read_jsonl, "json": read_json,
+        "json": read_json,
         "csv": lambda t: read_csv(t, required),
     }
     return readers[kind](text)

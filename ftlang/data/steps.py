@@ -42,6 +42,7 @@ class PipelineRunner:
     datasets: dict[str, Dataset] = field(default_factory=dict)
     warnings: list[Diagnostic] = field(default_factory=list)
     models: dict = field(default_factory=dict)  # augmentation models, loaded once
+    released: dict[str, int] = field(default_factory=dict)  # source → rows kept, after release_rows()
 
     # ------------------------------------------------------------------ sources
     def source(self, name: str) -> SourceRows:
@@ -53,8 +54,16 @@ class PipelineRunner:
 
     def source_stats(self, name: str) -> dict:
         s = self.sources[name]
-        return {"read": s.read, "kept": len(s.rows), "skipped": len(s.problems), "fingerprint": s.fingerprint,
-                "conservation": s.read == len(s.rows) + len(s.problems)}
+        kept = self.released.get(name, len(s.rows))
+        return {"read": s.read, "kept": kept, "skipped": len(s.problems), "fingerprint": s.fingerprint,
+                "conservation": s.read == kept + len(s.problems)}
+
+    def release_rows(self) -> None:
+        """Let go of the sources' rows once every dataset is built (their counts stay for the stats), so
+        a source and its converted rows are not both held while the data is tokenized."""
+        for name, s in self.sources.items():
+            self.released.setdefault(name, len(s.rows))
+            s.rows = []
 
     def display(self, row: dict) -> tuple[str, int]:
         meta = row.get("_meta", {})
@@ -77,7 +86,7 @@ class PipelineRunner:
             return self.run(name)
         if name in self.plan.data:
             src = self.source(name)
-            return Dataset(name, self.plan.data[name].format, [dict(r) for r in src.rows])
+            return Dataset(name, self.plan.data[name].format, list(src.rows))
         raise DiagnosticError(error("FT624", f"no data source or dataset named {name!r}",
                                     loc_span(user.loc) if user else None))
 
@@ -87,7 +96,7 @@ class PipelineRunner:
         pipe = self.plan.datasets.pipelines[name]
         self.datasets[name] = Dataset(name, "pending", [])  # a cycle meets this empty placeholder
         base = self.resolve(pipe.source)
-        ds = Dataset(name, base.fmt, [dict(r) for r in base.rows])
+        ds = Dataset(name, base.fmt, list(base.rows))  # steps never change a row in place: no copies
         stats = {"source": pipe.source, "input": len(ds.rows), "deduped": 0, "filtered": 0, "augmented": 0,
                  "mixed": 0, "sampled_out": 0, "steps": []}
         for step in pipe.steps:

@@ -9,6 +9,10 @@ an end-of-turn token (eos, <|im_end|>, <|eot_id|> ...): otherwise the model neve
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain
 
@@ -17,6 +21,7 @@ import numpy as np
 from ftlang.data.formats import to_chat
 from ftlang.data.tables import IGNORE, Chunk, TokenRows, empty_chunk
 from ftlang.data.templates import END_OF_TURN, ChatRenderer
+from ftlang.diagnostics import DiagnosticError
 
 BATCH = 1024
 
@@ -229,3 +234,50 @@ def encode_classification(rows: list[dict], tokenizer, labels: list[str], *, max
     out.chunk = Chunk(flat, lens, np.asarray(label_ids, dtype=np.int64), per_row=True)
     out.tokens = int(lens.sum())
     return out
+
+
+# ---------------------------------------------------------------------------- worker processes
+
+_JOB: Callable[[list[dict]], Encoded] | None = None  # set in the parent before forking the workers
+
+
+def _run_job(batch: list[dict]) -> Encoded | list:
+    assert _JOB is not None
+    try:
+        return _JOB(batch)
+    except DiagnosticError as e:  # its diagnostics cross the process boundary, the exception does not pickle
+        return e.diagnostics
+
+
+def _quiet_worker() -> None:
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one thread per worker: the workers are the parallelism
+
+
+def _result(future) -> Encoded:
+    got = future.result()
+    if isinstance(got, list):
+        raise DiagnosticError(got)
+    return got
+
+
+def map_batches(job: Callable[[list[dict]], Encoded], batches: Iterator[list[dict]], workers: int) -> Iterator[Encoded]:
+    """`job` over every batch, results in order. With workers > 1 (and fork available) batches go to that
+    many forked processes, at most 2 per worker in flight, so memory stays a few batches deep."""
+    global _JOB
+    if workers <= 1 or "fork" not in mp.get_all_start_methods():
+        yield from map(job, batches)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    _JOB = job
+    try:
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=_quiet_worker) as pool:
+            pending: deque = deque()
+            for batch in batches:
+                pending.append(pool.submit(_run_job, batch))
+                if len(pending) >= 2 * workers:
+                    yield _result(pending.popleft())
+            while pending:
+                yield _result(pending.popleft())
+    finally:
+        _JOB = None

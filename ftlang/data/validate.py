@@ -37,6 +37,14 @@ def resolve_path(plan: Plan, src: SourcePlan, allow_outside: bool = False) -> Pa
     return path
 
 
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _labels(plan: Plan) -> list[str] | None:
     return list(plan.model.task.labels) or None
 
@@ -49,9 +57,8 @@ def load_source(plan: Plan, name: str, *, allow_outside: bool = False) -> Source
 
         return load_hf_source(plan, src)
     path = resolve_path(plan, src, allow_outside)
-    data = path.read_bytes()
     display = os.fspath(path)
-    out = SourceRows(name, display, fingerprint=hashlib.sha256(data).hexdigest())
+    out = SourceRows(name, display, fingerprint=file_sha256(path))
     fmt = "chat" if src.kind == "chat_jsonl" and src.format is None else src.format
     result = read_file(path, src.kind, required_columns(fmt, src.fields))
     labels = _labels(plan)
