@@ -2,11 +2,12 @@
 
 A reader (or a run killed half-way) sees the old file or the new one, never a torn one. Every JSON or
 text file ftlang writes for later reading (run.json, gates.json, reports, manifests, caches) goes
-through here.
+through here. Also the one streaming file hash (sha256_file), for files of any size.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import uuid
@@ -47,3 +48,12 @@ def write_json(path: str | os.PathLike[str], data: Any, *, indent: int | None = 
 def write_lines(path: str | os.PathLike[str], rows: list[Any], *, ensure_ascii: bool = True) -> Path:
     """JSON lines (one object per line), written atomically."""
     return write_text(path, "".join(json.dumps(r, ensure_ascii=ensure_ascii) + "\n" for r in rows))
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

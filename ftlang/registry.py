@@ -16,7 +16,6 @@ Pure standard library: `ftlang registry` never imports torch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -31,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ftlang.atomic import write_json
+from ftlang.atomic import sha256_file, write_json
 from ftlang.diagnostics import DiagnosticError, error
 
 STAGES = ("staging", "production", "archived")
@@ -56,14 +55,6 @@ def _write_error(root: Path, e: OSError) -> DiagnosticError:
                      "free disk space and publish again; no version was created")
     return _fail("FT825", f"registry {root}: cannot write: {e}",
                  "check the registry directory's permissions and free space; no version was created")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _now() -> str:

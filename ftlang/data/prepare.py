@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ftlang.atomic import sha256_file
 from ftlang.data import cache as cache_mod
 from ftlang.data.codes import row_problem
 from ftlang.data.formats import to_chat
@@ -25,7 +26,7 @@ from ftlang.data.steps import Dataset, PipelineRunner, split_rows
 from ftlang.data.tables import TableWriter, TokenRows, read_bins, read_table, write_bins
 from ftlang.data.templates import ChatRenderer, chat_renderer
 from ftlang.data.tokenize import Problem, encode_chat, encode_classification, encode_completion, map_batches
-from ftlang.data.validate import MAX_LISTED, _limit, file_sha256, resolve_path
+from ftlang.data.validate import MAX_LISTED, _limit, resolve_path
 from ftlang.diagnostics import Diagnostic, DiagnosticError, error
 from ftlang.plan import Plan
 from ftlang.source import loc_span
@@ -76,7 +77,7 @@ def source_fingerprints(plan: Plan, allow_outside: bool) -> dict[str, str]:
 
             out[name] = hf_fingerprint(plan, src)
         else:
-            out[name] = file_sha256(resolve_path(plan, src, allow_outside))
+            out[name] = sha256_file(resolve_path(plan, src, allow_outside))
     return out
 
 

@@ -7,10 +7,10 @@ and returns the good rows plus one positioned Diagnostic per bad row. `enforce` 
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
+from ftlang.atomic import sha256_file
 from ftlang.data.codes import declared_note, row_problem
 from ftlang.data.formats import RowError, normalize, required_columns
 from ftlang.data.read import read_file
@@ -37,14 +37,6 @@ def resolve_path(plan: Plan, src: SourcePlan, allow_outside: bool = False) -> Pa
     return path
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _labels(plan: Plan) -> list[str] | None:
     return list(plan.model.task.labels) or None
 
@@ -58,7 +50,7 @@ def load_source(plan: Plan, name: str, *, allow_outside: bool = False) -> Source
         return load_hf_source(plan, src)
     path = resolve_path(plan, src, allow_outside)
     display = os.fspath(path)
-    out = SourceRows(name, display, fingerprint=file_sha256(path))
+    out = SourceRows(name, display, fingerprint=sha256_file(path))
     fmt = "chat" if src.kind == "chat_jsonl" and src.format is None else src.format
     result = read_file(path, src.kind, required_columns(fmt, src.fields))
     labels = _labels(plan)
