@@ -76,10 +76,11 @@ def position(text: str, needle: str, delta: int = 0, nth: int = 0) -> T.Position
     return T.Position(line=line, character=at - (text.rfind("\n", 0, at) + 1))
 
 
-async def initialize(client, root: Path, options: dict | None = None) -> T.InitializeResult:
+async def initialize(client, root: Path, options: dict | None = None,
+                     capabilities: T.ClientCapabilities | None = None) -> T.InitializeResult:
     folder = T.WorkspaceFolder(uri=uri(root), name=root.name)
     return await client.initialize_session(T.InitializeParams(
-        capabilities=T.ClientCapabilities(), root_uri=uri(root), workspace_folders=[folder],
+        capabilities=capabilities or T.ClientCapabilities(), root_uri=uri(root), workspace_folders=[folder],
         initialization_options=options or {"debounce_ms": 0}))
 
 

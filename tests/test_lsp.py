@@ -32,6 +32,8 @@ async def client(lsp_client: pytest_lsp.LanguageClient, request):
     root = make_workspace(request.getfixturevalue("tmp_path_factory").mktemp("ws"))
     lsp_client.root = root
     lsp_client.init_result = await initialize(lsp_client, root)
+    for name in ("common.ft", "child.ft"):  # every test starts from both files open
+        await open_doc(lsp_client, root / name)
     yield
     await lsp_client.shutdown_session()
 
@@ -170,6 +172,8 @@ async def test_completion(client):
     assert llama.additional_text_edits[0].new_text == 'import "stdlib/models/llama2.ft"\n'
     items = await _complete(client, path, COMMON.replace("method lora", "method "), "method ", 7)
     assert {"lora", "qlora", "ia3"} <= set(items)
+    items = await _complete(client, path, 'import "\n' + COMMON, 'import "', 8)
+    assert {"stdlib/models/llama2.ft", "child.ft"} <= set(items)
     await change_doc(client, path, COMMON, 999)
 
 
@@ -248,6 +252,12 @@ async def test_inlay_hint_matches_the_plan(client):
     assert hint.position.line == position(COMMON, "method").line
     res = check_file(common).plan.resources
     assert hint.label == f"≈ {human_count(res.trainable_params)} trainable · {human_bytes(res.memory.peak_bytes)} peak"
+    # a recipe that inherits its method: the hint sits on its first line
+    await open_doc(client, client.root / "child.ft")
+    (hint,) = await client.text_document_inlay_hint_async(T.InlayHintParams(
+        text_document=doc_id(client.root / "child.ft"), range=T.Range(start=T.Position(line=0, character=0),
+                                                                       end=T.Position(line=9, character=0))))
+    assert hint.position.line == 2 and hint.label.endswith("peak")
 
 
 async def test_document_symbols(client):
@@ -256,3 +266,14 @@ async def test_document_symbols(client):
     assert [s.name for s in syms] == ["import stdlib/models/smollm2.ft", "lr", "epochs", "base"]
     base = syms[-1]
     assert {"model", "facts", "train", "split train", "method lora", "hardware", "eval"} <= {c.name for c in base.children}
+
+
+async def test_positions_count_utf16_code_units(client):
+    text = 'recipe r {\n  data d = jsonl("\U0001F600.jsonl") { format = chatt }\n}\n'
+    diags = await open_doc(client, client.root / "emoji.ft", text)
+    (bad,) = [d for d in diags if d.code == "FT104"]
+    line = text.split("\n")[1]
+    assert bad.range.start == T.Position(line=1, character=line.index("chatt") + 1)  # the emoji is 2 units
+    hover = await client.text_document_hover_async(T.HoverParams(
+        text_document=doc_id(client.root / "emoji.ft"), position=bad.range.start))
+    assert "`format`" in hover.contents.value

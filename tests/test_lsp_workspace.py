@@ -1,6 +1,7 @@
 """The language server never reads outside the workspace root: imports and data paths that leave it
 are FT204 errors (the files are never opened), and a document outside every folder is only parsed.
-Also here (a server with a long debounce window): a burst of edits is checked once."""
+Also here (a server with a long debounce window, positions in UTF-32): a burst of edits is checked
+once, and columns count code points when the client asks for them."""
 
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ async def client(lsp_client: pytest_lsp.LanguageClient, request):
     (project / "outside.ft").write_text("recipe broken {{{\n", encoding="utf-8")
     (project / "rows.jsonl").write_text("not json\n", encoding="utf-8")
     lsp_client.project, lsp_client.ws = project, ws
-    await initialize(lsp_client, ws, {"debounce_ms": 2500})
+    utf32 = T.ClientCapabilities(general=T.GeneralClientCapabilities(
+        position_encodings=[T.PositionEncodingKind.Utf32]))
+    lsp_client.init_result = await initialize(lsp_client, ws, {"debounce_ms": 2500}, utf32)
     yield
     await lsp_client.shutdown_session()
 
@@ -78,3 +81,12 @@ async def test_a_burst_of_edits_is_checked_once(client):
     while not any("epocs5" in d.message for d in counting.get(uri(path), ())):
         await asyncio.wait_for(client.wait_for_notification(PUBLISH), 30)
     assert counting.count[uri(path)] == 2
+
+
+async def test_positions_in_the_negotiated_encoding(client):
+    assert client.init_result.capabilities.position_encoding == T.PositionEncodingKind.Utf32
+    text = 'recipe r {\n  data d = jsonl("\U0001F600.jsonl") { format = chatt }\n}\n'
+    diags = await open_doc(client, client.ws / "emoji.ft", text)
+    (bad,) = [d for d in diags if d.code == "FT104"]
+    line = text.split("\n")[1]
+    assert bad.range.start == T.Position(line=1, character=line.index("chatt"))  # code points, not UTF-16

@@ -68,7 +68,7 @@ path = pytest_root / "support_bot.ft"
 doc = st.open(path.as_uri(), path.read_text(), 1)
 a = st.analyze(doc.uri)
 hover.hover(a, a.text.index("qlora"))
-completion.complete(a, a, a.text, a.text.index("model =") + 8)
+completion.complete(a, doc, a.text.index("model =") + 8)
 symbols.inlay_hints(a, "utf-16")
 data_diagnostics(a.result.plans.values())
 heavy = sorted({m.split('.')[0] for m in sys.modules} & set(HEAVY_NAMES))

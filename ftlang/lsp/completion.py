@@ -8,7 +8,7 @@ from lsprotocol import types as T
 
 from ftlang.lsp import names
 from ftlang.lsp.cursor import Cursor, cursor_at
-from ftlang.lsp.state import Analysis
+from ftlang.lsp.state import Analysis, Document
 from ftlang.semantic.schema import METHOD_KINDS, block
 
 K = T.CompletionItemKind
@@ -21,12 +21,13 @@ def _item(label: str, kind: T.CompletionItemKind, detail: str | None = None, doc
         kind=T.MarkupKind.Markdown, value=doc) if doc else None)
 
 
-def complete(a: Analysis | None, good: Analysis | None, text: str, offset: int) -> list[T.CompletionItem]:
-    """`a`: the analysis of the current text; `good`: the last one that parsed (name tables)."""
+def complete(scope: Analysis | None, doc: Document, offset: int) -> list[T.CompletionItem]:
+    """Completion at an offset of the document's current text; `scope`: the last analysis of it that
+    parsed (its name tables: cards, params, the recipe's card and data), if any."""
+    text = doc.text
     cur = cursor_at(text, offset)
-    scope = good or a
     if cur.in_string:
-        return _strings(cur)
+        return _strings(cur, doc, scope)
     w = cur.words
     if not cur.blocks:
         if not w:
@@ -72,13 +73,14 @@ def _statement_start(cur: Cursor) -> list[T.CompletionItem]:
     return items
 
 
-def _strings(cur: Cursor) -> list[T.CompletionItem]:
+def _strings(cur: Cursor, doc: Document, scope: Analysis | None) -> list[T.CompletionItem]:
     w = cur.words
     if w == ["import"]:
         from ftlang.resources import stdlib_dir
 
-        return [_item(f"stdlib/models/{p.name}", K.File, "stdlib model cards")
-                for p in sorted((stdlib_dir() / "models").glob("*.ft"))]
+        items = [_item(f"stdlib/models/{p.name}", K.File, "stdlib model cards")
+                 for p in sorted((stdlib_dir() / "models").glob("*.ft"))]
+        return items + _local_files(doc, scope)
     if len(w) >= 2 and w[1] == "=" and w[0] == "gpu":
         from ftlang.semantic.context import hardware_catalog
 
@@ -88,6 +90,20 @@ def _strings(cur: Cursor) -> list[T.CompletionItem]:
 
         return [_item(p.stem, K.Value, "chat template") for p in sorted((stdlib_dir() / "templates").glob("*.jinja"))]
     return []
+
+
+def _local_files(doc: Document, scope: Analysis | None) -> list[T.CompletionItem]:
+    """.ft files of the workspace, relative to the document (only when it was checked inside one)."""
+    import os
+
+    from ftlang.lsp.definitions import workspace_files
+
+    root = scope.root if scope is not None else None
+    if root is None:
+        return []
+    here = doc.path.parent
+    return [_item(os.path.relpath(p, here).replace(os.sep, "/"), K.File, "recipe file")
+            for p in workspace_files([root]) if p.resolve() != doc.path.resolve()]
 
 
 def _data(scope: Analysis | None, cur: Cursor, text: str) -> list[T.CompletionItem]:

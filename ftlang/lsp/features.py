@@ -116,11 +116,15 @@ def register(server: FtlangServer) -> None:  # noqa: C901 - one registration per
                     T.CompletionOptions(trigger_characters=["=", "|", " ", "[", ",", '"', "("]))
     @guarded(default=[])
     def on_completion(ls: FtlangServer, params: T.CompletionParams):
-        a, _pos, offset = _at(ls, params)
-        if a is None:
+        # no check on the keystroke: the cursor context comes from the raw text, names from the
+        # last analysis (the debounced check brings it up to date)
+        uri = params.text_document.uri
+        doc = ls.state.docs.get(uri)
+        if doc is None:
             return []
-        good = ls.state.good.get(params.text_document.uri)
-        return T.CompletionList(is_incomplete=False, items=completion.complete(a, good, a.text, offset))
+        offset = Positions(SourceFile(str(doc.path), doc.text), ls.encoding).offset(params.position)
+        scope = ls.state.good.get(uri) or ls.state.analyses.get(uri)
+        return T.CompletionList(is_incomplete=False, items=completion.complete(scope, doc, offset))
 
     @server.feature(T.TEXT_DOCUMENT_DEFINITION)
     @guarded()

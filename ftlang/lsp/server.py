@@ -36,7 +36,8 @@ class FtlangServer(LanguageServer):
 
     @property
     def encoding(self) -> str:
-        return str(getattr(self.workspace, "position_encoding", None) or "utf-16")
+        enc = getattr(self.workspace, "position_encoding", None)  # negotiated by pygls at initialize
+        return str(getattr(enc, "value", enc) or "utf-16")
 
     def report_server_error(self, error: Exception, source) -> None:
         log.error("ftlang lsp: %s: %s", type(error).__name__, error)

@@ -2,7 +2,9 @@
 
 Reads stay inside the workspace: a document is checked with the workspace folder as its root (or the
 project root, when that is nearer), so imports and data paths that leave it are FT204 errors and are
-never opened. A document outside every workspace folder is parsed only.
+never opened. A document outside every workspace folder is parsed only. (The checker also reads what
+ftlang ships or finds installed: the stdlib, a GGUF header inside a Python package, a Hugging Face
+cache config for a bare hub id.)
 """
 
 from __future__ import annotations
@@ -84,10 +86,13 @@ class State:
         self.roots = sorted({Path(real(p)) for p in paths if p}, key=lambda p: -len(p.parts))
 
     def root_for(self, path: Path) -> Path | None:
-        """The workspace folder holding the file (the deepest), narrowed to its project root if nearer."""
+        """The workspace folder holding the file (the deepest), narrowed to its project root if nearer;
+        a client that names no workspace at all gets the file's project root (`ftlang check`'s)."""
         from ftlang.semantic.paths import inside
         from ftlang.semantic.resolve import project_root
 
+        if not self.roots:
+            return project_root(path)
         for r in self.roots:
             if inside(path, r):
                 pr = project_root(path)

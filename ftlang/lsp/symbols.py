@@ -64,7 +64,8 @@ def hint_label(ctx) -> str | None:
 
 
 def inlay_hints(a: Analysis, encoding: str, line_from: int = 0, line_to: int | None = None) -> list[T.InlayHint]:
-    """At the end of each recipe's method line: `≈ 20.0M trainable · 17.6 GiB peak`."""
+    """At the end of each recipe's method line: `≈ 20.0M trainable · 17.6 GiB peak` (at the end of the
+    recipe's first line when its method comes from the recipe it extends)."""
     if a.module is None:
         return []
     pos = Positions(a.source, encoding)
@@ -73,9 +74,7 @@ def inlay_hints(a: Analysis, encoding: str, line_from: int = 0, line_to: int | N
         if not isinstance(it, ast.Recipe):
             continue
         method = next((st for st in it.body if isinstance(st, ast.Block) and st.kind == "method"), None)
-        if method is None:
-            continue
-        line0 = method.kind_span.line - 1
+        line0 = (method.kind_span if method is not None else it.name_span).line - 1
         if line0 < line_from or (line_to is not None and line0 > line_to):
             continue
         label = hint_label(names.context_for(a, it.name))
