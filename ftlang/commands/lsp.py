@@ -1,4 +1,5 @@
-"""`ftlang lsp`: the language server over stdio (needs the `lsp` extra: pip install 'ftlang[lsp]')."""
+"""`ftlang lsp`: the language server over stdio (needs the `lsp` extra: pip install 'ftlang[lsp]';
+without it the CLI reports FT901 naming that extra)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        from ftlang.lsp.server import serve
-    except ImportError as e:
-        from ftlang.commands._common import usage
+    from ftlang.lsp.server import serve
 
-        return usage(f"the language server needs pygls ({e.name} is missing); install it with "
-                     "pip install 'ftlang[lsp]'")
     serve()
     return 0
