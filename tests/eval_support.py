@@ -172,7 +172,8 @@ def trained_lora_ctx(tiny_llama_dir: Path, project: Path, *, eval_: EvalPlan | N
         out.loss.backward()
         opt.step()
         opt.zero_grad()
-        ctx.history.append({"step": step, "epoch": step / steps, "loss": out.loss.item(), "tokens_per_s": 100.0})
+        ctx.history.append({"step": step, "epoch": step / steps, "loss": out.loss.item(), "tokens_per_s": 100.0,
+                            "lr": 5e-2 * (1 - (step - 1) / steps)})  # the rows' shape in metrics.jsonl
         if step % 2 == 0:
             ctx.history.append({"step": step, "epoch": step / steps, "val_loss": out.loss.item() + 0.1})
     ctx.timings.update(train=1.0, load=0.5)

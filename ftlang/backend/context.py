@@ -30,6 +30,8 @@ class RunContext:
     load_base: Callable[[], Any] | None = None
     #: metrics of the base model before training, computed by the eval stage when it runs first
     baseline_metrics: dict[str, float] = field(default_factory=dict)
+    #: the base model's answers to a few held-out prompts (evaluate.sample_answers), for the report
+    baseline_samples: list[dict] = field(default_factory=list)
     device: str = "cpu"
     force: bool = False  # --force: export even when a gate fails (recorded in the report)
     peak_memory_bytes: int | None = None  # measured (RSS on CPU, max_memory_allocated on CUDA)

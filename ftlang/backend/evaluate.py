@@ -29,18 +29,39 @@ def perplexity_on(model: Any, tokenizer: Any, rows: Sequence[Any]) -> float:
     return M.causal_lm_loss(model, rows, pad_id=_pad_id(tokenizer)).perplexity
 
 
-def generation_pairs(tokenizer: Any, rows: Sequence[dict], cap: int | None) -> tuple[list[str], list[str]]:
-    """Prompts (chat template with a generation prompt) and references of the rows that have an answer."""
-    prompts, refs = [], []
+def _answered(rows: Sequence[dict], cap: int | None) -> list[tuple[list[dict], str]]:
+    """(prompt messages, reference) of the rows that have an answer, the first `cap` of them."""
+    out = []
     for row in rows:
         pair = M.split_chat(dict(row))
         if pair is None:
             continue
-        prompts.append(M.render_prompt(tokenizer, pair[0]))
-        refs.append(pair[1])
-        if cap is not None and len(prompts) >= cap:
+        out.append(pair)
+        if cap is not None and len(out) >= cap:
             break
-    return prompts, refs
+    return out
+
+
+def generation_pairs(tokenizer: Any, rows: Sequence[dict], cap: int | None) -> tuple[list[str], list[str]]:
+    """Prompts (chat template with a generation prompt) and references of the rows that have an answer."""
+    pairs = _answered(rows, cap)
+    return [M.render_prompt(tokenizer, p) for p, _ in pairs], [r for _, r in pairs]
+
+
+SAMPLES = 4  # held-out prompts shown side by side in the report
+
+
+def sample_answers(plan: Plan, model: Any, tokenizer: Any, prepared: Any, n: int = SAMPLES) -> list[dict]:
+    """The first n held-out prompts (last user turn), the model's answer and the reference."""
+    if plan.model.task.kind == "classify":
+        return []
+    pairs = _answered(list(getattr(prepared, "validation_rows", None) or []), n)
+    if not pairs:
+        return []
+    answers = M.generate_texts(model, tokenizer, [M.render_prompt(tokenizer, p) for p, _ in pairs],
+                               plan.eval.generation)
+    return [{"prompt": p[-1]["content"] if p else "", "answer": a, "reference": r}
+            for (p, r), a in zip(pairs, answers, strict=True)]
 
 
 def evaluate_model(plan: Plan, model: Any, tokenizer: Any, prepared: Any,

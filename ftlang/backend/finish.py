@@ -76,6 +76,7 @@ def before_training(ctx: RunContext) -> None:
         rows = _forgetting_rows(ctx)
         if rows and plan.model.task.kind == "causal_lm":
             ctx.baseline_metrics[FORGETTING_KEY] = E.perplexity_on(model, ctx.tokenizer, rows)
+        ctx.baseline_samples = E.sample_answers(plan, model, ctx.tokenizer, ctx.data)
     ctx.timings["baseline_eval"] = round(time.perf_counter() - t0, 3)
 
 
@@ -97,6 +98,14 @@ def _tuned_forgetting(ctx: RunContext) -> tuple[float | None, float | None, floa
     if base is None:
         return None, tuned, None
     return base, tuned, E.forgetting(base, tuned)
+
+
+def _samples(ctx: RunContext) -> list[dict]:
+    """Held-out prompts with the base model's answer (when measured before training), the tuned one
+    and the reference, side by side."""
+    base = {s["prompt"]: s["answer"] for s in ctx.baseline_samples}
+    return [{"prompt": s["prompt"], "base": base.get(s["prompt"]), "tuned": s["answer"], "reference": s["reference"]}
+            for s in E.sample_answers(ctx.plan, ctx.model, ctx.tokenizer, ctx.data)]
 
 
 def _fmt(v: Any) -> str:
@@ -136,6 +145,7 @@ def after_training(ctx: RunContext) -> int:
         after = E.evaluate_model(plan, ctx.model, ctx.tokenizer, ctx.data)
         overfit = E.overfitting(ctx.history, plan.eval.overfitting_patience)
         base_ppl, tuned_ppl, forget = _tuned_forgetting(ctx)
+        summary["samples"] = _samples(ctx)
         ctx.timings["eval"] = round(time.perf_counter() - t0, 3)
         summary.update(
             metrics_before=_clean(dict(ctx.baseline_metrics)), metrics_after=_clean(after),

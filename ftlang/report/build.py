@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ftlang.atomic import write_text
+from ftlang.report.charts import charts
 
 PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "datasets", "accelerate", "ftlang")
 MAX_RECIPE_CHARS = 1_000_000
@@ -111,7 +112,8 @@ def collect(ctx: Any, summary: dict) -> dict:
         "forced": bool(summary.get("forced")),
         **{k: summary.get(k) for k in (
             "metrics_before", "metrics_after", "gates", "gates_passed", "overfitting", "forgetting",
-            "forgetting_on", "forgetting_perplexity", "export", "registry", "exit_code", "error")},
+            "forgetting_on", "forgetting_perplexity", "export", "registry", "exit_code", "error", "samples",
+            "checkpoint")},
     })
 
 
@@ -127,30 +129,6 @@ def _time_vs_estimate(res: Any, timings: dict) -> dict | None:
 
 
 # ---------------------------------------------------------------------------- rendering helpers
-
-
-def loss_curves(history: list[dict], width: int = 640, height: int = 240, pad: int = 40) -> dict | None:
-    """Polyline points (SVG user units) for train and validation loss against the step."""
-    train = [(float(r["step"]), float(r["loss"])) for r in history
-             if isinstance(r.get("loss"), (int, float)) and math.isfinite(r["loss"]) and "step" in r]
-    val = [(float(r["step"]), float(r["val_loss"])) for r in history
-           if isinstance(r.get("val_loss"), (int, float)) and math.isfinite(r["val_loss"]) and "step" in r]
-    pts = train + val
-    if not pts:
-        return None
-    x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
-    y0, y1 = min(p[1] for p in pts), max(p[1] for p in pts)
-    xs = (x1 - x0) or 1.0
-    ys = (y1 - y0) or 1.0
-
-    def line(series: list[tuple[float, float]]) -> str:
-        return " ".join(f"{pad + (x - x0) / xs * (width - 2 * pad):.1f},{height - pad - (y - y0) / ys * (height - 2 * pad):.1f}"
-                        for x, y in series)
-
-    return {"width": width, "height": height, "pad": pad, "train": line(train), "val": line(val),
-            "train_dots": [p.split(",") for p in line(train).split()] if len(train) == 1 else [],
-            "val_dots": [p.split(",") for p in line(val).split()] if val else [],
-            "x_min": x0, "x_max": x1, "y_min": y0, "y_max": y1}
 
 
 def _metric_rows(report: dict) -> list[dict]:
@@ -211,11 +189,13 @@ def size(v: Any) -> str:
 
 
 def md_text(v: Any) -> str:
-    """Inline Markdown text: HTML-significant characters as entities (Markdown renders them as
-    text), table pipes and backticks escaped, newlines flattened."""
+    """Inline Markdown text that reads as itself both raw and rendered: a `<` that could open an HTML
+    tag and a `&` that could start an entity are backslash-escaped (CommonMark), so `ppl < 12`
+    stays as written; table pipes and backticks are escaped, newlines flattened."""
     text = str(v)
-    for a, b in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|"), ("`", "\\`")):
-        text = text.replace(a, b)
+    text = re.sub(r"([\\`|])", r"\\\1", text)
+    text = re.sub(r"<(?=[A-Za-z/!?])", r"\\<", text)
+    text = re.sub(r"&(?=#?\w+;)", r"\\&", text)
     return " ".join(text.splitlines())
 
 
@@ -242,7 +222,7 @@ def render(report: dict) -> tuple[str, str]:
     """(markdown, html) of a collected report."""
     context = {
         "r": report, "metrics": _metric_rows(report), "stats": _stats_rows(report["data"].get("stats")),
-        "curves": loss_curves(report.get("history") or []),
+        "curves": charts(report.get("history") or []),
     }
     md = _env(False).get_template("report.md.j2").render(**context)
     html = _env(True).get_template("report.html.j2").render(**context)
