@@ -10,6 +10,7 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ftlang import operators
 from ftlang.plan import ArithExpr, BoolExpr, CallExpr, CompareExpr, ConstExpr, Expr, NameExpr, NotExpr
 
 
@@ -111,22 +112,38 @@ def names(expr: Expr) -> set[str]:
 
 
 def to_text(expr: Expr) -> str:
-    """The canonical text of an expression (gate tables, reports)."""
+    """The canonical text of an expression (gate tables, reports): parentheses kept where the
+    precedence table needs them, so the text parses back to the same expression."""
     if isinstance(expr, ConstExpr):
-        return f'"{expr.value}"' if isinstance(expr.value, str) else str(expr.value).lower() if isinstance(expr.value, bool) else repr(expr.value)
+        v = expr.value
+        return f'"{v}"' if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else repr(v)
     if isinstance(expr, NameExpr):
         return expr.name
     if isinstance(expr, NotExpr):
-        return f"not {_paren(expr.operand)}"
-    if isinstance(expr, BoolExpr):
-        return f"{_paren(expr.left)} {expr.kind} {_paren(expr.right)}"
-    if isinstance(expr, (CompareExpr, ArithExpr)):
-        return f"{_paren(expr.left)} {expr.op} {_paren(expr.right)}"
+        return f"not {_wrap(expr.operand, operators.NOT)}"
+    if isinstance(expr, CompareExpr):  # comparisons do not chain: a comparison operand is parenthesized
+        return f"{_wrap(expr.left, operators.COMPARE + 1)} {expr.op} {_wrap(expr.right, operators.COMPARE + 1)}"
+    if isinstance(expr, (BoolExpr, ArithExpr)):
+        op = expr.kind if isinstance(expr, BoolExpr) else expr.op
+        p = operators.BINARY[op]
+        return f"{_wrap(expr.left, p)} {op} {_wrap(expr.right, p + 1)}"
     if isinstance(expr, CallExpr):
         return f"{expr.fn}({', '.join(to_text(a) for a in expr.args)})"
     return "?"
 
 
-def _paren(expr: Expr) -> str:
-    text = to_text(expr)
-    return f"({text})" if isinstance(expr, BoolExpr) else text
+def _prec(expr: Expr) -> int:
+    if isinstance(expr, BoolExpr):
+        return operators.BINARY[expr.kind]
+    if isinstance(expr, (CompareExpr, ArithExpr)):
+        return operators.BINARY[expr.op]
+    if isinstance(expr, NotExpr):
+        return operators.NOT
+    if isinstance(expr, ConstExpr) and isinstance(expr.value, (int, float)) and not isinstance(expr.value, bool) \
+            and expr.value < 0:
+        return operators.UNARY_MINUS
+    return operators.ATOM
+
+
+def _wrap(expr: Expr, at_least: int) -> str:
+    return operators.wrap(to_text(expr), _prec(expr), at_least)

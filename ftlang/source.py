@@ -71,8 +71,16 @@ class SourceFile:
     @classmethod
     def read(cls, path: str | Path) -> SourceFile:
         """Read a file as UTF-8; undecodable bytes become U+FFFD so a diagnostic can still point at them."""
-        data = Path(path).read_bytes()
-        return cls(str(path), data.decode("utf-8", errors="replace"))
+        return cls.decode(str(path), Path(path).read_bytes())[0]
+
+    @classmethod
+    def decode(cls, path: str, data: bytes) -> tuple[SourceFile, int | None]:
+        """The text (bad bytes as U+FFFD) and the character offset of the first bad byte (None: valid UTF-8)."""
+        try:
+            return cls(path, data.decode("utf-8")), None
+        except UnicodeDecodeError as e:
+            return (cls(path, data.decode("utf-8", errors="replace")),
+                    len(data[: e.start].decode("utf-8", errors="replace")))
 
     def position(self, offset: int) -> tuple[int, int]:
         """1-based (line, column) of a character offset."""

@@ -8,7 +8,7 @@ import sys
 import pytest
 from backend_helpers import tiny_plan
 
-from ftlang.backend.launch import accelerate_config, launch_command
+from ftlang.backend.launch import accelerate_config, check_installed, launch_command
 from ftlang.diagnostics import DiagnosticError
 from ftlang.plan import LoraMethod
 
@@ -53,9 +53,10 @@ def test_deepspeed_config_or_a_diagnostic(tmp_path):
     cfg = accelerate_config(plan)
     assert cfg["distributed_type"] == "DEEPSPEED"
     assert cfg["deepspeed_config"]["gradient_accumulation_steps"] == 4
-    if importlib.util.find_spec("deepspeed") is None:
+    assert launch_command(plan)[1:3] == ["-m", "accelerate.commands.launch"]  # the plan's command, anywhere
+    if importlib.util.find_spec("deepspeed") is None:  # the launching machine's check
         with pytest.raises(DiagnosticError) as e:
-            launch_command(plan)
+            check_installed(plan)
         assert e.value.diagnostics[0].code == "FT711" and "pip install deepspeed" in e.value.diagnostics[0].help
 
 

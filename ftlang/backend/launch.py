@@ -35,12 +35,25 @@ def world(plan: Plan) -> int:
 
 
 def launcher_for(plan: Plan) -> str:
-    """`single` (one process), `torchrun` (CPU, gloo) or `accelerate`."""
+    """`single` (one process), `torchrun` (CPU, gloo) or `accelerate` (GPUs): a function of the plan
+    alone, so `ftlang plan --launch-cmd` prints the same command on every machine."""
     if world(plan) <= 1:
         return "single"
-    if plan.hardware.device == "cpu":
-        return "torchrun"
-    return "accelerate" if importlib.util.find_spec("accelerate") is not None else "torchrun"
+    return "torchrun" if plan.hardware.device == "cpu" else "accelerate"
+
+
+def check_installed(plan: Plan) -> None:
+    """What the machine that launches needs installed; checked by `run --launch`, never by `plan`."""
+    launcher = launcher_for(plan)
+    if launcher == "accelerate" and importlib.util.find_spec("accelerate") is None:
+        raise DiagnosticError(error(
+            "FT711", f"{world(plan)} GPU processes launch through accelerate, which is not installed", None,
+            help="pip install 'ftlang[train]' (it brings accelerate)"))
+    if plan.hardware.strategy == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
+        raise DiagnosticError(error(
+            "FT711", "strategy deepspeed needs the deepspeed package, which is not installed", None,
+            help="pip install deepspeed, or use strategy = ddp or fsdp",
+        ))
 
 
 def accelerate_config(plan: Plan) -> dict[str, Any]:
@@ -98,21 +111,17 @@ def write_accelerate_config(plan: Plan, path: Path | None = None) -> Path:
 
 
 def _check_engine(plan: Plan, launcher: str) -> None:
-    if plan.hardware.strategy == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
-        raise DiagnosticError(error(
-            "FT711", "strategy deepspeed needs the deepspeed package, which is not installed", None,
-            help="pip install deepspeed, or use strategy = ddp or fsdp",
-        ))
     if launcher == "torchrun" and plan.hardware.strategy in ("fsdp", "deepspeed"):
         raise DiagnosticError(error(
             "FT711", f"strategy {plan.hardware.strategy} runs through accelerate on GPUs; this plan "
-            f"launches with torchrun ({'device = cpu' if plan.hardware.device == 'cpu' else 'no accelerate'})",
-            None, help="use strategy = ddp on the CPU, or install accelerate and run on CUDA GPUs",
+            "launches with torchrun (device = cpu)",
+            None, help="use strategy = ddp on the CPU, or run on CUDA GPUs",
         ))
 
 
 def launch_command(plan: Plan, *, run_dir: str | Path | None = None, recipe_file: str | None = None,
-                   extra: list[str] | None = None, write_config: bool = True) -> list[str]:
+                   extra: list[str] | None = None, write_config: bool = True,
+                   python: str = sys.executable) -> list[str]:
     """The command that runs the plan on all its devices: every process runs `ftlang run`."""
     launcher = launcher_for(plan)
     recipe = recipe_file or str(plan.resolve(plan.recipe.file))
@@ -125,11 +134,11 @@ def launch_command(plan: Plan, *, run_dir: str | Path | None = None, recipe_file
         tail += ["--out", str(run_dir)]
     tail += list(extra or [])
     if launcher == "single":
-        return [sys.executable, "-m", "ftlang", *tail]
+        return [python, "-m", "ftlang", *tail]
     _check_engine(plan, launcher)
     hw = plan.hardware
     if launcher == "torchrun":
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(hw.count),
+        cmd = [python, "-m", "torch.distributed.run", "--nproc_per_node", str(hw.count),
                "--nnodes", str(hw.nodes)]
         if hw.nodes > 1:
             cmd += ["--node_rank", os.environ.get("NODE_RANK", "0"),
@@ -139,7 +148,7 @@ def launch_command(plan: Plan, *, run_dir: str | Path | None = None, recipe_file
             cmd += ["--standalone"]
         return [*cmd, "-m", "ftlang", *tail]
     cfg = write_accelerate_config(plan) if write_config else config_path(plan)
-    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(cfg), "-m", "ftlang", *tail]
+    return [python, "-m", "accelerate.commands.launch", "--config_file", str(cfg), "-m", "ftlang", *tail]
 
 
 def perform_launch(plan: Plan, recipe_file: str, args: Any, out: Path | None) -> int:
@@ -156,6 +165,7 @@ def perform_launch(plan: Plan, recipe_file: str, args: Any, out: Path | None) ->
     for flag in ("force", "allow_outside"):
         if getattr(args, flag, False):
             extra.append("--" + flag.replace("_", "-"))
+    check_installed(plan)
     cmd = launch_command(plan, run_dir=run_dir, recipe_file=recipe_file, extra=extra)
     if getattr(args, "plan", None):  # run the very plan given, not a recompile
         i = cmd.index("run")

@@ -93,7 +93,7 @@ CODES: tuple[Code, ...] = (
     Code("FT213", Stage.CHECK, "unknown GPU",
          "`hardware { gpu = \"...\" }` names a GPU that is not in the hardware catalog (stdlib/hardware.json: "
          "T4-16GB, L4-24GB, RTX4090-24GB, A10-24GB, A100-40GB, A100-80GB, H100-80GB, H200-141GB). Give `memory "
-         "= 24GB` for another device."),
+         "= 24GiB` for another device."),
     Code("FT214", Stage.CHECK, "dataset cycle",
          "A dataset pipeline starts from itself, directly or through other datasets."),
     Code("FT221", Stage.CHECK, "unusable path",
@@ -101,6 +101,9 @@ CODES: tuple[Code, ...] = (
          "it holds a NUL byte, a name is longer than the file system allows (255 bytes on most), it is a loop "
          "of symbolic links, it cannot be read, or it names a directory where a file is expected (or a file "
          "where a directory is). The help says which."),
+    Code("FT222", Stage.CHECK, "division by zero",
+         "A gate or filter divides by a constant zero (`gate perplexity / 0 < 2`, or a param whose value is 0): "
+         "it would fail each time it is evaluated, a gate only after the whole training run."),
     Code("FT998", Stage.INTERNAL, "internal error in the checker",
          "The checker met a key type it does not know, or a recipe that passed every check was refused by the "
          "plan: a bug in ftlang (please report it with the recipe)."),

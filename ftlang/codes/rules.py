@@ -53,6 +53,10 @@ CODES: tuple[Code, ...] = (
     Code("FT306", Stage.RULES, "ia3 feedforward modules must be targets",
          "IA3's `feedforward` lists which of its `targets` sit on the feed-forward path (their input is "
          "rescaled instead of their output). PEFT requires every feedforward module to also be a target."),
+    Code("FT308", Stage.RULES, "nothing to train",
+         "`targets = []` adapts no module: LoRA, QLoRA or IA3 would add zero trainable parameters and the run "
+         "would train nothing (PEFT refuses it at run time, after the data is prepared). List the modules to "
+         "adapt, or leave `targets` out for the model card's `all_linear`."),
     Code("FT307", Stage.RULES, "packing refused for classification",
          "Packing joins several examples into one sequence; a sequence classifier predicts one label per "
          "sequence, so packed examples would share a label. Set `packing = false` for classify tasks."),
@@ -94,6 +98,11 @@ CODES: tuple[Code, ...] = (
          "BLEU, ROUGE, exact match, accuracy and F1 are fractions in [0, 1] (write 0.35 or 35%). A gate such "
          "as `rouge_l >= 35` can never pass; `accuracy < 2` always passes.",
          severity=Severity.WARNING),
+    Code("FT410", Stage.RULES, "GPU memory in decimal units",
+         "GPU memory is sold and reported in binary units: a \"24GB\" card holds 24 GiB (24·2^30 bytes), and "
+         "nvidia-smi shows MiB. `memory = 24GB` means 24·10^9 bytes, about 22.4 GiB, so the memory check would "
+         "plan for 7% less than the card has. A note, not an error: write `24GiB` when you mean the card.",
+         severity=Severity.INFO),
     Code("FT501", Stage.RULES, "estimated memory exceeds the declared hardware",
          "The checker estimates the peak GPU memory per device from the model card, the method, the batch and "
          "the sequence length (weights, gradients, optimizer state, activations, logits; the formulas are in "

@@ -39,8 +39,10 @@ CODES: tuple[Code, ...] = (
          "A file holds `import`, `param`, `recipe` and `model_card`."),
     Code("FT016", Stage.FORMAT, "cannot read or write a file",
          "A file given to `ftlang fmt` is missing or unreadable, or it could not be written (e.g. a full disk)."),
-    Code("FT017", Stage.FORMAT, "not valid UTF-8",
-         "`ftlang fmt` leaves such a file untouched rather than replace its bytes."),
+    Code("FT017", Stage.SYNTAX, "not valid UTF-8",
+         "A recipe is UTF-8 text. The error points at the first byte that is not (a file saved as Latin-1 or "
+         "Windows-1252, or binary data); nothing in the file is checked until it is fixed, and `ftlang fmt` "
+         "leaves such a file untouched rather than replace its bytes."),
     Code("FT018", Stage.FORMAT, "formatting would change the meaning",
          "The formatter could not lay the file out without changing its meaning or losing a comment; the file "
          "is left as it is. A formatter bug: please report it."),

@@ -42,14 +42,13 @@ def _read(path: str) -> tuple[SourceFile | None, list[Diagnostic]]:
         return None, [error("FT016", f"cannot read {path}: {e.strerror or e}", None,
                             "check that the file exists and is readable")]
     name = "<stdin>" if path == "-" else path
-    try:
-        return SourceFile(name, data.decode("utf-8")), []
-    except UnicodeDecodeError as e:
-        # Rewriting would replace the bad bytes; point at the first one and leave the file alone.
-        src = SourceFile(name, data.decode("utf-8", errors="replace"))
-        offset = len(data[: e.start].decode("utf-8", errors="replace"))
-        return None, [error("FT017", "the file is not valid UTF-8", src.span(offset, offset + 1),
-                            "save the file as UTF-8; ftlang leaves it untouched")]
+    from ftlang.syntax.parser import not_utf8
+
+    src, bad = SourceFile.decode(name, data)
+    if bad is None:
+        return src, []
+    # Rewriting would replace the bad bytes; point at the first one and leave the file alone.
+    return None, [not_utf8(src, bad, "ftlang leaves it untouched")]
 
 
 def _write_atomic(path: str, text: str) -> None:

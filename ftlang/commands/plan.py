@@ -36,6 +36,9 @@ def run(args: argparse.Namespace) -> int:
     if why := path_problem(args.file, "file"):
         return usage(why)
     res = check_file(args.file, sets=sets, recipe=args.recipe)
+    if has_errors(res.diagnostics):  # a recipe error (even one that hides the recipes) is 1, as for check
+        emit(res.diagnostics, args.format, res.sources)
+        return 1
     if args.recipe is None and len(res.recipes) > 1:
         return usage(f"{args.file} defines {len(res.recipes)} recipes ({', '.join(res.recipes)}): "
                      "choose one with --recipe NAME")
@@ -52,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
 
         from ftlang.backend.launch import launch_command
 
-        print(shlex.join(launch_command(plan)))
+        # `python`, not this interpreter's path: the command is a function of the recipe, not of the machine
+        print(shlex.join(launch_command(plan, python="python")))
         return 0
     text = plan.to_json(indent=2)
     if args.output:

@@ -36,6 +36,25 @@ def step_lines(plan: Plan, runner: PipelineRunner, name: str, n: int) -> list[st
     return lines
 
 
+def source_lines(plan: Plan, runner: PipelineRunner) -> list[str]:
+    """Per source read: rows read, kept and skipped; skipped rows go to a quarantine file, named here
+    (rows are never dropped silently, in a preview either)."""
+    from ftlang.data.cache import write_quarantine
+
+    quarantine = [q for s in runner.sources.values() for q in s.quarantined]
+    path = plan.resolve(f".ftlang-cache/data/quarantine-{plan.recipe.name or 'recipe'}.jsonl")
+    if quarantine:
+        write_quarantine(path, quarantine)
+    lines = ["sources:"]
+    for name, s in runner.sources.items():
+        skipped = len(s.problems)
+        line = f"  {name} ({s.display}): read {s.read}, kept {len(s.rows)}, skipped {skipped}"
+        if skipped:
+            line += f" (on_error = skip) → quarantined in {path}"
+        lines.append(line)
+    return lines
+
+
 def marked_text(tokenizer, row: dict, color: bool) -> str:
     """Decoded tokens, trained runs as they are, masked runs dimmed or [[bracketed]]."""
     ids, labels = row["input_ids"], row["labels"]
@@ -63,6 +82,7 @@ def preview(plan: Plan, tokenizer, n: int = 3, *, allow_outside: bool = False, c
     for name in plan.datasets.pipelines:
         lines += step_lines(plan, runner, name, n)
         lines.append("")
+    lines += [*source_lines(plan, runner), ""]
     if tokenizer is None:
         lines.append("(no tokenizer: the model's tokenizer could not be loaded, so the training text is not shown)")
         return lines

@@ -120,7 +120,7 @@ def bind_hardware(ctx: RecipeContext, node: ast.Block | None) -> None:
             guess = did_you_mean(name, catalog)
             ctx.err("FT213", f"unknown GPU `{name}`", tb.span_of("gpu"),
                     f"did you mean `{guess}`?" if guess else
-                    f"catalog: {', '.join(catalog)}; or give `memory = 24GB` instead")
+                    f"catalog: {', '.join(catalog)}; or give `memory = 24GiB` instead")
         else:
             ctx.gpu = info
             kw["gpu"] = next(k for k, v in catalog.items() if v is info)

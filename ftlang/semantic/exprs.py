@@ -29,7 +29,11 @@ def to_expr(ctx: HasParams, node: ast.Value, names: tuple[str, ...] | None) -> A
     if isinstance(node, ast.Not):
         return P.NotExpr(operand=to_expr(ctx, node.operand, names))
     if isinstance(node, ast.Arith):
-        return P.ArithExpr(op=node.op, left=to_expr(ctx, node.left, names), right=to_expr(ctx, node.right, names))
+        right = to_expr(ctx, node.right, names)
+        if node.op == "/" and _is_zero(right):  # would fail on every evaluation, a gate after the training
+            raise Problem(error("FT222", "division by zero", node.right.span,
+                                "divide by a non-zero number, or by a metric or field"))
+        return P.ArithExpr(op=node.op, left=to_expr(ctx, node.left, names), right=right)
     if isinstance(node, ast.Neg):
         inner = to_expr(ctx, node.operand, names)
         if isinstance(inner, P.ConstExpr) and isinstance(inner.value, (int, float)) \
@@ -57,3 +61,6 @@ def to_expr(ctx: HasParams, node: ast.Value, names: tuple[str, ...] | None) -> A
     raise Problem(error("FT113", "not an expression", node.span, "use comparisons, and/or/not, names and literals"))
 
 
+def _is_zero(expr: Any) -> bool:
+    return isinstance(expr, P.ConstExpr) and isinstance(expr.value, (int, float)) \
+        and not isinstance(expr.value, bool) and expr.value == 0

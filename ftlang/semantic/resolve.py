@@ -48,21 +48,23 @@ def _root_of(start_dir: str) -> Path:
 def _parse_file(path: Path) -> tuple[SourceFile, ast.Module | None, list[Diagnostic]]:
     """Parse a file, cached by (path as written, mtime, size): spans keep the path the user gave."""
     st = path.stat()
-    return _cached_parse((str(path), st.st_mtime_ns, st.st_size), lambda: SourceFile.read(path))
+    return _cached_parse((str(path), st.st_mtime_ns, st.st_size),
+                         lambda: SourceFile.decode(str(path), path.read_bytes()))
 
 
 def _parse_overlay(path: Path, text: str) -> tuple[SourceFile, ast.Module | None, list[Diagnostic]]:
     """Parse an editor's unsaved text of an imported file, cached by the text itself."""
-    return _cached_parse((str(path), -1, hash(text)), lambda: SourceFile(str(path), text), text)
+    return _cached_parse((str(path), -1, hash(text)), lambda: (SourceFile(str(path), text), None), text)
 
 
 def _cached_parse(key: tuple, read, text: str | None = None):
-    from ftlang.syntax.parser import parse
+    from ftlang.syntax.parser import not_utf8, parse
 
     hit = _PARSE_CACHE.get(key)
     if hit is None or (text is not None and hit[0].text != text):
-        source = read()
-        module, diags = parse(source)
+        source, bad = read()
+        # undecodable bytes would read as U+FFFD and might even check clean: an error at the first one
+        module, diags = parse(source) if bad is None else (None, [not_utf8(source, bad, "nothing was checked")])
         hit = (source, module, diags)
         if len(_PARSE_CACHE) > 512:
             _PARSE_CACHE.clear()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ftlang.diagnostics import Diagnostic, error
+from ftlang.semantic import aliases
 from ftlang.semantic.schema import BlockSchema, KeySchema
 from ftlang.source import Span
 from ftlang.syntax import ast
@@ -27,21 +28,12 @@ def did_you_mean(name: str, options) -> str | None:
     folded = {o.lower(): o for o in options}
     if name.lower() in folded:  # `LoRA` for `lora`
         return folded[name.lower()]
+    # another tool's spelling (`cutoff_len`, `output_proj`) before the closest spelling
+    foreign = aliases.guess(name, options)
+    if foreign is not None:
+        return foreign
     match = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
     return match[0] if match else None
-
-
-#: what users of transformers / Axolotl / torchtune write for a key, and ftlang's spelling
-FOREIGN_KEYS = {
-    "learning_rate": "lr", "num_epochs": "epochs", "num_train_epochs": "epochs", "batch_size": "batch",
-    "micro_batch_size": "batch", "per_device_train_batch_size": "batch", "gradient_accumulation_steps": "grad_accum",
-    "lora_r": "r", "rank": "r", "lora_alpha": "alpha", "lora_dropout": "dropout", "target_modules": "targets",
-    "warmup_ratio": "warmup", "warmup_steps": "warmup", "lr_scheduler_type": "schedule", "lr_scheduler": "schedule",
-    "sequence_len": "max_seq_len", "max_length": "max_seq_len", "max_seq_length": "max_seq_len",
-    "sample_packing": "packing", "bf16": "precision", "fp16": "precision", "optim": "optimizer",
-    "num_virtual_tokens": "virtual_tokens", "bnb_4bit_quant_type": "type", "quant_type": "type",
-    "bnb_4bit_use_double_quant": "double_quant", "bnb_4bit_compute_dtype": "compute_dtype",
-}
 
 
 def describe(node: ast.Value) -> str:
@@ -188,6 +180,10 @@ def _convert(node: ast.Value, ks: KeySchema, params: Params) -> Any:
                 out.append(it.name)
             elif isinstance(it, ast.Str):
                 out.append(it.value)
+            elif isinstance(it, ast.Arith) and isinstance(it.left, ast.Ident) and isinstance(it.right, ast.Ident) \
+                    and it.op == "-" and aliases.lookup(f"{it.left.name}-{it.right.name}"):
+                name = f"{it.left.name}-{it.right.name}"  # PEFT's `all-linear` reads as a subtraction here
+                raise Problem(error("FT102", f"`{name}` is not a module name", it.span, aliases.fix(name)))
             else:
                 raise _type_error(ks, it, "module names or aliases")
         return out
@@ -228,12 +224,13 @@ def _convert(node: ast.Value, ks: KeySchema, params: Params) -> Any:
             raise _type_error(ks, node, "a string")
         return node.value
     if t == "size":
-        if isinstance(node, ast.Size):
-            v = node.value
-        elif isinstance(node, ast.Int):
-            v = node.value
-        else:
-            raise _type_error(ks, node, "a size such as 24GB")
+        if isinstance(node, ast.Int):  # `memory = 24` would be 24 bytes: the unit is missing, not implied
+            raise Problem(error("FT102", f"`{ks.name} = {node.text}` has no unit", node.span,
+                                f"write the unit: {node.text}GiB (GPU memory, 2^30 bytes) or {node.text}GB "
+                                "(10^9 bytes); units: B, KB, MB, GB, TB, KiB, MiB, GiB, TiB"))
+        if not isinstance(node, ast.Size):
+            raise _type_error(ks, node, "a size such as 24GiB")
+        v = node.value
         _check_range(ks, v, use_span)
         return v
     if t == "steps_or_ratio":
@@ -262,12 +259,14 @@ def check_block(body: tuple[ast.Stmt, ...], schema: BlockSchema, span: Span, par
     from ftlang.semantic.schema import block as block_schema
 
     tb = TypedBlock(schema, span, label)
+    written: set[str] = set()  # keys set with a bad value: reported there, not again as missing
     for st in body:
         if isinstance(st, ast.Assign):
             ks = schema.key(st.key)
             if ks is None:
                 diags.append(_unknown_key(st.key, st.key_span, schema))
                 continue
+            written.add(st.key)
             if st.key in tb.values:
                 diags.append(error("FT107", f"`{st.key}` is set twice in this block", st.key_span,
                                    "remove one of the two settings"))
@@ -295,7 +294,7 @@ def check_block(body: tuple[ast.Stmt, ...], schema: BlockSchema, span: Span, par
                 diags.append(error("FT106", f"`{kind}` is not allowed in {_where(schema)}", st.span,
                                    f"{kind} belongs in {_home(kind)}"))
     for ks in schema.keys:
-        if ks.required and ks.name not in tb.values and ks.type != "special":
+        if ks.required and ks.name not in tb.values and ks.name not in written and ks.type != "special":
             diags.append(error("FT105", f"{_where(schema)} needs `{ks.name}`", span,
                                f"add `{ks.name} = ...`: {ks.doc}"))
     return tb
@@ -313,13 +312,24 @@ def _home(kind: str) -> str:
 
 def _unknown_key(key: str, span: Span, schema: BlockSchema) -> Diagnostic:
     options = schema.key_names + list(schema.blocks)
-    foreign = FOREIGN_KEYS.get(key)
-    guess = foreign if foreign in options else did_you_mean(key, options)
+    guess = did_you_mean(key, options)
     msg = f"unknown key `{key}` in {_where(schema)}"
+    foreign = aliases.lookup(key)
+    if foreign is not None and (foreign.fix or guess == foreign.to):  # another tool's key: say how to migrate it
+        return error("FT101", f"{msg}: did you mean `{guess}`?" if guess else msg, span, foreign.help())
     if guess:
         return error("FT101", f"{msg}: did you mean `{guess}`?", span, f"replace `{key}` with `{guess}`")
+    if foreign is not None:  # a rename that belongs in another block
+        return error("FT101", msg, span, foreign.help() + f", in {_block_of(foreign.to)}")
     known = ", ".join(schema.key_names) or "(none)"
     return error("FT101", msg, span, f"known keys: {known}")
+
+
+def _block_of(key: str | None) -> str:
+    from ftlang.semantic.schema import BLOCKS
+
+    homes = [b for b in BLOCKS if key in b.key_names]
+    return " or ".join(_where(b) for b in homes) or "another block"
 
 
 def _unknown_block(kind: str, span: Span, schema: BlockSchema) -> Diagnostic:

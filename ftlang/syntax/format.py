@@ -19,6 +19,7 @@ import dataclasses
 import re
 from typing import Any
 
+from ftlang import operators
 from ftlang.diagnostics import Diagnostic, error
 from ftlang.source import SourceFile
 from ftlang.syntax import ast
@@ -91,24 +92,16 @@ def quote(value: str) -> str:
 
 # ---------------------------------------------------------------------------- expressions (one line)
 
-_PREC_BOOL = {"or": 1, "and": 2}
-_PREC_ARITH = {"+": 5, "-": 5, "*": 6, "/": 6}
-
-
 def _prec(v: ast.Value) -> int:
-    if isinstance(v, ast.BoolOp):
-        return _PREC_BOOL[v.op]
+    if isinstance(v, (ast.BoolOp, ast.Compare, ast.Arith)):
+        return operators.BINARY[v.op]
     if isinstance(v, ast.Not):
-        return 3
-    if isinstance(v, ast.Compare):
-        return 4
-    if isinstance(v, ast.Arith):
-        return _PREC_ARITH[v.op]
+        return operators.NOT
     if isinstance(v, ast.Neg):
-        return 7
+        return operators.UNARY_MINUS
     if isinstance(v, (ast.Int, ast.Float, ast.Percent, ast.Size)) and v.text.startswith("-"):
-        return 7
-    return 8
+        return operators.UNARY_MINUS
+    return operators.ATOM
 
 
 def inline(v: ast.Value) -> str:
@@ -125,24 +118,20 @@ def inline(v: ast.Value) -> str:
     if isinstance(v, ast.Call):
         parts = [inline(a) for a in v.args] + [f"{k.name} = {inline(k.value)}" for k in v.kwargs]
         return f"{v.name}({', '.join(parts)})"
-    if isinstance(v, ast.BoolOp):
-        p = _PREC_BOOL[v.op]
+    if isinstance(v, (ast.BoolOp, ast.Arith)):
+        p = operators.BINARY[v.op]
         return f"{_wrap(v.left, p)} {v.op} {_wrap(v.right, p + 1)}"
     if isinstance(v, ast.Not):
-        return f"not {_wrap(v.operand, 3)}"
-    if isinstance(v, ast.Compare):
-        return f"{_wrap(v.left, 5)} {v.op} {_wrap(v.right, 5)}"
-    if isinstance(v, ast.Arith):
-        p = _PREC_ARITH[v.op]
-        return f"{_wrap(v.left, p)} {v.op} {_wrap(v.right, p + 1)}"
+        return f"not {_wrap(v.operand, operators.NOT)}"
+    if isinstance(v, ast.Compare):  # comparisons do not chain: a comparison operand is parenthesized
+        return f"{_wrap(v.left, operators.COMPARE + 1)} {v.op} {_wrap(v.right, operators.COMPARE + 1)}"
     if isinstance(v, ast.Neg):
-        return f"-{_wrap(v.operand, 7)}"
+        return f"-{_wrap(v.operand, operators.UNARY_MINUS)}"
     raise TypeError(f"cannot format {type(v).__name__}")
 
 
 def _wrap(v: ast.Value, at_least: int) -> str:
-    text = inline(v)
-    return text if _prec(v) >= at_least else f"({text})"
+    return operators.wrap(inline(v), _prec(v), at_least)
 
 
 def _inline_stmt(s: ast.Stmt) -> str:

@@ -15,6 +15,7 @@ import threading
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from ftlang import operators
 from ftlang.diagnostics import Diagnostic, error
 from ftlang.source import SourceFile, Span
 from ftlang.syntax import ast
@@ -120,6 +121,12 @@ def parse(source: SourceFile) -> tuple[ast.Module | None, list[Diagnostic]]:
     module = ast.Module(source.span(0, len(text)), source.path, items,
                         tuple(_comment(source, tok) for tok in comments))
     return module, []
+
+
+def not_utf8(source: SourceFile, offset: int, what_happens: str) -> Diagnostic:
+    """FT017 at the first byte that is not UTF-8 (`offset`: its character offset in the decoded text)."""
+    return error("FT017", "the file is not valid UTF-8", source.span(offset, offset + 1),
+                 f"save the file as UTF-8 (this is the first bad byte); {what_happens}")
 
 
 def _comment(source: SourceFile, tok: Token) -> ast.Comment:
@@ -405,14 +412,13 @@ def _span_of(source: SourceFile, node: Any) -> Span:
     return source.span(start, end)
 
 
-_BINARY_PREC = {
-    "OR": 1, "AND": 2, "LT": 4, "LE": 4, "GT": 4, "GE": 4, "EQ": 4, "NE": 4,
-    "PLUS": 5, "MINUS": 5, "STAR": 6, "SLASH": 6,
-}
 _COMPARE_OPS = {"LT": "<", "LE": "<=", "GT": ">", "GE": ">=", "EQ": "==", "NE": "!="}
 _ARITH_OPS = {"PLUS": "+", "MINUS": "-", "STAR": "*", "SLASH": "/"}
+# token type → precedence, from the one table the formatter and the expression printer also read
+_BINARY_PREC = {tok: operators.BINARY[op] for tok, op in {**_COMPARE_OPS, **_ARITH_OPS, "OR": "or",
+                                                          "AND": "and"}.items()}
 _OPERATORS = frozenset(_BINARY_PREC) | {"NOT"}
-_NOT_PREC = 3
+_NOT_PREC = operators.NOT
 _SIZE_UNITS = {
     "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
     "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40,
@@ -589,7 +595,7 @@ class _Lower:
                 prec = _BINARY_PREC.get(getattr(op, "type", ""), 0)
                 if op is None or prec < min_prec:
                     return left
-                if prec == 4 and compared:
+                if prec == operators.COMPARE and compared:
                     raise _ExprError(error(
                         "FT001", "comparisons cannot be chained", self.tok_span(op),
                         "join two comparisons with `and`: `a < b and b < c`"))
@@ -618,7 +624,7 @@ class _Lower:
                 return ast.Not(self.tok_span(tok).merge(operand.span), operand)
             if kind == "MINUS":
                 pos += 1
-                operand = unary(7)
+                operand = unary(operators.UNARY_MINUS)
                 return self.negate(operand, self.tok_span(tok).merge(operand.span))
             pos += 1
             return self.value(tok, base + 1)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ftlang.diagnostics import Diagnostic, warning
+from ftlang.diagnostics import Diagnostic, info, warning
 from ftlang.semantic.rules.registry import rule
 
 if TYPE_CHECKING:
@@ -156,3 +156,24 @@ def seq_len_context(ctx: RecipeContext) -> Iterator[Diagnostic]:
         yield warning("FT408", f"max_seq_len {ctx.train.max_seq_len} exceeds the model's context of "
                       f"{card.max_position} tokens", tb.span_of("max_seq_len"),
                       f"use max_seq_len <= {card.max_position}")
+
+
+_DECIMAL = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+
+
+@rule("FT410")
+def gpu_memory_units(ctx: RecipeContext) -> Iterator[Diagnostic]:
+    from ftlang.syntax import ast
+
+    tb = ctx.blocks.get("hardware")
+    field = tb.values.get("memory") if tb is not None else None
+    if field is None or not isinstance(field.node, ast.Size) or tb.get("device") == "cpu":
+        return
+    unit = next((u for u in _DECIMAL if field.node.text.endswith(u)), None)
+    if unit is None:
+        return
+    number = field.node.text[: -len(unit)]
+    binary = field.value / 2 ** (30 if unit in ("GB", "TB") else 20)
+    yield info("FT410", f"`memory = {field.node.text}` is {binary:.1f}{'GiB' if unit in ('GB', 'TB') else 'MiB'}: "
+               "GPU memory is sold in binary units", field.node.span,
+               f"write `memory = {number}{unit[0]}iB` for a card sold as {field.node.text}")

@@ -49,6 +49,17 @@ def targets_exist(ctx: RecipeContext) -> Iterator[Diagnostic]:
                             f"modules: {', '.join(card.modules)}; aliases: {', '.join(card.aliases)}")
 
 
+@rule("FT308")
+def trains_something(ctx: RecipeContext) -> Iterator[Diagnostic]:
+    tb = ctx.blocks.get("method")
+    if tb is None or ctx.method_kind not in ("lora", "qlora", "ia3") or not tb.has("targets"):
+        return
+    if tb.get("targets") == []:
+        yield error("FT308", "`targets = []` adapts no module: the run would train zero parameters",
+                    tb.span_of("targets"), "list the modules to adapt, e.g. targets = [q_proj, v_proj], or leave "
+                    "`targets` out to adapt the card's all_linear")
+
+
 @rule("FT306")
 def ia3_feedforward(ctx: RecipeContext) -> Iterator[Diagnostic]:
     m = ctx.method

@@ -1,0 +1,115 @@
+"""What users of other fine-tuning tools write, and ftlang's spelling: the one table of migration aliases.
+
+    lookup(name) -> Alias | None         a key or a value from Axolotl, LLaMA-Factory, torchtune, PEFT,
+                                         transformers or TRL
+    guess(name, options) -> str | None   ftlang's spelling when it is one of `options` (did_you_mean asks
+                                         this first: `num_warmup_steps` is `warmup`, not the closest
+                                         spelling `max_steps`, which would change the training length)
+    fix(name) -> str | None              how to write it in ftlang, for a help line
+
+An alias either renames (`to`: a key, or a value such as a module name or an enum word) or needs a
+rewrite elsewhere in the recipe (`fix`: e.g. `load_in_4bit` is `method qlora`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+AX, LF, TT, PEFT, HF, TRL = "Axolotl", "LLaMA-Factory", "torchtune", "PEFT", "transformers", "TRL"
+
+
+@dataclass(frozen=True)
+class Alias:
+    name: str
+    tools: tuple[str, ...]
+    to: str | None = None  # ftlang's key or value, when it is a rename
+    fix: str | None = None  # otherwise: what to write instead, in ftlang
+
+    def help(self) -> str:
+        where = " and ".join(self.tools)
+        if self.fix:
+            return f"`{self.name}` ({where}) in ftlang: {self.fix}"
+        return f"replace `{self.name}` with `{self.to}` (`{self.name}` is {where}'s name for it)"
+
+
+def _a(name: str, tools: tuple[str, ...] | str, to: str | None = None, fix: str | None = None) -> Alias:
+    return Alias(name, (tools,) if isinstance(tools, str) else tools, to, fix)
+
+
+_SPLIT = "hold out validation data with a recipe-level `split train { validation = 5% }`"
+_QLORA = "use `method qlora { r = 16, targets = all_linear }`: QLoRA loads the base model in 4-bit (nf4)"
+
+ALIASES: tuple[Alias, ...] = (
+    # ---- train
+    _a("learning_rate", (HF, AX, LF), "lr"),
+    _a("num_epochs", (AX,), "epochs"),
+    _a("num_train_epochs", (HF, LF), "epochs"),
+    _a("batch_size", (TT,), "batch"),
+    _a("micro_batch_size", (AX,), "batch"),
+    _a("per_device_train_batch_size", (HF, LF), "batch"),
+    _a("gradient_accumulation_steps", (HF, AX, LF, TT), "grad_accum"),
+    _a("warmup_ratio", (HF, AX, LF), "warmup"),
+    _a("warmup_steps", (HF, AX, LF), "warmup"),
+    _a("num_warmup_steps", (TT,), "warmup"),
+    _a("lr_scheduler_type", (HF, LF), "schedule"),
+    _a("lr_scheduler", (AX,), "schedule"),
+    _a("sequence_len", (AX,), "max_seq_len"),
+    _a("cutoff_len", (LF,), "max_seq_len"),
+    _a("max_length", (HF,), "max_seq_len"),
+    _a("max_seq_length", (TRL,), "max_seq_len"),
+    _a("sample_packing", (AX,), "packing"),
+    _a("optim", (HF, AX, LF), "optimizer"),
+    _a("bf16", (HF, AX, LF), "precision", "`precision = bf16` in the train block"),
+    _a("fp16", (HF, AX, LF), "precision", "`precision = fp16` in the train block"),
+    _a("val_set_size", (AX,), fix=_SPLIT),
+    _a("val_size", (LF,), fix=_SPLIT),
+    # ---- method
+    _a("lora_r", (AX,), "r"),
+    _a("lora_rank", (LF, TT), "r"),
+    _a("rank", (TT,), "r"),
+    _a("lora_alpha", (PEFT, AX, LF, TT), "alpha"),
+    _a("lora_dropout", (PEFT, AX, LF, TT), "dropout"),
+    _a("target_modules", (PEFT,), "targets"),
+    _a("lora_target_modules", (AX,), "targets"),
+    _a("lora_target", (LF,), "targets"),
+    _a("lora_attn_modules", (TT,), "targets"),
+    _a("lora_target_linear", (AX,), "targets", "`targets = all_linear` (the default when `targets` is left out)"),
+    _a("use_dora", (PEFT, LF), "dora"),
+    _a("use_rslora", (PEFT, LF), "rslora"),
+    _a("num_virtual_tokens", (PEFT,), "virtual_tokens"),
+    _a("load_in_4bit", (HF, AX), fix=_QLORA),
+    _a("quantization_bit", (LF,), fix=_QLORA + " (8-bit base models are not supported)"),
+    _a("bnb_4bit_quant_type", (HF,), "type"),
+    _a("quant_type", (HF,), "type"),
+    _a("bnb_4bit_use_double_quant", (HF,), "double_quant"),
+    _a("bnb_4bit_compute_dtype", (HF,), "compute_dtype"),
+    # ---- values: target modules and enum words
+    _a("all-linear", (PEFT, TRL), "all_linear"),
+    _a("all", (LF,), "all_linear"),
+    _a("output_proj", (TT,), "o_proj"),
+    _a("w1", (TT,), "gate_proj"),
+    _a("w2", (TT,), "down_proj"),
+    _a("w3", (TT,), "up_proj"),
+    _a("bfloat16", (HF, TT), "bf16"),
+    _a("float16", (HF, TT), "fp16"),
+    _a("float32", (HF, TT), "fp32"),
+    _a("adamw_torch", (HF, AX, LF), "adamw"),
+)
+
+_BY_NAME: dict[str, Alias] = {a.name: a for a in ALIASES}
+
+
+def lookup(name: str) -> Alias | None:
+    return _BY_NAME.get(name)
+
+
+def guess(name: str, options) -> str | None:
+    """ftlang's spelling of a foreign `name` when it is one of `options` (keys, values, modules)."""
+    a = _BY_NAME.get(name)
+    return a.to if a is not None and a.to is not None and a.to in options else None
+
+
+def fix(name: str) -> str | None:
+    """The help line for a foreign name (None: not a known foreign name)."""
+    a = _BY_NAME.get(name)
+    return a.help() if a is not None else None
