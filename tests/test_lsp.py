@@ -126,8 +126,20 @@ async def test_hover(client):
     assert "= `2`" in md and "used 1×: common.ft:17:14" in md  # uses in the files this one loads
     md = await _hover(client, common, COMMON, "method")
     assert "trainable" in md and "peak" in md and "| activations |" in md and "fits the" in md
+    assert await _hover(client, common, COMMON, "lora") == md  # the label names the block too
+    md = await _hover(client, common, COMMON, "perplexity <")
+    assert "in a gate" in md and "`perplexity`" in md and "`overfitting`" in md
     md = await _hover(client, child, CHILD, "lr")
     assert "overrides `base`: `lr = lr`" in md
+    md = await _hover(client, child, CHILD, "epochs", 9)  # the param, seen from the file that extends
+    assert "**param `epochs`** = `2`" in md and "used 2×" in md and "overridden" not in md
+    two = COMMON + "\nrecipe small extends base {\n  train { lr = 1e-3 }\n}\n"
+    await change_doc(client, common, two, 50)
+    md = await _hover(client, common, two, "lr = 2e-4")
+    assert "overridden in `small`: `lr = 1e-3` (common.ft:28:11)" in md  # base reads the param; small does not
+    await change_doc(client, common, COMMON, 51)
+    md = await _hover(client, common, COMMON, "lr = 2e-4")
+    assert "used 1×" in md and "overridden in" not in md  # child.ft is not loaded from common.ft
     md = await _hover(client, common, COMMON, "facts", nth=1)
     assert 'jsonl("data/train.jsonl")' in md
 

@@ -79,7 +79,9 @@ def _node_hover(a: Analysis, offset: int) -> tuple[str, Span] | None:
         md = key_markdown(schema_name(chain), node.key)
         if md is None:
             return None
-        return md + _overrides(a, chain), node.key_span
+        return md + "".join(f"\n\n{ln}" for ln in _overrides(a, chain)), node.key_span
+    if isinstance(parent, ast.Block) and node is parent.label:  # `method lora`: the label names the block
+        chain, node, parent = chain[:-1], parent, chain[-3]
     if isinstance(node, ast.Block) and (contains(node.kind_span, offset) or
                                         (node.label is not None and contains(node.label.span, offset))):
         head = node.kind_span.merge(node.label.span) if node.label is not None else node.kind_span
@@ -87,6 +89,9 @@ def _node_hover(a: Analysis, offset: int) -> tuple[str, Span] | None:
             return method_markdown(a, rname, schema_name(chain)), head
         schema = block(schema_name(chain) or "")
         return (f"**`{node.kind}`** block · {schema.doc}" if schema else f"`{node.kind}` block"), head
+    gate = enclosing(chain, ast.Gate)
+    if gate is not None and (node is gate or isinstance(node, ast.Ident)):
+        return gate_markdown(a, rname, node.name if isinstance(node, ast.Ident) else None), node.span
     if isinstance(node, ast.Param) and contains(node.name_span, offset):
         return param_markdown(a, node.name), node.name_span
     if isinstance(node, ast.ModelCard) and contains(node.name_span, offset):
@@ -135,6 +140,19 @@ def ident_markdown(a: Analysis, chain: Chain, recipe: str | None) -> str | None:
     return None
 
 
+def gate_markdown(a: Analysis, recipe: str | None, name: str | None) -> str:
+    """A gate line, or a name in it: what the gate may read in this recipe."""
+    ctx = names.context_for(a, recipe)
+    if ctx is not None and ctx.eval is not None:
+        from ftlang.semantic.rules.references import available_names
+
+        found = available_names(ctx)
+    else:
+        found = []
+    head = f"**`{name}`** in a gate" if name else "**`gate EXPR`** · the run fails (exit 3) when EXPR is false"
+    return head + ("\n\nnames a gate can read here: " + ", ".join(f"`{n}`" for n in found) if found else "")
+
+
 def _where(span: Span | None, a: Analysis) -> str:
     if span is None:
         return "?"
@@ -153,11 +171,13 @@ def param_markdown(a: Analysis, name: str) -> str:
     if node is None:
         return f"param `{name}`"
     value = program.param_values.get(name, node.value)
-    uses = [n.span for m in program.modules for n, _ in walk(m)
+    uses = [(*up, n) for m in program.modules for n, up in walk(m)
             if isinstance(n, ast.Ident) and n.name == name and n.span != node.name_span]
     lines = [f"**param `{name}`** = `{names.value_text(value)}`", f"declared at {_where(node.name_span, a)}"]
     if uses:
-        lines.append(f"used {len(uses)}×: " + ", ".join(_where(s, a) for s in uses[:8]))
+        lines.append(f"used {len(uses)}×: " + ", ".join(_where(c[-1].span, a) for c in uses[:8]))
+    # a recipe that extends a user of the param and sets the same key does not read the param
+    lines += [ln for c in uses if isinstance(c[-2], ast.Assign) for ln in _overrides(a, c[:-1], parents=False, unless=name)]
     lines.append(f"override per run: `ftlang run FILE --set {name}=VALUE`")
     return "\n\n".join(lines)
 
@@ -189,15 +209,15 @@ def _find_key(body: tuple[ast.Stmt, ...], path: tuple) -> ast.Assign | None:
     return None
 
 
-def _overrides(a: Analysis, chain: Chain) -> str:
-    """Where the same key is set up or down the `extends` chain."""
+def _overrides(a: Analysis, chain: Chain, parents: bool = True, unless: str | None = None) -> list[str]:
+    """Where the same key is set up (parents) or down the `extends` chain (`unless` it is set to that name)."""
     recipe = enclosing(chain, ast.Recipe)
     program = a.program
     path = _key_path(chain)
     if recipe is None or program is None or path is None or recipe.name not in program.bound:
-        return ""
+        return []
     lines = []
-    for parent in program.bound[recipe.name].chain:
+    for parent in program.bound[recipe.name].chain if parents else ():
         node = program.recipes.get(parent)
         hit = _find_key(node.body, path) if node is not None else None
         if hit is not None:
@@ -206,10 +226,10 @@ def _overrides(a: Analysis, chain: Chain) -> str:
     for child, b in program.bound.items():
         if recipe.name in b.chain:
             hit = _find_key(b.node.body, path)
-            if hit is not None:
+            if hit is not None and not (isinstance(hit.value, ast.Ident) and hit.value.name == unless):
                 lines.append(f"overridden in `{child}`: `{hit.key} = {names.value_text(hit.value)}` "
                              f"({_where(hit.span, a)})")
-    return "".join(f"\n\n{ln}" for ln in lines)
+    return lines
 
 
 def method_markdown(a: Analysis, recipe: str | None, schema: str | None) -> str:
