@@ -104,3 +104,9 @@ def test_cli_long_and_looping_paths_are_usage_errors(proj: Path, cmd: str) -> No
         r = subprocess.run([sys.executable, "-m", "ftlang", cmd, arg], capture_output=True, text=True,
                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+
+
+def test_fmt_long_path_is_a_diagnostic(proj: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "ftlang", "fmt", "--check", str(proj / LONG)], capture_output=True,
+                       text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
+    assert r.returncode == 1 and "FT016" in r.stderr and "Traceback" not in r.stderr, r.stderr

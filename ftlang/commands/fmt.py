@@ -26,9 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _expand(paths: list[str]) -> list[str]:
+    from ftlang.semantic.paths import is_dir
+
     out: list[str] = []
     for p in paths:
-        if p != "-" and Path(p).is_dir():
+        if p != "-" and is_dir(p):  # pathlib's is_dir raises on a name too long for the file system
             out.extend(str(f) for f in sorted(Path(p).rglob("*.ft")) if f.is_file())
         else:
             out.append(p)

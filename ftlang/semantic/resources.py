@@ -364,8 +364,10 @@ def recorded_lengths(plan) -> dict | None:
     <hash12>-*/data.json), newest first: how `ftlang check --data` knows token lengths without a tokenizer."""
     import json
 
+    from ftlang.semantic.paths import is_dir
+
     root = plan.resolve("runs") / plan.recipe.name
-    if not root.is_dir():
+    if not is_dir(root):  # never raises, also for a recipe name longer than a file name may be
         return None
     for d in sorted(root.glob(f"{plan.short_hash}-*"), key=lambda p: p.name, reverse=True):
         try:
