@@ -36,12 +36,14 @@ def _load(name: str) -> ModuleType | None:
         raise
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
+def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
+    """The argument parser; `only`: register just that command (its module alone is imported, which keeps
+    `ftlang check` from importing every other command's dependencies)."""
     parser = argparse.ArgumentParser(prog="ftlang", description="A compiler for fine-tuning recipes.")
     parser.add_argument("--version", action="version", version=f"ftlang {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules: dict[str, ModuleType] = {}
-    for name in COMMANDS:
+    for name in ((only,) if only in COMMANDS else COMMANDS):
         module = _load(name)
         if module is None:
             continue
@@ -59,7 +61,8 @@ def _print(diagnostics: list, args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser, modules = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser, modules = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help(sys.stderr)

@@ -29,25 +29,30 @@ _UNHASHED_KEYS = frozenset({"loc", "sha256", "project_root", "file", "data_worke
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: a model's validator is built on its first use, not at import (`ftlang check` starts
+    # faster and never builds what it does not validate); forward references resolve then too
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 def key(default: Any = PydanticUndefined, doc: str = "", *, name: str | None = None, type: str | None = None,
         unit: str | None = None, enum: tuple[str, ...] | None = None, required: bool = False,
-        shown_default: Any = PydanticUndefined, **constraints: Any) -> Any:
+        shown_default: Any = PydanticUndefined, factory: type | None = None, **constraints: Any) -> Any:
     """A plan field that is also a recipe key: the one declaration of the key's default, range
     (ge/gt/le/lt, enforced by the plan too), unit and doc, which semantic/schema.py reads.
 
     name: the recipe's spelling when it differs from the plan field (`memory` → memory_bytes);
     type: the checker's value type when the annotation does not say it (fraction, size, special, ...);
     enum: the words the checker accepts, when wider than the plan's Literal (a rule reports the rest);
-    shown_default: the default the checker and docs show, when the binder supplies the plan's value.
+    shown_default: the default the checker and docs show, when the binder supplies the plan's value;
+    factory: a model class whose fresh instance is the default.
     """
     meta = {k: v for k, v in (("key", name), ("type", type), ("unit", unit), ("enum", list(enum) if enum else None),
                               ("required", required or None)) if v is not None}
     if shown_default is not PydanticUndefined:
         meta["default"] = shown_default
     extra = {"ftlang": meta} if meta else None
+    if factory is not None:  # a model default is built when first needed (models build lazily: defer_build)
+        return Field(default_factory=factory, description=doc or None, json_schema_extra=extra, **constraints)
     return Field(default, description=doc or None, json_schema_extra=extra, **constraints)
 
 
@@ -163,7 +168,7 @@ class ModelPlan(_Frozen):
     modules: list[str]  # linear module names (leaf names: q_proj, ...)
     aliases: dict[str, list[str]] = {}
     template: str | None = None  # the card's chat template name (stdlib/templates/<name>.jinja)
-    task: TaskSpec = TaskSpec()
+    task: TaskSpec = Field(default_factory=TaskSpec)
     loc: Loc | None = None
 
 
@@ -191,7 +196,7 @@ class SourcePlan(_Frozen):
     #: canonical field → column in the file. instruction: instruction/input/output;
     #: chat: messages (or conversations for ShareGPT); completion: text; classification: text/label
     fields: dict[str, str] = Field({}, json_schema_extra={"ftlang": {"block": "fields"}})
-    on_error: OnError = key(OnError(), "fail (default) | skip(max = N | N%): skipped rows go to a quarantine file",
+    on_error: OnError = key(factory=OnError, doc="fail (default) | skip(max = N | N%): skipped rows go to a quarantine file",
                             type="special", shown_default="fail")
     max_row_chars: int | None = key(None, "rows longer than this are a validation error", unit="characters", ge=1)
     loc: Loc | None = None
@@ -229,7 +234,7 @@ class DedupeStep(_Step):
 
     signature: ClassVar = (("mode",), 1)
     op: Literal["dedupe"] = "dedupe"
-    args: DedupeArgs = DedupeArgs()
+    args: DedupeArgs = Field(default_factory=DedupeArgs)
     loc: Loc | None = None
 
 
@@ -255,7 +260,7 @@ class ToChatStep(_Step):
 
     signature: ClassVar = (("system",), 1)
     op: Literal["to_chat"] = "to_chat"
-    args: ToChatArgs = ToChatArgs()
+    args: ToChatArgs = Field(default_factory=ToChatArgs)
     loc: Loc | None = None
 
 
@@ -268,7 +273,7 @@ class ToInstructionStep(_Step):
 
     signature: ClassVar = ((), 0)
     op: Literal["to_instruction"] = "to_instruction"
-    args: ToInstructionArgs = ToInstructionArgs()
+    args: ToInstructionArgs = Field(default_factory=ToInstructionArgs)
     loc: Loc | None = None
 
 
@@ -281,7 +286,7 @@ class ToCompletionStep(_Step):
 
     signature: ClassVar = (("template",), 1)
     op: Literal["to_completion"] = "to_completion"
-    args: ToCompletionArgs = ToCompletionArgs()
+    args: ToCompletionArgs = Field(default_factory=ToCompletionArgs)
     loc: Loc | None = None
 
 
@@ -424,7 +429,7 @@ class QloraMethod(_Frozen):
     dora: bool = key(False, "weight-decomposed LoRA (DoRA)")
     rslora: bool = key(False, "rank-stabilised scaling alpha / sqrt(r)")
     bias: Literal["none", "all", "lora_only"] = key("none", "which biases train")
-    quant: QuantSpec = QuantSpec()
+    quant: QuantSpec = Field(default_factory=QuantSpec)
     loc: Loc | None = None
 
 
@@ -556,7 +561,7 @@ class EvalPlan(_Frozen):
     gates: list[GatePlan] = internal([])  # `gate ...` lines
     forgetting_on: str | None = internal(None)  # `forgetting on NAME`: a data source or dataset name
     overfitting_patience: int = key(2, "evaluations of rising val loss that count as overfitting", ge=1)
-    generation: GenerationSpec = GenerationSpec()
+    generation: GenerationSpec = Field(default_factory=GenerationSpec)
     max_samples: int | None = key(None, "cap on rows used for generation metrics", ge=1)
     loc: Loc | None = None
 
@@ -673,19 +678,28 @@ def _strip(value: Any) -> Any:
     return value
 
 
+def _json(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items()}
+    return value
+
+
 def plan_hash(plan: Plan) -> str:
     """sha256 of the plan's meaning: canonical JSON without locations, root, file names or the hash.
 
     The estimates (`resources`) and the price are not meaning either: a run refines them from the data,
     and a better estimator must not change which runs a recipe can resume."""
-    data = _strip(plan.model_dump(mode="json", exclude={"resources": True, "hardware": {"price_per_hour"}}))
+    # dumped part by part: the same JSON as plan.model_dump, without building the whole Plan's serializer
+    # (`ftlang check` seals plans whose parts were validated one by one; see semantic/build.assemble)
+    data = {name: _strip(_json(getattr(plan, name))) for name in Plan.model_fields
+            if name != "resources" and name not in _UNHASHED_KEYS}
+    data["hardware"].pop("price_per_hour", None)
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-for _model in (CallExpr, CompareExpr, BoolExpr, NotExpr, ArithExpr, GatePlan, FilterArgs, FilterStep, EvalPlan,
-               Plan):
-    _model.model_rebuild()
 
 
 def plan_json_schema() -> dict:

@@ -311,7 +311,9 @@ def assemble(ctx: RecipeContext) -> P.Plan | None:
     from ftlang.semantic.rules.guidance import train_rows_hint
 
     try:
-        plan = P.Plan(
+        # every part is a validated plan model already: constructing the Plan around them spares `check`
+        # building the whole Plan's validator (a plan read back from JSON is validated in full)
+        plan = P.Plan.model_construct(
             recipe=recipe_info(ctx), model=model_plan(ctx), data=ctx.data,
             datasets=P.DatasetsPlan(pipelines=ctx.pipelines, split=ctx.split), method=ctx.method, train=ctx.train,
             hardware=ctx.hardware, eval=ctx.eval, export=ctx.export or P.ExportPlan(),

@@ -11,6 +11,7 @@ this module costs nothing and a warm `ftlang check` does not rebuild the grammar
 from __future__ import annotations
 
 import math
+import sys
 import threading
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -139,8 +140,22 @@ def _comment(source: SourceFile, tok: Token) -> ast.Comment:
 # ---------------------------------------------------------------------------- syntax errors
 
 
+def _import_lark() -> None:
+    """Import lark without the optional `regex` module: ftlang's grammar needs only `re`, and importing
+    `regex` is a fifth of the checker's start-up. A process that already has `regex` keeps it; the block
+    is lifted right after, so later imports of `regex` (tokenizers) are unaffected."""
+    if "lark" in sys.modules or "regex" in sys.modules:
+        return
+    sys.modules["regex"] = None  # type: ignore[assignment] - makes `import regex` raise ImportError
+    try:
+        import lark  # noqa: F401
+    finally:
+        del sys.modules["regex"]
+
+
 def _parse_collecting(source: SourceFile) -> tuple[Tree | None, list[Diagnostic], list[Token]]:
     """Parse; on an error, blank the offending line and re-parse to find further independent errors."""
+    _import_lark()
     from lark.exceptions import LarkError
 
     text = source.text
