@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("pygls")
 pytest_lsp = pytest.importorskip("pytest_lsp")
 
-from lsp_support import PUBLISH, SERVER, change_doc, initialize, open_doc, uri  # noqa: E402
+from lsp_support import PUBLISH, SERVER, change_doc, initialize, open_doc, until_published, uri  # noqa: E402
 from lsprotocol import types as T  # noqa: E402
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -90,3 +90,15 @@ async def test_positions_in_the_negotiated_encoding(client):
     (bad,) = [d for d in diags if d.code == "FT104"]
     line = text.split("\n")[1]
     assert bad.range.start == T.Position(line=1, character=line.index("chatt"))  # code points, not UTF-16
+
+
+async def test_files_changed_on_disk_are_rechecked(client):
+    lib, user = client.ws / "lib.ft", client.ws / "user.ft"
+    lib.write_text("param steps = 10\n", encoding="utf-8")
+    text = 'import "lib.ft"\nrecipe r {\n  train { max_steps = steps }\n}\n'
+    before = await open_doc(client, user, text)
+    assert not [d for d in before if d.code == "FT201"]
+    lib.write_text("param other = 10\n", encoding="utf-8")  # not open: only the file watcher tells
+    event = T.DidChangeWatchedFilesParams(changes=[T.FileEvent(uri=uri(lib), type=T.FileChangeType.Changed)])
+    after = await until_published(client, uri(user), lambda: client.workspace_did_change_watched_files(event))
+    assert [d for d in after if d.code == "FT201" and "steps" in d.message]

@@ -13,6 +13,8 @@ function activate(context) {
   const serverOptions = { command, args };
   const clientOptions = {
     documentSelector: [{ scheme: "file", language: "ftlang" }],
+    // recipes and data files changed outside the editor: the server re-checks the open recipes
+    synchronize: { fileEvents: vscode.workspace.createFileSystemWatcher("**/*.{ft,jsonl,json,csv,parquet}") },
     initializationOptions: { debounce_ms: config.get("server.debounceMs", 150) },
   };
   client = new LanguageClient("ftlang", "ftlang language server", serverOptions, clientOptions);

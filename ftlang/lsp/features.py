@@ -7,7 +7,7 @@ from lsprotocol import types as T
 from ftlang.lsp import actions, completion, definitions, hover, symbols
 from ftlang.lsp.positions import Positions
 from ftlang.lsp.server import FtlangServer, guarded
-from ftlang.lsp.state import path_to_uri, real
+from ftlang.lsp.state import path_to_uri, real, uri_to_path
 from ftlang.source import SourceFile
 
 
@@ -53,6 +53,15 @@ def register(server: FtlangServer) -> None:  # noqa: C901 - one registration per
         ls.refresh_roots()
         ls.state.analyses.clear()
         ls.state.good.clear()
+        for uri in ls.state.docs:
+            ls.schedule(uri, changed=False)
+
+    @server.feature(T.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    @guarded()
+    def watched(ls: FtlangServer, params: T.DidChangeWatchedFilesParams):
+        # an imported recipe or a data file changed on disk (not through an open buffer): re-check
+        for change in params.changes:
+            ls.state.touch(uri_to_path(change.uri))
         for uri in ls.state.docs:
             ls.schedule(uri, changed=False)
 
