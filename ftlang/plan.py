@@ -190,6 +190,9 @@ class SourcePlan(_Frozen):
     hf_split: str | None = internal(None)
     hf_revision: str | None = internal(None)
     hf_config: str | None = internal(None)
+    #: read lazily, batch by batch (datasets' IterableDataset): the rows are never all in memory; a split
+    #: of a stream is a hash split (see data/stream.py)
+    hf_streaming: bool = internal(False)
     #: the binder's default: chat for chat_jsonl(...), else instruction
     format: Literal["instruction", "chat", "completion", "classification"] = key(
         doc="how rows are shaped", shown_default="instruction")

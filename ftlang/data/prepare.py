@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from ftlang.data.formats import to_chat
 from ftlang.data.packing import PackedCollator, PackedRows, PadCollator, pack_bins
 from ftlang.data.rows import content_hash, public
 from ftlang.data.steps import Dataset, PipelineRunner, split_rows
+from ftlang.data.stream import TrainStream, streamed_source
 from ftlang.data.tables import TableWriter, TokenRows, read_bins, read_table, write_bins
 from ftlang.data.templates import ChatRenderer, chat_renderer
 from ftlang.data.tokenize import Problem, encode_chat, encode_classification, encode_completion, map_batches
@@ -198,6 +199,12 @@ class _Builder:
     def encode(self, name: str, rows: Sequence[dict], fmt: str, *, table: str | None = None) -> TokenRows:
         """Tokenize `rows` batch by batch into a table (`table`, default `name`): an Arrow file in `out`
         (memory-mapped back), or in memory when there is none (preview)."""
+        batches = (list(rows[at:at + CHUNK_ROWS]) for at in range(0, len(rows), CHUNK_ROWS))
+        return self.encode_batches(name, batches, fmt, table=table, count=len(rows))
+
+    def encode_batches(self, name: str, batches: Iterator[list[dict]], fmt: str, *, table: str | None = None,
+                       count: int | None = None) -> TokenRows:
+        """`encode` over batches as they come (a stream); `count`: the rows expected, when known."""
         t = self.plan.train
         classify = self.plan.model.task.kind == "classify"
         path = self.out / _table_file(table or name) if self.out is not None else None
@@ -205,7 +212,7 @@ class _Builder:
         chunks = []
         problems: list[Problem] = []
         eos: list[Problem] = []
-        stats = {"rows_in": len(rows), "rows": 0, "skipped": 0, "tokens": 0, "trained_tokens": 0, "truncated": 0}
+        stats = {"rows_in": 0, "rows": 0, "skipped": 0, "tokens": 0, "trained_tokens": 0, "truncated": 0}
         labels = list(self.plan.model.task.labels)
 
         def job(batch: list[dict]):
@@ -217,9 +224,15 @@ class _Builder:
             return encode_chat(batch, fmt, self.tokenizer, self.renderer, train_on=t.train_on,
                                max_seq_len=t.max_seq_len)
 
-        batches = (list(rows[at:at + CHUNK_ROWS]) for at in range(0, len(rows), CHUNK_ROWS))
-        workers = min(t.data_workers or os.cpu_count() or 1, -(-len(rows) // CHUNK_ROWS))
-        for enc in map_batches(job, batches, workers):
+        def counted() -> Iterator[list[dict]]:
+            for batch in batches:
+                stats["rows_in"] += len(batch)
+                yield batch
+
+        workers = t.data_workers or os.cpu_count() or 1
+        if count is not None:
+            workers = min(workers, -(-count // CHUNK_ROWS))
+        for enc in map_batches(job, counted(), workers):
             problems += enc.problems
             eos += enc.eos_failures
             for k in ("tokens", "trained_tokens", "truncated"):
@@ -237,7 +250,7 @@ class _Builder:
             self.log(f"data: {name}: {stats['truncated']} rows longer than max_seq_len {t.max_seq_len} were "
                      "truncated")
         stats["skipped"] = len(problems)
-        stats["conservation"] = len(rows) == stats["rows"] + len(problems)
+        stats["conservation"] = stats["rows_in"] == stats["rows"] + len(problems)
         self.token_stats[name] = stats
         return read_table(path) if path is not None else TokenRows.of(chunks)
 
@@ -286,20 +299,37 @@ class _Builder:
                                                      f"the skip limit ({text})", loc_span(src.on_error.loc or src.loc)))
 
 
-def _build(plan: Plan, tokenizer, renderer, key, fingerprints, allow_outside, log,
-           out: Path) -> tuple[Prepared, list[dict]]:
-    runner = PipelineRunner(plan, allow_outside=allow_outside, log=log)
-    b = _Builder(plan, tokenizer, renderer, runner, log, out)
+def _validation_pipeline(runner: PipelineRunner) -> tuple[Dataset, dict]:
+    """`dataset validation = ...`: its rows less augmented copies (never validate on a variant)."""
+    v = runner.run("validation")
+    originals = [r for r in v.rows if not r.get("_meta", {}).get("augmented")]
+    return Dataset("validation", v.fmt, originals), {"validation_augmented_dropped": len(v.rows) - len(originals)}
+
+
+def _check_split(plan: Plan, train: int, validation: int) -> None:
+    sp = plan.datasets.split
+    if sp is not None and (not validation or not train):
+        raise DiagnosticError(error("FT625", f"split left {'validation' if not validation else 'train'} empty "
+                                             f"({train + validation} rows)", loc_span(sp.loc),
+                                    "add rows or change the validation fraction"))
+
+
+def _check_train(plan: Plan, rows: int) -> None:
+    if not rows:
+        raise DiagnosticError(error("FT625", "the train dataset is empty after its steps",
+                                    loc_span(plan.datasets.pipelines["train"].loc)))
+
+
+def _whole_datasets(runner: PipelineRunner) -> tuple[list[dict], str, Dataset | None, dict]:
+    """(train rows, their format, the validation set or None, the split's stats), every source read whole."""
+    plan = runner.plan
     pipes = plan.datasets.pipelines
     train_ds = runner.run("train")
     split_stats: dict = {}
     val_ds: Dataset | None = None
     train_rows = train_ds.rows
     if "validation" in pipes:
-        v = runner.run("validation")
-        originals = [r for r in v.rows if not r.get("_meta", {}).get("augmented")]
-        split_stats["validation_augmented_dropped"] = len(v.rows) - len(originals)
-        val_ds = Dataset("validation", v.fmt, originals)
+        val_ds, split_stats = _validation_pipeline(runner)
     elif plan.datasets.split is not None:
         sp = plan.datasets.split
         target = runner.run(sp.dataset) if sp.dataset in pipes else runner.resolve(sp.dataset)
@@ -313,20 +343,39 @@ def _build(plan: Plan, tokenizer, renderer, key, fingerprints, allow_outside, lo
         split_stats.update({"dataset": sp.dataset, "seed": sp.seed, "fraction": sp.validation,
                             "train": len(tr), "validation": len(va), "augmented_copies_dropped": dropped,
                             "conservation": len(tr) + len(va) + dropped == len(target.rows)})
-        if not va or not tr:
-            raise DiagnosticError(error("FT625", f"split left {'validation' if not va else 'train'} empty "
-                                                 f"({len(target.rows)} rows)", loc_span(sp.loc),
-                                        "add rows or change the validation fraction"))
-    if not train_rows:
-        raise DiagnosticError(error("FT625", "the train dataset is empty after its steps",
-                                    loc_span(pipes["train"].loc)))
+        _check_split(plan, len(tr), len(va))
+    _check_train(plan, len(train_rows))
+    return train_rows, train_ds.fmt, val_ds, split_stats
+
+
+def _build(plan: Plan, tokenizer, renderer, key, fingerprints, allow_outside, log,
+           out: Path) -> tuple[Prepared, list[dict]]:
+    runner = PipelineRunner(plan, allow_outside=allow_outside, log=log)
+    b = _Builder(plan, tokenizer, renderer, runner, log, out)
+    pipes = plan.datasets.pipelines
+    streamed = streamed_source(plan, log)
+    if streamed is not None:
+        stream = TrainStream(runner, streamed, log)
+        train = b.encode_batches("train", stream.batches(), stream.fmt)
+        split_stats = stream.finish()
+        train_fmt = stream.fmt
+        val_ds: Dataset | None = None
+        if "validation" in pipes:
+            val_ds, split_stats = _validation_pipeline(runner)
+        elif plan.datasets.split is not None:
+            val_ds = Dataset("validation", stream.fmt, stream.validation)
+            _check_split(plan, stream.train_rows, len(stream.validation))
+        _check_train(plan, stream.train_rows)
+    else:
+        train_rows, train_fmt, val_ds, split_stats = _whole_datasets(runner)
     extra_names = [n for n in pipes if n not in ("train", "validation")]
     if plan.eval.forgetting_on and plan.eval.forgetting_on not in extra_names + ["train", "validation"]:
         extra_names.append(plan.eval.forgetting_on)
     extra_ds = {name: runner.resolve(name) for name in extra_names}
     validation_rows = _canonical(val_ds.rows, val_ds.fmt) if val_ds else []
     runner.release_rows()
-    train = b.encode("train", train_rows, train_ds.fmt)
+    if streamed is None:
+        train = b.encode("train", train_rows, train_fmt)
     validation = b.encode("validation", val_ds.rows, val_ds.fmt) if val_ds is not None else None
     extra: dict[str, Sequence[dict]] = {}
     extra_rows: dict[str, list[dict]] = {}
@@ -352,7 +401,7 @@ def _build(plan: Plan, tokenizer, renderer, key, fingerprints, allow_outside, lo
                     and all(t["conservation"] for t in b.token_stats.values()))
     stats = {"sources": sources, "pipelines": pipelines, "split": split_stats, "tokens": b.token_stats,
              "packing": {"enabled": packed, "rows": unpacked, "bins": len(train) if packed else None},
-             "format": {"train": train_ds.fmt, "validation": val_ds.fmt if val_ds else None},
+             "format": {"train": train_fmt, "validation": val_ds.fmt if val_ds else None},
              "conservation": conservation, "cache": {"key": key, "hit": False}}
     prepared = Prepared(
         train=train, validation=validation, validation_rows=validation_rows,

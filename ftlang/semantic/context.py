@@ -116,7 +116,7 @@ def local_path(ctx: RecipeContext, node: ast.Str, what: str, must_exist: bool = 
 #: the keyword arguments each call takes, and how many positional arguments
 CALL_SIGNATURES: dict[str, tuple[tuple[str, ...], int]] = {
     **{k: (("path",), 1) for k in ("jsonl", "json", "csv", "parquet", "chat_jsonl")},
-    "hf_dataset": (("name", "split", "revision", "config"), 1),
+    "hf_dataset": (("name", "split", "revision", "config", "streaming"), 1),
     "hf": (("id", "path", "revision", "trust_remote_code"), 1),
     "local": (("path", "trust_remote_code"), 1),
     "gguf": (("path", "package", "file"), 1),

@@ -52,6 +52,13 @@ def bind_data(ctx: RecipeContext, decl: ast.DataDecl) -> None:
             return
         kw.update(hf_name=hf.value, hf_split=_opt(src, "split"), hf_revision=_opt(src, "revision"),
                   hf_config=_opt(src, "config"))
+        streaming = src.kwarg("streaming")
+        if streaming is not None:
+            if not isinstance(streaming.value, ast.Bool):
+                ctx.err("FT111", "hf_dataset(..., streaming = ...) takes true or false", streaming.value.span,
+                        'hf_dataset("org/name", split = "train", streaming = true)')
+                return
+            kw["hf_streaming"] = streaming.value.value
     else:
         p = str_arg(src, 0, "path", ctx.params)
         if p is None:

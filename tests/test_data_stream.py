@@ -1,0 +1,99 @@
+"""hf_dataset(..., streaming = true): compiled from recipe text, read batch by batch (offline, a dataset saved
+with `datasets`), hash-split, tokenized as it streams, and trained on a tiny model."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("datasets")
+pytest.importorskip("transformers")
+
+RECIPE = """
+recipe streamed {
+  model = local("models/tiny")
+  data web = hf_dataset("data/hfds", split = "train", streaming = true) {
+    format = instruction
+    on_error = skip(max = 5)
+  }
+  dataset train = web | dedupe(exact) | filter(len(output) > 3) | to_chat(system = "Be brief.")
+  split train { validation = 20%, seed = 1 }
+  method lora { r = 4, alpha = 8, targets = [q_proj, v_proj] }
+  train { lr = 1e-2, max_steps = 2, batch = 2, max_seq_len = 128, packing = true, logging_steps = 1 }
+}
+"""
+
+
+def _rows() -> list[dict]:
+    rows = [{"instruction": f"What is {i} times {i}?", "input": "", "output": f"It is {i * i}, exactly."}
+            for i in range(40)]
+    rows += rows[:5]  # exact duplicates: deduped across the stream's batches
+    rows.append({"instruction": "short", "input": "", "output": "no"})  # filtered out
+    rows.append({"instruction": "broken", "input": "", "output": None})  # row 47: quarantined, names its line
+    return rows
+
+
+def _compile(project: Path, tiny_llama_dir: Path, recipe: str = RECIPE):
+    import datasets
+
+    from ftlang.semantic.check import check_file
+
+    shutil.copytree(tiny_llama_dir, project / "models" / "tiny")
+    datasets.Dataset.from_list(_rows()).save_to_disk(str(project / "data" / "hfds"))
+    (project / "r.ft").write_text(recipe)
+    res = check_file(project / "r.ft")
+    assert res.plan is not None, [f"{d.code} {d.message}" for d in res.diagnostics]
+    return res.plan
+
+
+def test_streamed_hf_dataset_prepares_and_trains(project, tiny_llama_dir, monkeypatch):
+    from transformers import AutoTokenizer
+
+    from ftlang.backend.methods import load_for_training
+    from ftlang.backend.train import train
+    from ftlang.data import stream
+    from ftlang.data.prepare import prepare
+
+    plan = _compile(project, tiny_llama_dir)
+    assert plan.data["web"].hf_streaming
+    monkeypatch.setattr(stream, "BATCH_ROWS", 8)  # six batches: dedupe and the split work across them
+    tok = AutoTokenizer.from_pretrained(str(project / "models" / "tiny"))
+    lines: list[str] = []
+    p = prepare(plan, tok, run_dir=project / "runs" / "r1", log=lines.append)
+    st = p.stats
+    assert st["sources"]["web"] == {**st["sources"]["web"], "read": 47, "kept": 46, "skipped": 1}
+    pipe = st["pipelines"]["train"]
+    assert pipe["streamed"] and pipe["input"] == 46 and pipe["deduped"] == 5 and pipe["filtered"] == 1
+    assert pipe["output"] == 40 and st["conservation"]
+    split = st["split"]
+    assert split["method"] == "hash" and split["stream"] and split["train"] + split["validation"] == 40
+    assert 0 < split["validation"] < 20 and any("hash split" in x for x in lines)
+    assert st["tokens"]["train"]["rows_in"] == split["train"] and len(p.validation_rows) == split["validation"]
+    assert p.packed and sum(len(b["seq_lens"]) for b in p.train) == split["train"]
+    q = [json.loads(x) for x in (project / "runs" / "r1" / "quarantine.jsonl").read_text().splitlines()]
+    assert [(r["source"], r["line"], r["code"]) for r in q] == [("web", 47, "FT604")]
+    again = prepare(plan, tok, log=lambda _m: None)
+    assert again.cache_hit and again.train == p.train  # same data, same seed: the same hash split
+
+    model = load_for_training(plan)
+    result = train(plan, p, model, tok, project / "runs" / "r1", log=lambda _m: None, tty=False)
+    losses = [h["loss"] for h in result.history if "loss" in h]
+    assert result.global_step == 2 and losses and all(math.isfinite(x) for x in losses)
+
+
+def test_a_stream_that_needs_all_its_rows_is_read_whole(project, tiny_llama_dir):
+    from transformers import AutoTokenizer
+
+    from ftlang.data.prepare import prepare
+
+    plan = _compile(project, tiny_llama_dir, RECIPE.replace("| filter(len(output) > 3)", "| sample(n = 20, seed = 0)"))
+    tok = AutoTokenizer.from_pretrained(str(project / "models" / "tiny"))
+    lines: list[str] = []
+    p = prepare(plan, tok, log=lines.append)
+    assert any("read whole, not streamed: step sample(...)" in x for x in lines)
+    assert "streamed" not in p.stats["pipelines"]["train"] and p.stats["split"].get("method") is None
+    assert p.stats["conservation"] and p.stats["sources"]["web"]["read"] == 47
