@@ -314,14 +314,16 @@ class _Prepared:
 def ftlang_trainer(plan, batches: list[dict], settings: Settings, work: Path):
     """ftlang's own model loading + method mapping (backend.methods) and Trainer (backend.train)."""
     try:
+        from ftlang.backend.context import RunContext
         from ftlang.backend.methods import load_for_training
         from ftlang.backend.train import build_trainer, detect_device
     except ImportError as e:
         raise NotImplementedError(f"ftlang.backend training path not available ({e})") from e
     model = load_for_training(plan)
     device = detect_device(plan)
-    trainer, _ = build_trainer(plan, _Prepared(batches), model, None, work / f"ftlang-{plan.method.kind}",
-                               device=device, log=lambda _: None, tty=False)
+    ctx = RunContext(plan=plan, run_dir=work / f"ftlang-{plan.method.kind}", model=model, tokenizer=None,
+                     data=_Prepared(batches), device=device, log=lambda _: None)
+    trainer, _ = build_trainer(ctx, tty=False)
     trainer.args.save_strategy = "no"  # timing only: the 1B checkpoint write is not a training step
     return trainer, model
 

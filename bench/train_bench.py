@@ -72,6 +72,7 @@ def _rows(tokenizer, n: int, seq: int) -> list[dict]:
 def ftlang_run(model_dir: Path, prepared, steps: int, batch: int, work: Path):
     from backend_helpers import tiny_plan
 
+    from ftlang.backend.context import RunContext
     from ftlang.backend.load import load_tokenizer
     from ftlang.backend.methods import load_for_training
     from ftlang.backend.train import seed_everything, train
@@ -85,7 +86,8 @@ def ftlang_run(model_dir: Path, prepared, steps: int, batch: int, work: Path):
     seed_everything(plan)
     model = load_for_training(plan)
     timer = make_timer()
-    result = train(plan, prepared, model, tok, work, log=lambda s: None, tty=False, callbacks=[timer])
+    result = train(RunContext(plan=plan, run_dir=work, model=model, tokenizer=tok, data=prepared, log=lambda s: None),
+                   tty=False, callbacks=[timer])
     assert [r["loss"] for r in result.history if "loss" in r] == timer.losses
     return timer
 

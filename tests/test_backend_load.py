@@ -77,6 +77,7 @@ def test_real_minilm_classification_lora(tmp_path):
     from tiny_models import minilm_dir
 
     from ftlang.backend.artifacts import load_trained, save_trained
+    from ftlang.backend.context import RunContext
     from ftlang.backend.methods import load_for_training
     from ftlang.backend.train import seed_everything, train
 
@@ -88,7 +89,7 @@ def test_real_minilm_classification_lora(tmp_path):
     seed_everything(plan)
     model = load_for_training(plan)
     before = _loss(model, prepared)
-    train(plan, prepared, model, tok, tmp_path, log=lambda s: None, tty=False)
+    train(RunContext(plan=plan, run_dir=tmp_path, model=model, tokenizer=tok, data=prepared, log=lambda s: None), tty=False)
     after = _loss(model, prepared)
     assert after < before
     reloaded = load_trained(plan, save_trained(plan, model, tok, tmp_path))
@@ -103,6 +104,7 @@ def test_real_minilm_classification_lora(tmp_path):
 @pytest.mark.slow  # SmolLM2-135M from its GGUF: dequantize + LoRA steps, ~60 s on 2 cores
 def test_real_smollm2_gguf_lora_steps(tmp_path):
     _need_smollm2()
+    from ftlang.backend.context import RunContext
     from ftlang.backend.methods import load_for_training
     from ftlang.backend.train import seed_everything, train
 
@@ -115,7 +117,7 @@ def test_real_smollm2_gguf_lora_steps(tmp_path):
     model = load_for_training(plan)
     assert type(model.get_base_model()).__name__ == "LlamaForCausalLM"
     before = _loss(model, prepared)
-    result = train(plan, prepared, model, tok, tmp_path, log=lambda s: None, tty=False)
+    result = train(RunContext(plan=plan, run_dir=tmp_path, model=model, tokenizer=tok, data=prepared, log=lambda s: None), tty=False)
     assert result.global_step == 4 and _loss(model, prepared) < before
 
 

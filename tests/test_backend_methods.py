@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 from backend_helpers import cls_data, lm_data, tiny_plan  # noqa: E402
 
 from ftlang.backend.artifacts import artifact_name, load_trained, save_trained  # noqa: E402
+from ftlang.backend.context import RunContext  # noqa: E402
 from ftlang.backend.load import load_tokenizer  # noqa: E402
 from ftlang.backend.methods import load_for_training, trainable_parameters  # noqa: E402
 from ftlang.backend.train import seed_everything, train  # noqa: E402
@@ -62,7 +63,7 @@ def _train_and_reload(plan, prepared, tmp_path):
     trainable, total = trainable_parameters(model)
     assert 0 < trainable <= total
     before = _mean_loss(model, prepared)
-    result = train(plan, prepared, model, tok, tmp_path / "run", log=lambda s: None, tty=False)
+    result = train(RunContext(plan=plan, run_dir=tmp_path / "run", model=model, tokenizer=tok, data=prepared, log=lambda s: None), tty=False)
     after = _mean_loss(model, prepared)
     assert result.global_step == plan.train.max_steps
     saved = save_trained(plan, model, tok, tmp_path / "run")

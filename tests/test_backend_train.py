@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 from backend_helpers import chat_project, lm_data, tiny_plan  # noqa: E402
 
 from ftlang.backend import checkpoint as ckpt  # noqa: E402
+from ftlang.backend.context import RunContext  # noqa: E402
 from ftlang.backend.load import load_tokenizer  # noqa: E402
 from ftlang.backend.methods import load_for_training  # noqa: E402
 from ftlang.backend.train import seed_everything, train, training_arguments  # noqa: E402
@@ -91,7 +92,7 @@ def test_metrics_rows_and_log_lines(tiny_llama_dir, tmp_path):
     plan = tiny_plan(tiny_llama_dir, LORA, train={"max_steps": 4, "logging_steps": 2}, eval={"every": 2})
     tok, model = _fresh(plan)
     lines: list[str] = []
-    result = train(plan, lm_data(tok), model, tok, tmp_path, log=lines.append, tty=False)
+    result = train(RunContext(plan=plan, run_dir=tmp_path, model=model, tokenizer=tok, data=lm_data(tok), log=lines.append), tty=False)
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert rows == result.history
     losses = [r for r in rows if "loss" in r]
@@ -107,7 +108,7 @@ def test_early_stopping_stops_on_val_loss(tiny_llama_dir, tmp_path):
     plan = tiny_plan(tiny_llama_dir, LORA, train={"max_steps": 12, "lr": 0.0, "early_stop": EarlyStop(patience=1)},
                      eval={"every": 2})
     tok, model = _fresh(plan)
-    result = train(plan, lm_data(tok), model, tok, tmp_path, log=lambda s: None, tty=False)
+    result = train(RunContext(plan=plan, run_dir=tmp_path, model=model, tokenizer=tok, data=lm_data(tok), log=lambda s: None), tty=False)
     assert result.stopped_early and result.global_step == 4
 
 
@@ -138,12 +139,13 @@ def test_crash_then_resume_is_bit_exact_in_process(method, tiny_llama_dir, tmp_p
     plan = tiny_plan(tiny_llama_dir, method, train={"max_steps": 8, "save_steps": 3, "lr": 5e-3})
     tok, model = _fresh(plan)
     data = lm_data(tok)
-    train(plan, data, model, tok, tmp_path / "a", log=lambda s: None)
+    train(RunContext(plan=plan, run_dir=tmp_path / "a", model=model, tokenizer=tok, data=data, log=lambda s: None))
     straight = _trainable(model)
 
     tok, model = _fresh(plan)
     with pytest.raises(Crash):
-        train(plan, data, model, tok, tmp_path / "b", log=lambda s: None, callbacks=[_callback(5, _raise(Crash()))])
+        train(RunContext(plan=plan, run_dir=tmp_path / "b", model=model, tokenizer=tok, data=data, log=lambda s: None),
+              callbacks=[_callback(5, _raise(Crash()))])
     root = tmp_path / "b" / "checkpoints"
     assert [p.name for p in ckpt.complete_checkpoints(root)] == ["checkpoint-3"]
     half = root / "checkpoint-6"  # what a kill during the next save leaves behind
@@ -151,7 +153,7 @@ def test_crash_then_resume_is_bit_exact_in_process(method, tiny_llama_dir, tmp_p
     (half / "adapter_model.safetensors").write_bytes(b"\0" * 10)
 
     tok, model = _fresh(plan)
-    result = train(plan, data, model, tok, tmp_path / "b", resume=True, log=lambda s: None)
+    result = train(RunContext(plan=plan, run_dir=tmp_path / "b", model=model, tokenizer=tok, data=data, log=lambda s: None), resume=True)
     assert result.resumed_from.name == "checkpoint-3" and result.global_step == 8
     assert not half.exists() or ckpt.is_complete(half)
     resumed = _trainable(model)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ftlang.backend.context import RunContext
 from ftlang.backend.load import base_loader
 from ftlang.diagnostics import DiagnosticError, error
 from ftlang.plan import Plan
@@ -209,7 +210,7 @@ def _atomic_dir(final: Path) -> Path:
     return tmp
 
 
-def export(ctx: Any, metrics: dict[str, float], gates: list[dict], forced: bool = False) -> ExportResult:
+def export(ctx: RunContext, metrics: dict[str, float], gates: list[dict], forced: bool = False) -> ExportResult:
     """Write export/ for the run in ctx (a RunContext); raises DiagnosticError on a refused merge."""
     plan: Plan = ctx.plan
     kind = plan.method.kind
@@ -218,7 +219,7 @@ def export(ctx: Any, metrics: dict[str, float], gates: list[dict], forced: bool 
             "FT811", f"merging a {kind} method is not possible: it adds tokens or layers, not weight deltas",
             loc_span(plan.export.loc), help="set `merge = false` and ship the adapter (lora, qlora and ia3 merge)",
         ))
-    data_hashes = dict(getattr(ctx.data, "fingerprints", {}) or {})
+    data_hashes = dict(ctx.data.fingerprints or {})
     final = Path(ctx.run_dir) / "export"
     tmp = _atomic_dir(final)
     result = ExportResult(dir=final)
@@ -269,7 +270,7 @@ def save_adapter(model: Any, out: Path) -> None:
     save_file(state, str(out / "adapter_model.safetensors"))
 
 
-def merge(ctx: Any, adapter_dir: Path, out: Path) -> dict[str, Any]:
+def merge(ctx: RunContext, adapter_dir: Path, out: Path) -> dict[str, Any]:
     """Load the saved adapter onto an unquantized base, merge_and_unload, save, then check the result."""
     import torch
     from peft import PeftModel

@@ -1,10 +1,11 @@
-"""Training faults turned into diagnostics: non-finite loss, out of memory, interruption."""
+"""Training faults turned into diagnostics: non-finite loss, out of memory, a full disk, interruption."""
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
-from ftlang.diagnostics import Diagnostic, error, info
+from ftlang.diagnostics import Diagnostic, DiagnosticError, error, info
 from ftlang.plan import Plan
 from ftlang.semantic.resources import human_bytes
 from ftlang.source import loc_span
@@ -65,3 +66,27 @@ def interrupted_diagnostic(run_dir: Path, last_checkpoint: Path | None, recipe_f
         "FT712", f"interrupted; the run in {run_dir} is resumable ({state})", None,
         help=f"continue with: ftlang run {recipe_file} --resume {run_dir}",
     )
+
+
+def is_oom(exc: BaseException) -> bool:
+    try:
+        import torch
+
+        if isinstance(exc, torch.OutOfMemoryError):
+            return True
+    except (ImportError, AttributeError):
+        pass
+    return isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+
+
+def diagnose(exc: BaseException, plan: Plan, device: str, last_checkpoint: Path | None) -> list[Diagnostic] | None:
+    """The diagnostics an exception that ended a run stands for; None for an unknown one (a bug)."""
+    if isinstance(exc, DiagnosticError):
+        return list(exc.diagnostics)
+    if isinstance(exc, NonFiniteLoss):
+        return [nonfinite_diagnostic(plan, exc.step, exc.value, last_checkpoint)]
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return [disk_full_diagnostic(plan, exc, last_checkpoint)]
+    if is_oom(exc):
+        return [oom_diagnostic(plan, device, exc)]
+    return None

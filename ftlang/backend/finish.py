@@ -48,7 +48,7 @@ def _forgetting_rows(ctx: RunContext) -> list | None:
     name = ctx.plan.eval.forgetting_on
     if not name:
         return None
-    extra = getattr(ctx.data, "extra", None) or {}
+    extra = ctx.data.extra or {}
     rows = extra.get(name)
     return list(rows) if rows is not None else None
 
@@ -58,7 +58,7 @@ def _baseline_metric_names(ctx: RunContext) -> list[str]:
     (a small validation set, or max_samples), so the baseline stays affordable."""
     wanted = list(ctx.plan.eval.metrics)
     cap = ctx.plan.eval.max_samples
-    rows = len(getattr(ctx.data, "validation_rows", None) or ())
+    rows = len(ctx.data.validation_rows or ())
     if min(cap if cap is not None else rows, rows) > 64:
         wanted = [m for m in wanted if m not in M.GENERATION_METRICS]
     return wanted
@@ -70,7 +70,7 @@ def before_training(ctx: RunContext) -> None:
     plan = ctx.plan
     # an untrained LoRA/IA3/bottleneck adapter is already the identity, but prefix/prompt tuning is not
     with _base_view(ctx.model) as model:
-        if getattr(ctx.data, "validation", None):
+        if ctx.data.validation:
             ctx.baseline_metrics.update(E.evaluate_model(plan, model, ctx.tokenizer, ctx.data,
                                                          _baseline_metric_names(ctx)))
         rows = _forgetting_rows(ctx)
@@ -212,7 +212,7 @@ def _publish(ctx: RunContext, exported: Any, metrics: dict, gates: list[dict], f
     from ftlang.backend.export import base_name
 
     version = Registry(reg_dir).publish(
-        spec.name, artifacts, plan_hash=plan.sha256, data_hashes=dict(getattr(ctx.data, "fingerprints", {}) or {}),
+        spec.name, artifacts, plan_hash=plan.sha256, data_hashes=dict(ctx.data.fingerprints or {}),
         metrics=metrics, gates=gates, stage=spec.stage,
         extra={"forced": forced, "recipe": plan.recipe.name, "method": plan.method.kind, "base": base_name(plan),
                "run_dir": str(ctx.run_dir)},

@@ -7,35 +7,40 @@ plan.json, data.json (the prepared-data reference: cache key, source fingerprint
 checkpoints/, adapter/ (model/ for full), metrics.jsonl, run.json (status, timings, versions,
 device, seed), then the eval stage's files. In a multi-process launch every rank runs this; only
 rank 0 writes the run files, and every rank records a digest of its trainable weights in ranks/.
+
+The stages are small functions over one `Run` (the run's bookkeeping) and one `RunContext` (the typed
+hand-off to training and the eval stage). One context manager, `recorded_faults`, turns whatever ends
+a run early into its final run.json status (`failed` with the diagnostics, or `interrupted`), so no
+exit path leaves a run "running".
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
 import platform
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftlang import atomic
 from ftlang.backend import checkpoint as ckpt
-from ftlang.backend.faults import (
-    NonFiniteLoss,
-    disk_full_diagnostic,
-    interrupted_diagnostic,
-    nonfinite_diagnostic,
-    oom_diagnostic,
-)
-from ftlang.diagnostics import DiagnosticError, error
+from ftlang.backend.context import RunContext
+from ftlang.backend.faults import diagnose, interrupted_diagnostic
+from ftlang.diagnostics import Diagnostic, DiagnosticError, error
 from ftlang.plan import Plan
 from ftlang.semantic.resources import lengths_summary, plan_resources
 from ftlang.semantic.throughput import length_note, summary_line
+
+if TYPE_CHECKING:
+    from ftlang.backend.train import TrainResult
+    from ftlang.data.prepare import Prepared
 
 RUNS = "runs"
 INTERRUPTED = 130
@@ -123,13 +128,13 @@ def peak_memory(device: str, rss_before_load: int | None = None) -> int | None:
     return peak - rss_before_load if rss_before_load is not None and rss_before_load < peak else peak
 
 
-def data_lengths(plan: Plan, prepared: Any) -> dict:
+def data_lengths(plan: Plan, prepared: Prepared) -> dict:
     """The training rows' token lengths (packed bins when packing) as the estimator needs them."""
     table = prepared.train
     # TokenRows keep a lengths column; packed bins (and plain lists) are measured row by row
     lengths = [int(n) for n in table.lengths()] if hasattr(table, "lengths") else [
         len(r["input_ids"]) for r in table]
-    return lengths_summary(lengths, plan.train.batch, bool(getattr(prepared, "packed", False)))
+    return lengths_summary(lengths, plan.train.batch, prepared.packed)
 
 
 def weights_digest(model: Any) -> dict:
@@ -151,6 +156,9 @@ def weights_digest(model: Any) -> dict:
 class RunRecord:
     """run.json, rewritten atomically at every change of status (rank 0 only)."""
 
+    #: what a previous attempt's ending wrote; a new attempt (a --resume) starts without it
+    FINAL_KEYS = ("error", "diagnostics", "exit_code", "ended", "last_checkpoint")
+
     def __init__(self, run_dir: Path, plan: Plan, resumed: bool):
         self.path = run_dir / "run.json"
         self.data: dict[str, Any] = {}
@@ -159,6 +167,8 @@ class RunRecord:
                 self.data = json.loads(self.path.read_text())
             except ValueError:
                 self.data = {}
+        for key in self.FINAL_KEYS:
+            self.data.pop(key, None)
         self.data.update({
             "recipe": plan.recipe.name, "plan_hash": plan.sha256, "run_dir": str(run_dir),
             "seed": plan.train.seed, "deterministic": plan.train.deterministic, "method": plan.method.kind,
@@ -172,6 +182,79 @@ class RunRecord:
         self.data.update(kw)
         if rank() == 0:
             write_json(self.path, self.data)
+
+    def close(self, status: str, exit_code: int, diagnostics: list[Diagnostic] = (), **kw: Any) -> None:
+        """The final status of this attempt (done, failed or interrupted), with what ended it."""
+        ended = datetime.now(timezone.utc).isoformat()
+        self.data["attempts"][-1].update(status=status, ended=ended)
+        first = next((d for d in diagnostics if d.severity.value == "error"), None)
+        if first is not None:
+            kw.setdefault("error", f"{first.code}: {first.message}")
+        self.update(status=status, exit_code=exit_code, ended=ended,
+                    diagnostics=[d.to_json() for d in diagnostics], **kw)
+
+
+@dataclass
+class Run:
+    """One run's bookkeeping, carried through the stages."""
+
+    plan: Plan
+    run_dir: Path
+    resuming: bool
+    record: RunRecord
+    recipe_file: str
+    log: Callable[[str], None]
+    timings: dict[str, float] = field(default_factory=dict)
+    device: str | None = None
+    rss_before_load: int | None = None  # the CPU peak-memory measure counts from the model load on
+
+    @property
+    def is_main(self) -> bool:
+        return rank() == 0
+
+    @contextmanager
+    def timed(self, stage: str, *, add: bool = False) -> Iterator[None]:
+        t = time.perf_counter()
+        yield
+        spent = time.perf_counter() - t
+        self.timings[stage] = round((self.timings.get(stage, 0.0) if add else 0.0) + spent, 3)
+
+    def last_checkpoint(self) -> Path | None:
+        return ckpt.latest_complete(self.run_dir / "checkpoints")
+
+
+@dataclass
+class Outcome:
+    code: int = 0
+
+
+@contextmanager
+def recorded_faults(run: Run) -> Iterator[Outcome]:
+    """The one place a run's ending is recorded: an interrupt becomes exit 130 and status `interrupted`;
+    any other exception status `failed` with its diagnostics (known faults such as a non-finite loss, an
+    out-of-memory or a full disk become their diagnostic first); an unknown one is re-raised as it is."""
+    outcome = Outcome()
+    try:
+        yield outcome
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see _terminated): a resumable run
+        last = run.last_checkpoint()
+        diag = interrupted_diagnostic(run.run_dir, last, run.recipe_file)
+        run.record.close("interrupted", INTERRUPTED, [diag], timings=run.timings,
+                         last_checkpoint=str(last) if last else None)
+        if run.is_main:
+            from ftlang.render import render
+
+            print(render([diag], "human"), file=sys.stderr)
+        outcome.code = INTERRUPTED
+    except BaseException as exc:
+        last = run.last_checkpoint()
+        diags = diagnose(exc, run.plan, run.device or "cpu", last)
+        internal = {} if diags is not None else {"error": f"internal error: {type(exc).__name__}: {exc}"}
+        run.record.close("failed", 1 if diags is not None else 70, diags or [], timings=run.timings,
+                         last_checkpoint=str(last) if last else None, **internal)
+        if diags is None or isinstance(exc, DiagnosticError):
+            raise
+        raise DiagnosticError(diags) from None
 
 
 def _wait_for(path: Path, log: Callable[[str], None], timeout_s: float = 3600.0) -> None:
@@ -234,18 +317,14 @@ def execute(plan: Plan, *, run_dir: Path | None = None, resume: bool | Path | No
         signal.signal(signal.SIGTERM, previous)
 
 
-def _execute(plan: Plan, run_dir: Path | None, resume: bool | Path | None, force: bool, allow_outside: bool,
-             log: Callable[[str], None], recipe_file: str | None, callbacks: tuple) -> int:
-    from ftlang.backend.artifacts import artifact_name, save_trained
-    from ftlang.backend.context import RunContext
-    from ftlang.backend.load import base_loader, load_tokenizer
-    from ftlang.backend.methods import load_for_training, trainable_parameters
-    from ftlang.backend.train import detect_device, seed_everything, train
+def open_run(plan: Plan, run_dir: Path | None, resume: bool | Path | None, recipe_file: str | None,
+             log: Callable[[str], None]) -> Run | int:
+    """The run directory and its record; an int (the stored exit code) when a resumed run already ended."""
+    from ftlang.backend.artifacts import artifact_name
 
     run_dir, resuming = prepare_run_dir(plan, run_dir, resume)
     recipe_file = recipe_file or plan.recipe.file
-    is_main = rank() == 0
-    if is_main and not resuming and (run_dir / "plan.json").is_file():
+    if rank() == 0 and not resuming and (run_dir / "plan.json").is_file():
         raise DiagnosticError(error(
             "FT709", f"{run_dir} already holds a run; a new run would mix its checkpoints and metrics", None,
             help=f"continue it with `ftlang run {recipe_file} --resume {run_dir}`, or choose another --out",
@@ -257,146 +336,129 @@ def _execute(plan: Plan, run_dir: Path | None, resume: bool | Path | None, force
             log(f"run {run_dir} already finished (exit code {done.get('exit_code', 0)}); nothing to resume")
             return int(done.get("exit_code", 0))
     record = RunRecord(run_dir, plan, resuming)
-    timings: dict[str, float] = dict(record.data.get("timings") or {})
-    if is_main:
+    run = Run(plan, run_dir, resuming, record, recipe_file, log, timings=dict(record.data.get("timings") or {}))
+    if run.is_main:
         write_json(run_dir / "plan.json", json.loads(plan.to_json()))
-    try:
-        device = detect_device(plan)
-        record.update(status="running", device=device_info(device))
-        log(f"run: {run_dir}{' (resuming)' if resuming else ''}")
-        wanted = plan.hardware.count * plan.hardware.nodes
-        if wanted > 1 and world_size() == 1:
-            log(f"note: hardware asks for {wanted} processes; this is one. Add --launch to use them all")
+    record.update(status="running")
+    return run
 
-        t = time.perf_counter()
-        tokenizer = load_tokenizer(plan)
-        from ftlang.data.prepare import prepare
 
-        data_ref = run_dir / "data.json"
-        if not is_main:
-            _wait_for(data_ref, log)
-        prepared = prepare(plan, tokenizer, allow_outside=allow_outside, log=log if is_main else (lambda s: None),
-                           run_dir=run_dir if is_main else None)
-        timings["data"] = round(time.perf_counter() - t, 3)
-        lengths = data_lengths(plan, prepared)
-        plan = plan.model_copy(update={"resources": plan_resources(plan, lengths)})  # the hash leaves it out
-        if is_main:
-            write_json(run_dir / "plan.json", json.loads(plan.to_json()))
-            log(f"estimate: {summary_line(plan.resources, plan.hardware)} ({length_note(plan.resources)})")
-            write_json(data_ref, {
-                "lengths": lengths,
-                "cache_key": prepared.cache_key, "cache_hit": getattr(prepared, "cache_hit", None),
-                "fingerprints": prepared.fingerprints, "stats": prepared.stats,
-                "train_rows": len(prepared.train), "validation_rows": len(prepared.validation or []),
-                "quarantine": str(getattr(prepared, "quarantine_path", None) or "") or None,
-            })
+def start(run: Run) -> None:
+    from ftlang.backend.train import detect_device
 
-        t = time.perf_counter()
+    run.device = detect_device(run.plan)
+    run.record.update(device=device_info(run.device))
+    run.log(f"run: {run.run_dir}{' (resuming)' if run.resuming else ''}")
+    wanted = run.plan.hardware.count * run.plan.hardware.nodes
+    if wanted > 1 and world_size() == 1:
+        run.log(f"note: hardware asks for {wanted} processes; this is one. Add --launch to use them all")
+
+
+def prepare_data(run: Run, allow_outside: bool) -> tuple[Any, Prepared]:
+    """The tokenizer and the data stage (rank 0 prepares; the other ranks wait and read its cache);
+    writes data.json."""
+    from ftlang.backend.load import load_tokenizer
+    from ftlang.data.prepare import prepare
+
+    data_ref = run.run_dir / "data.json"
+    with run.timed("data"):
+        tokenizer = load_tokenizer(run.plan)
+        if not run.is_main:
+            _wait_for(data_ref, run.log)
+        prepared = prepare(run.plan, tokenizer, allow_outside=allow_outside,
+                           log=run.log if run.is_main else (lambda s: None),
+                           run_dir=run.run_dir if run.is_main else None)
+    lengths = data_lengths(run.plan, prepared)
+    # the estimate, now from the real token lengths (the plan hash leaves resources out)
+    run.plan = run.plan.model_copy(update={"resources": plan_resources(run.plan, lengths)})
+    if run.is_main:
+        write_json(run.run_dir / "plan.json", json.loads(run.plan.to_json()))
+        run.log(f"estimate: {summary_line(run.plan.resources, run.plan.hardware)} "
+                f"({length_note(run.plan.resources)})")
+        write_json(data_ref, {
+            "lengths": lengths,
+            "cache_key": prepared.cache_key, "cache_hit": prepared.cache_hit,
+            "fingerprints": prepared.fingerprints, "stats": prepared.stats,
+            "train_rows": len(prepared.train), "validation_rows": len(prepared.validation or []),
+            "quarantine": str(prepared.quarantine_path) if prepared.quarantine_path else None,
+        })
+    return tokenizer, prepared
+
+
+def load_model(run: Run) -> Any:
+    from ftlang.backend.methods import load_for_training, trainable_parameters
+    from ftlang.backend.train import seed_everything
+
+    plan = run.plan
+    with run.timed("load"):
         seed_everything(plan)
-        rss_before_load = current_rss()
+        run.rss_before_load = current_rss()
         model = load_for_training(plan)
         trainable, total = trainable_parameters(model)
-        timings["load"] = round(time.perf_counter() - t, 3)
-        log(f"model: {plan.model.card or plan.model.source.path or plan.model.source.gguf_file} · method "
-            f"{plan.method.kind} · {trainable:,} of {total:,} parameters train · device {device}")
+    run.log(f"model: {plan.model.card or plan.model.source.path or plan.model.source.gguf_file} · method "
+            f"{plan.method.kind} · {trainable:,} of {total:,} parameters train · device {run.device}")
+    return model
 
-        ctx = RunContext(plan=plan, run_dir=run_dir, model=model, tokenizer=tokenizer, data=prepared,
-                         load_base=base_loader(plan), device=device, force=force)
-        finish = _finish_module()
-        # on a resume too: the model is still the fresh base here (the checkpoint loads inside train)
-        if is_main and finish is not None:
-            t = time.perf_counter()
+
+def baseline(run: Run, ctx: RunContext) -> None:
+    """The base model's metrics (rank 0); on a resume too: the model is still the fresh base here (the
+    checkpoint loads inside train)."""
+    from ftlang.backend import finish
+
+    if run.is_main:
+        with run.timed("baseline_eval"):
             finish.before_training(ctx)
-            timings.setdefault("baseline_eval", round(time.perf_counter() - t, 3))
 
-        root = run_dir / "checkpoints"
-        t = time.perf_counter()
-        try:
-            result = train(plan, prepared, model, tokenizer, run_dir, resume=resuming, device=device, log=log,
-                           callbacks=callbacks)
-        except NonFiniteLoss as e:
-            last = ckpt.latest_complete(root)
-            record.update(status="failed", error=f"FT704: non-finite loss at step {e.step}", timings=timings,
-                          last_checkpoint=str(last) if last else None)
-            raise DiagnosticError(nonfinite_diagnostic(plan, e.step, e.value, last)) from None
-        except KeyboardInterrupt:
-            last = ckpt.latest_complete(root)
-            record.update(status="interrupted", timings=timings, last_checkpoint=str(last) if last else None)
-            if is_main:
-                from ftlang.render import render
 
-                print(render([interrupted_diagnostic(run_dir, last, recipe_file)], "human"), file=sys.stderr)
-            return INTERRUPTED
-        except OSError as e:
-            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
-                raise
-            last = ckpt.latest_complete(root)
-            record.update(status="failed", error="FT714: no space left on device", timings=timings,
-                          last_checkpoint=str(last) if last else None)
-            raise DiagnosticError(disk_full_diagnostic(plan, e, last)) from None
-        except MemoryError as e:
-            record.update(status="failed", error="FT705: out of memory", timings=timings)
-            raise DiagnosticError(oom_diagnostic(plan, device, e)) from None
-        except RuntimeError as e:
-            if _is_oom(e):
-                record.update(status="failed", error="FT705: out of memory", timings=timings)
-                raise DiagnosticError(oom_diagnostic(plan, device, e)) from None
-            raise
-        timings["train"] = round(timings.get("train", 0.0) + time.perf_counter() - t, 3)
-        if result.tokens_per_s is not None:
-            timings["train_tokens_per_s"] = result.tokens_per_s
-        ctx.history = result.history
-        ctx.timings = timings
-        ctx.peak_memory_bytes = peak_memory(device, rss_before_load)
+def train_model(run: Run, ctx: RunContext, callbacks: tuple) -> TrainResult:
+    from ftlang.backend.train import train
 
-        digest = weights_digest(model)
-        ranks = run_dir / "ranks"
-        ranks.mkdir(exist_ok=True)
-        write_json(ranks / f"rank-{rank()}.json", {"rank": rank(), "global_step": result.global_step, **digest})
-        if not is_main:
-            return 0
+    with run.timed("train", add=True):
+        result = train(ctx, resume=run.resuming, callbacks=callbacks)
+    if result.tokens_per_s is not None:
+        run.timings["train_tokens_per_s"] = result.tokens_per_s
+    ctx.history = result.history
+    ctx.peak_memory_bytes = peak_memory(ctx.device or "cpu", run.rss_before_load)
+    return result
 
-        saved = save_trained(plan, model, tokenizer, run_dir)
-        log(f"saved: {saved}")
-        record.update(status="trained", global_step=result.global_step, timings=timings, weights=digest,
+
+def save(run: Run, ctx: RunContext, result: TrainResult) -> None:
+    """Every rank records its weights' digest; rank 0 saves the adapter (or model)."""
+    from ftlang.backend.artifacts import save_trained
+
+    digest = weights_digest(ctx.model)
+    ranks = run.run_dir / "ranks"
+    ranks.mkdir(exist_ok=True)
+    write_json(ranks / f"rank-{rank()}.json", {"rank": rank(), "global_step": result.global_step, **digest})
+    if not run.is_main:
+        return
+    saved = save_trained(run.plan, ctx.model, ctx.tokenizer, run.run_dir)
+    run.log(f"saved: {saved}")
+    run.record.update(status="trained", global_step=result.global_step, timings=run.timings, weights=digest,
                       peak_memory_bytes=ctx.peak_memory_bytes, stopped_early=result.stopped_early,
                       resumed_from=str(result.resumed_from) if result.resumed_from else None)
-        code = 0
-        if finish is not None:
-            try:
-                code = int(finish.after_training(ctx))
-            except DiagnosticError:
-                record.update(status="failed", timings=ctx.timings, exit_code=1)
-                raise
-        record.update(status="done", exit_code=code, timings=ctx.timings,
-                      ended=datetime.now(timezone.utc).isoformat())
-        return code
-    except KeyboardInterrupt:  # during data, model loading or the eval stage: still a resumable run
-        last = ckpt.latest_complete(run_dir / "checkpoints")
-        record.update(status="interrupted", last_checkpoint=str(last) if last else None)
-        if is_main:
-            from ftlang.render import render
-
-            print(render([interrupted_diagnostic(run_dir, last, recipe_file)], "human"), file=sys.stderr)
-        return INTERRUPTED
 
 
-def _is_oom(e: BaseException) -> bool:
-    try:
-        import torch
+def _execute(plan: Plan, run_dir: Path | None, resume: bool | Path | None, force: bool, allow_outside: bool,
+             log: Callable[[str], None], recipe_file: str | None, callbacks: tuple) -> int:
+    from ftlang.backend import finish
+    from ftlang.backend.load import base_loader
 
-        if isinstance(e, torch.OutOfMemoryError):
-            return True
-    except (ImportError, AttributeError):
-        pass
-    return "out of memory" in str(e).lower()
-
-
-def _finish_module():
-    try:
-        from ftlang.backend import finish
-    except ModuleNotFoundError as e:  # the eval stage not installed in this tree: train and save only
-        if e.name and e.name.startswith("ftlang.backend.finish"):
-            return None
-        raise
-    return finish
+    run = open_run(plan, run_dir, resume, recipe_file, log)
+    if isinstance(run, int):
+        return run
+    with recorded_faults(run) as outcome:
+        start(run)
+        tokenizer, prepared = prepare_data(run, allow_outside)
+        model = load_model(run)
+        ctx = RunContext(plan=run.plan, run_dir=run.run_dir, model=model, tokenizer=tokenizer, data=prepared,
+                         timings=run.timings, load_base=base_loader(run.plan), device=run.device, force=force, log=log)
+        baseline(run, ctx)
+        result = train_model(run, ctx, callbacks)
+        save(run, ctx, result)
+        if not run.is_main:
+            return 0
+        code = int(finish.after_training(ctx))
+        run.record.close("done", code, timings=run.timings)
+        outcome.code = code
+    return outcome.code

@@ -2,11 +2,11 @@
 
 Public entry point for the CLI, the benchmarks and the fault tests:
 
-    result = train(plan, prepared, model, tokenizer, run_dir, resume=..., log=print)
+    result = train(RunContext(plan=..., run_dir=..., model=..., tokenizer=..., data=prepared), resume=...)
 
-`prepared` is anything with `.train`, `.validation` (lists of tokenized dicts) and `.collator()`
-(ftlang.data.prepare.Prepared). Checkpoints go to `run_dir/checkpoints/` (atomic, see checkpoint.py),
-metrics rows to `run_dir/metrics.jsonl`.
+`ctx.data` is the data stage's Prepared (what training reads: `.train`, `.validation`, lists of
+tokenized dicts, and `.collator()`). Checkpoints go to `run_dir/checkpoints/` (atomic, see
+checkpoint.py), metrics rows to `run_dir/metrics.jsonl`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 
 from ftlang.atomic import write_lines
 from ftlang.backend import checkpoint as ckpt
+from ftlang.backend.context import RunContext
 from ftlang.backend.faults import NonFiniteLoss
 from ftlang.backend.methods import optimizer_name
 from ftlang.diagnostics import DiagnosticError, error
@@ -298,14 +299,14 @@ def _truncate_metrics(path: Path, step: int) -> list[dict]:
     return kept
 
 
-def build_trainer(plan: Plan, prepared: Any, model: Any, tokenizer: Any, run_dir: Path, *,
-                  device: str | None = None, log: Callable[[str], None] = print,
-                  callbacks: Sequence[Any] = (), tty: bool | None = None) -> tuple[Any, TrainResult]:
+def build_trainer(ctx: RunContext, *, callbacks: Sequence[Any] = (),
+                  tty: bool | None = None) -> tuple[Any, TrainResult]:
     """The configured FtlangTrainer and the TrainResult its callbacks fill (for callers that drive it)."""
     from transformers import EarlyStoppingCallback, PrinterCallback
 
-    run_dir = Path(run_dir)
-    device = device or detect_device(plan)
+    plan, prepared, model, tokenizer, log = ctx.plan, ctx.data, ctx.model, ctx.tokenizer, ctx.log
+    run_dir = Path(ctx.run_dir)
+    device = ctx.device or detect_device(plan)
     tty = sys.stderr.isatty() if tty is None else tty
     validation = list(prepared.validation or [])
     args = training_arguments(plan, run_dir / CHECKPOINTS, device=device, has_validation=bool(validation), tty=tty)
@@ -353,16 +354,16 @@ def _finished(checkpoint: Path) -> bool:
     return max_steps > 0 and int(state.get("global_step", 0)) >= int(max_steps)
 
 
-def train(plan: Plan, prepared: Any, model: Any, tokenizer: Any, run_dir: str | Path, *,
-          resume: bool | str | Path = False, device: str | None = None,
-          log: Callable[[str], None] = print, callbacks: Sequence[Any] = (),
+def train(ctx: RunContext, *, resume: bool | str | Path = False, callbacks: Sequence[Any] = (),
           tty: bool | None = None) -> TrainResult:
-    """Train `model` per the plan; resume=True continues from the newest complete checkpoint.
+    """Train `ctx.model` on `ctx.data` per the plan; resume=True continues from the newest complete
+    checkpoint, a path from that checkpoint.
 
     Raises NonFiniteLoss (see faults.py) on a NaN/inf loss; OOM and KeyboardInterrupt propagate for
     the caller (backend/run.py) to report. Checkpoints written before a fault stay resumable.
     """
-    run_dir = Path(run_dir)
+    plan, log = ctx.plan, ctx.log
+    run_dir = Path(ctx.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     root = run_dir / CHECKPOINTS
     main_rank = int(os.environ.get("RANK", "0")) == 0
@@ -384,8 +385,7 @@ def train(plan: Plan, prepared: Any, model: Any, tokenizer: Any, run_dir: str | 
             log("resuming: no complete checkpoint yet, starting from step 0")
     elif main_rank:
         (run_dir / METRICS_FILE).unlink(missing_ok=True)
-    trainer, result = build_trainer(plan, prepared, model, tokenizer, run_dir, device=device, log=log,
-                                    callbacks=callbacks, tty=tty)
+    trainer, result = build_trainer(ctx, callbacks=callbacks, tty=tty)
     result.history.extend(prior)
     result.resumed_from = resume_from
     t0 = time.perf_counter()

@@ -16,10 +16,13 @@ import subprocess
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftlang.atomic import write_text
 from ftlang.report.charts import charts
+
+if TYPE_CHECKING:
+    from ftlang.backend.context import RunContext
 
 PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "datasets", "accelerate", "ftlang")
 MAX_RECIPE_CHARS = 1_000_000
@@ -80,7 +83,7 @@ def tokens_per_s(timings: dict, history: list[dict]) -> float | None:
     return sum(rates) / len(rates) if rates else None
 
 
-def collect(ctx: Any, summary: dict) -> dict:
+def collect(ctx: RunContext, summary: dict) -> dict:
     plan = ctx.plan
     peak = ctx.peak_memory_bytes
     res = plan.resources
@@ -95,8 +98,7 @@ def collect(ctx: Any, summary: dict) -> dict:
         "plan": plan.model_dump(mode="json"),
         "method": plan.method.kind,
         "seed": plan.train.seed,
-        "data": {"fingerprints": dict(getattr(data, "fingerprints", {}) or {}),
-                 "stats": getattr(data, "stats", {}) or {}},
+        "data": {"fingerprints": dict(data.fingerprints or {}), "stats": data.stats or {}},
         "environment": {**versions(), "platform": platform.platform(), "device": ctx.device},
         "git": git_commit(plan.recipe.project_root),
         "history": list(ctx.history),
@@ -238,7 +240,7 @@ def write_files(run_dir: Path, report: dict) -> tuple[Path, Path]:
     return run_dir / "report.md", run_dir / "report.html"
 
 
-def write_report(ctx: Any, summary: dict) -> tuple[Path, Path]:
+def write_report(ctx: RunContext, summary: dict) -> tuple[Path, Path]:
     return write_files(Path(ctx.run_dir), collect(ctx, summary))
 
 
