@@ -30,7 +30,7 @@ AREAS = [
     ("FT2", "Names, references and paths (FT2xx)"), ("FT3", "Method rules (FT3xx)"),
     ("FT4", "Guidance warnings (FT4xx)"), ("FT5", "Resources (FT5xx)"), ("FT6", "Data (FT6xx)"),
     ("FT7", "Run and train (FT7xx)"), ("FT8", "Eval, gates, export, registry, serve (FT8xx)"),
-    ("FT9", "Internal (FT9xx)"),
+    ("FT9", "Installation and internal errors (FT9xx)"),
 ]
 
 

@@ -1,4 +1,5 @@
-"""The resolver's, the type checker's and the binder's codes (FT1xx, FT2xx), and internal errors."""
+"""The resolver's, the type checker's and the binder's codes (FT1xx, FT2xx), and the install's and internal
+errors (FT9xx)."""
 
 from __future__ import annotations
 
@@ -104,6 +105,11 @@ CODES: tuple[Code, ...] = (
     Code("FT222", Stage.CHECK, "division by zero",
          "A gate or filter divides by a constant zero (`gate perplexity / 0 < 2`, or a param whose value is 0): "
          "it would fail each time it is evaluated, a gate only after the whole training run."),
+    Code("FT901", Stage.INSTALL, "missing dependency",
+         "A Python package ftlang needs is not installed. check, fmt, plan, explain and schema need only the "
+         "core dependencies; run, data and serve need the `train` extra (pip install 'ftlang[train]'), text "
+         "metrics the `eval` extra and augmentation the `augment` extra. The message names the package and "
+         "the extra that provides it."),
     Code("FT998", Stage.INTERNAL, "internal error in the checker",
          "The checker met a key type it does not know, or a recipe that passed every check was refused by the "
          "plan: a bug in ftlang (please report it with the recipe)."),

@@ -24,6 +24,7 @@ class Stage(str, Enum):
     REGISTRY = "registry"
     REPORT = "report"
     SERVE = "serve"
+    INSTALL = "install"  # the environment ftlang runs in (a missing dependency)
     INTERNAL = "internal"
 
 
