@@ -100,3 +100,19 @@ def test_run_quiets_libraries_unless_verbose(monkeypatch) -> None:
         with warnings.catch_warnings(record=True) as caught:
             warnings.warn("hidden", FutureWarning, stacklevel=1)
         assert caught == []
+
+
+def test_launch_passes_verbose_to_every_process(tmp_path, monkeypatch) -> None:
+    from backend_helpers import tiny_plan
+
+    from ftlang.backend import launch
+    from ftlang.plan import LoraMethod
+
+    (tmp_path / "m").mkdir()
+    plan = tiny_plan(tmp_path / "m", LoraMethod(targets=["q_proj"]), root=tmp_path)
+    calls: list[list[str]] = []
+    monkeypatch.setattr(launch.subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    for verbose in (True, False):
+        args = argparse.Namespace(verbose=verbose, resume=None, force=False, allow_outside=False, plan=None)
+        assert launch.perform_launch(plan, "tiny.ft", args, tmp_path / "runs" / "x") == 0
+    assert "--verbose" in calls[0] and "--verbose" not in calls[1]

@@ -225,8 +225,10 @@ _WARNING_LINE = re.compile(r"\w+Warning: |warnings\.warn\(|it/s\]|de-quantizing|
 
 
 @pytest.mark.slow
-def test_full_install_runs_a_tiny_recipe_quietly(dists, tiny_llama_dir, tmp_path) -> None:
+def test_full_install_runs_a_tiny_recipe_quietly(dists, tiny_llama_dir, tmp_path, request) -> None:
     env = _env(tmp_path)
+    # ~1.6 GB: not left behind in pytest's kept temp folders
+    request.addfinalizer(lambda: shutil.rmtree(tmp_path / "venv", ignore_errors=True))
     venv = _venv(tmp_path / "venv", env, [TORCH], [f"{dists['wheel']}[train,eval]"])
     work = tmp_path / "work"
     (work / ".git").mkdir(parents=True)

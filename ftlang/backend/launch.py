@@ -162,7 +162,7 @@ def perform_launch(plan: Plan, recipe_file: str, args: Any, out: Path | None) ->
         extra.append("--resume")
     else:
         run_dir = out or new_run_dir(plan)
-    for flag in ("force", "allow_outside"):
+    for flag in ("force", "allow_outside", "verbose"):
         if getattr(args, flag, False):
             extra.append("--" + flag.replace("_", "-"))
     check_installed(plan)
