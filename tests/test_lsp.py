@@ -254,7 +254,7 @@ async def test_code_actions(client):
 
 async def test_inlay_hint_matches_the_plan(client):
     from ftlang.semantic.check import check_file
-    from ftlang.semantic.resources import human_bytes, human_count
+    from ftlang.semantic.units import human_bytes, human_count
 
     common = client.root / "common.ft"
     hints = await client.text_document_inlay_hint_async(T.InlayHintParams(

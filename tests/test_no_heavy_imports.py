@@ -58,7 +58,7 @@ _LSP = """
 import json, sys
 from pathlib import Path
 pytest_root = Path(sys.argv[1])
-from ftlang.lsp.server import build
+from ftlang.lsp.features import build
 from ftlang.lsp import completion, hover, symbols
 from ftlang.commands.check import data_diagnostics
 server = build()

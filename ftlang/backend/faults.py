@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ftlang.diagnostics import Diagnostic, DiagnosticError, error, info
 from ftlang.plan import Plan
-from ftlang.semantic.resources import human_bytes
+from ftlang.semantic.units import human_bytes
 from ftlang.source import loc_span
 
 

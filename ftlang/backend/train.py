@@ -175,6 +175,7 @@ def _fmt_eta(seconds: float) -> str:
 
 def _build_trainer_classes():
     """Trainer subclass and callbacks, defined lazily so importing this module stays torch-free."""
+    # long: three classes that subclass transformers' types, so they can only be defined after the import
     import torch
     from transformers import Trainer, TrainerCallback
 

@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ftlang.lsp.server import serve
+    from ftlang.lsp.features import serve
 
     serve()
     return 0

@@ -1,6 +1,9 @@
-"""The LSP methods the server answers, each a thin guarded handler over the feature modules."""
+"""The LSP methods the server answers, each a thin guarded handler over the feature modules; `build` and
+`serve` put them on a server (here, so server.py need not import this module back)."""
 
 from __future__ import annotations
+
+import logging
 
 from lsprotocol import types as T
 
@@ -35,6 +38,7 @@ def _at(ls: FtlangServer, params) -> tuple:
 
 
 def register(server: FtlangServer) -> None:  # noqa: C901 - one registration per LSP method
+    # long: one short handler per LSP method, each a closure registered on this server
     @server.feature(T.INITIALIZE)
     @guarded()
     def initialize(ls: FtlangServer, params: T.InitializeParams):
@@ -208,3 +212,13 @@ def _references(ls: FtlangServer, params: T.ReferenceParams) -> list[T.Location]
     return [_location(ls, s) for (f, start), s in sorted(seen.items(), key=lambda kv: kv[0])
             if include or not (f == real(decl.file) and start == decl.start)]
 
+
+def build() -> FtlangServer:
+    server = FtlangServer()
+    register(server)
+    return server
+
+
+def serve() -> None:
+    logging.basicConfig(level=logging.WARNING, format="ftlang lsp: %(message)s")
+    build().start_io()

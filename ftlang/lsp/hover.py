@@ -11,8 +11,8 @@ from ftlang.lsp.cursor import cursor_at, word_at
 from ftlang.lsp.locate import Chain, chain_at, enclosing, schema_name, walk
 from ftlang.lsp.positions import contains
 from ftlang.lsp.state import Analysis
-from ftlang.semantic.resources import human_bytes, human_count
 from ftlang.semantic.schema import block
+from ftlang.semantic.units import human_bytes, human_count
 from ftlang.source import Span
 from ftlang.syntax import ast
 

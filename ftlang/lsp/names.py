@@ -8,7 +8,7 @@ from functools import cache
 
 from ftlang.lsp.state import Analysis
 from ftlang.semantic.cards import Card, total_params
-from ftlang.semantic.resources import human_count
+from ftlang.semantic.units import human_count
 from ftlang.syntax import ast
 
 

@@ -132,15 +132,3 @@ def guarded(default=None) -> Callable:
 
     return deco
 
-
-def build() -> FtlangServer:
-    from ftlang.lsp import features
-
-    server = FtlangServer()
-    features.register(server)
-    return server
-
-
-def serve() -> None:
-    logging.basicConfig(level=logging.WARNING, format="ftlang lsp: %(message)s")
-    build().start_io()

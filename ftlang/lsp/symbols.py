@@ -7,7 +7,7 @@ from lsprotocol import types as T
 from ftlang.lsp import names
 from ftlang.lsp.positions import Positions
 from ftlang.lsp.state import Analysis
-from ftlang.semantic.resources import human_bytes, human_count
+from ftlang.semantic.units import human_bytes, human_count
 from ftlang.syntax import ast
 
 S = T.SymbolKind

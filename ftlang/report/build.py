@@ -16,13 +16,10 @@ import subprocess
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ftlang.atomic import write_text
 from ftlang.report.charts import charts
-
-if TYPE_CHECKING:
-    from ftlang.backend.context import RunContext
 
 PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "datasets", "accelerate", "ftlang")
 MAX_RECIPE_CHARS = 1_000_000
@@ -83,7 +80,9 @@ def tokens_per_s(timings: dict, history: list[dict]) -> float | None:
     return sum(rates) / len(rates) if rates else None
 
 
-def collect(ctx: RunContext, summary: dict) -> dict:
+def collect(ctx: Any, summary: dict) -> dict:
+    """The report's facts from a run's context (backend.context.RunContext: read by attribute, since the
+    report sits below the backend that calls it)."""
     plan = ctx.plan
     peak = ctx.peak_memory_bytes
     res = plan.resources
@@ -240,7 +239,7 @@ def write_files(run_dir: Path, report: dict) -> tuple[Path, Path]:
     return run_dir / "report.md", run_dir / "report.html"
 
 
-def write_report(ctx: RunContext, summary: dict) -> tuple[Path, Path]:
+def write_report(ctx: Any, summary: dict) -> tuple[Path, Path]:
     return write_files(Path(ctx.run_dir), collect(ctx, summary))
 
 

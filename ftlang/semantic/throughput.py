@@ -17,6 +17,7 @@ import os
 
 from ftlang.plan import CostEstimate, HardwarePlan, ResourcesPlan, TaskSpec, TimeEstimate, TrainPlan
 from ftlang.semantic.cards import Card, extra_linears, linear_params
+from ftlang.semantic.units import human_bytes, human_seconds
 
 #: the local CPU's nominal peak per core: 2 FMA pipes × 8 fp32 lanes (256-bit) × 2 FLOPs × 3 GHz. The
 #: MFU below is calibrated against it from runs measured on this project's 2-core AMD EPYC machine.
@@ -122,20 +123,8 @@ def expected_batch_max(lengths: list[int], batch: int) -> float:
     return out
 
 
-def human_seconds(s: float) -> str:
-    if s < 90:
-        return f"{s:.0f} s"
-    if s < 90 * 60:
-        return f"{s / 60:.0f} min"
-    if s < 48 * 3600:
-        return f"{s / 3600:.1f} h"
-    return f"{s / 86400:.1f} d"
-
-
 def summary_line(res: ResourcesPlan, hardware: HardwarePlan) -> str:
     """`≈ 20.0M trainable · 17.6 GiB peak of 24.0 GiB · ≈ 2.1 h · ≈ $3.80 on 1×RTX4090-24GB`."""
-    from ftlang.semantic.resources import human_bytes
-
     m = res.memory
     parts = [f"≈ {_count(res.trainable_params)} trainable"]
     of = f" of {human_bytes(res.device_memory_bytes)}" if res.device_memory_bytes else ""

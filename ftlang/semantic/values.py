@@ -164,6 +164,7 @@ def convert(node: ast.Value, ks: KeySchema, params: Params) -> Any:
 
 
 def _convert(node: ast.Value, ks: KeySchema, params: Params) -> Any:
+    # long: one short branch per key type; a table of small functions would scatter the shared checks
     t = ks.type
     if t == "special":
         return node

@@ -9,7 +9,7 @@ from ftlang.semantic.rules import guidance, methods, references, resources  # no
 from ftlang.semantic.rules.registry import RULES
 
 if TYPE_CHECKING:
-    from ftlang.semantic.build import RecipeContext
+    from ftlang.semantic.context import RecipeContext
 
 
 def run_rules(ctx: RecipeContext) -> list[Diagnostic]:

@@ -10,7 +10,7 @@ from ftlang.diagnostics import Diagnostic, info, warning
 from ftlang.semantic.rules.registry import rule
 
 if TYPE_CHECKING:
-    from ftlang.semantic.build import RecipeContext
+    from ftlang.semantic.context import RecipeContext
 
 #: typical peak learning rates (Hugging Face PEFT docs, QLoRA paper, common recipes)
 LR_RANGES = {"full": (1e-5, 5e-5), "lora": (1e-4, 3e-4), "qlora": (2e-4, 5e-4)}

@@ -13,7 +13,7 @@ from ftlang.semantic.values import did_you_mean
 from ftlang.syntax import ast
 
 if TYPE_CHECKING:
-    from ftlang.semantic.build import RecipeContext
+    from ftlang.semantic.context import RecipeContext
 
 VERDICTS = ("overfitting", "forgetting")
 

@@ -17,7 +17,7 @@ from ftlang.codes import Stage, lookup
 from ftlang.diagnostics import Diagnostic
 
 if TYPE_CHECKING:
-    from ftlang.semantic.build import RecipeContext
+    from ftlang.semantic.context import RecipeContext
 
 RuleFn = Callable[["RecipeContext"], Iterable[Diagnostic]]
 

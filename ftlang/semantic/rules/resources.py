@@ -6,11 +6,12 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ftlang.diagnostics import Diagnostic, error
-from ftlang.semantic.resources import estimate, human_bytes
+from ftlang.semantic.resources import estimate
 from ftlang.semantic.rules.registry import rule
+from ftlang.semantic.units import human_bytes
 
 if TYPE_CHECKING:
-    from ftlang.semantic.build import RecipeContext
+    from ftlang.semantic.context import RecipeContext
 
 
 @rule("FT501")
