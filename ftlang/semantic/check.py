@@ -44,7 +44,8 @@ class _State:
     root: Path | None = None  # overrides the project root (an editor's workspace)
     overlay: dict[str, str] = field(default_factory=dict)  # real path -> unsaved text
     program: object = None
-    contexts: dict = field(default_factory=dict)
+    contexts: dict = field(default_factory=dict)  # recipe name -> its frozen RecipeContext
+    recipe_diags: dict[str, list[Diagnostic]] = field(default_factory=dict)  # binding's and rules' findings
     diags: list[Diagnostic] = field(default_factory=list)
     plans: dict[str, Plan | None] = field(default_factory=dict)
 
@@ -75,7 +76,7 @@ def _bind(st: _State) -> None:
                               f"did you mean `{guess}`?" if guess else
                               "recipes: " + (", ".join(st.program.main_recipes()) or "(none)")))
     for name in _selected(st):
-        st.contexts[name] = bind(st.program, st.program.bound[name])
+        st.contexts[name], st.recipe_diags[name] = bind(st.program, st.program.bound[name])
     main = st.program.main_module
     if main is not None:  # the file's own model cards are checked even when no recipe uses them
         for it in main.items:
@@ -86,8 +87,8 @@ def _bind(st: _State) -> None:
 def _rules(st: _State) -> None:
     from ftlang.semantic.rules import run_rules
 
-    for ctx in st.contexts.values():
-        ctx.diags.extend(run_rules(ctx))
+    for name, ctx in st.contexts.items():
+        st.recipe_diags[name] += run_rules(ctx)
 
 
 def _build(st: _State) -> None:
@@ -98,9 +99,10 @@ def _build(st: _State) -> None:
     # resolution errors (imports, --set, duplicate names) make every plan of the file suspect
     global_errors = has_errors(st.diags)
     for name, ctx in st.contexts.items():
-        ctx.diags = _suppress(ctx.diags, sources)
-        st.plans[name] = None if global_errors else assemble(ctx)
-        st.diags.extend(ctx.diags)
+        diags = _suppress(st.recipe_diags[name], sources)
+        plan, more = (None, []) if global_errors else assemble(ctx, diags)
+        st.plans[name] = plan
+        st.diags += diags + more
 
 
 def _finish(st: _State) -> None:

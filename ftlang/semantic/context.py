@@ -1,9 +1,10 @@
-"""The per-recipe binding state (RecipeContext) and the helpers every binder uses: plan locations,
+"""The bound recipe (RecipeContext, frozen), a binder's Scope, and the helpers every binder uses: plan locations,
 project-relative paths, the hardware catalog."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from pathlib import Path
@@ -56,32 +57,8 @@ def hardware_catalog() -> dict[str, dict]:
     return {k: v for k, v in data.items() if not k.startswith("_")}
 
 
-@dataclass
-class RecipeContext:
+class _ReadsProgram:
     program: Program
-    bound: BoundRecipe
-    diags: list[Diagnostic] = field(default_factory=list)
-    top: TypedBlock | None = None
-    blocks: dict[str, TypedBlock] = field(default_factory=dict)  # split, method, train, hardware, eval, export
-    block_nodes: dict[str, ast.Block] = field(default_factory=dict)
-    card: Card | None = None
-    model_span: Span | None = None
-    task: P.TaskSpec = field(default_factory=P.TaskSpec)
-    trust_remote_code: bool = False
-    data: dict[str, P.SourcePlan] = field(default_factory=dict)
-    data_nodes: dict[str, ast.DataDecl] = field(default_factory=dict)
-    pipelines: dict[str, P.PipelinePlan] = field(default_factory=dict)
-    dataset_nodes: dict[str, ast.DatasetDecl] = field(default_factory=dict)
-    split: P.SplitPlan | None = None
-    method_kind: str | None = None
-    method: Any = None  # a plan Method
-    train: P.TrainPlan | None = None
-    hardware: P.HardwarePlan = field(default_factory=P.HardwarePlan)
-    gpu: dict | None = None
-    eval: P.EvalPlan | None = None
-    gate_nodes: list[ast.Gate] = field(default_factory=list)
-    export: P.ExportPlan | None = None
-    plan: P.Plan | None = None
 
     @property
     def root(self) -> Path:
@@ -91,18 +68,56 @@ class RecipeContext:
     def params(self) -> Params:
         return self.program.param_values
 
-    @property
-    def name(self) -> str:
-        return self.bound.name
+
+@dataclass
+class Scope(_ReadsProgram):
+    """What a binder reads (the resolved program: params, project root, cards) and the diagnostics it
+    finds. Each binder makes its own and returns `scope.diags` with its part."""
+
+    program: Program
+    diags: list[Diagnostic] = field(default_factory=list)
 
     def err(self, *args, **kw) -> None:
         self.diags.append(error(*args, **kw))
 
 
+@dataclass(frozen=True)
+class RecipeContext(_ReadsProgram):
+    """A bound recipe, frozen: the typed blocks and the plan parts binding could build. Rules read it;
+    `build.assemble` seals it into a Plan. Made by `build.bind`, never changed after."""
+
+    program: Program
+    bound: BoundRecipe
+    top: TypedBlock
+    blocks: Mapping[str, TypedBlock]  # split, method, train, hardware, eval, export (those written)
+    block_nodes: Mapping[str, ast.Block]
+    card: Card | None
+    model_span: Span | None
+    task: P.TaskSpec
+    trust_remote_code: bool
+    data: Mapping[str, P.SourcePlan]  # the sources that bound without error
+    data_nodes: Mapping[str, ast.DataDecl]
+    pipelines: Mapping[str, P.PipelinePlan]
+    dataset_nodes: Mapping[str, ast.DatasetDecl]
+    split: P.SplitPlan | None
+    method_kind: str | None
+    method: Any  # a plan Method, None when the method block has errors
+    train: P.TrainPlan | None
+    hardware: P.HardwarePlan
+    gpu: dict | None  # the hardware catalog's entry for `gpu = "..."`
+    eval: P.EvalPlan | None
+    gate_nodes: tuple[ast.Gate, ...]
+    export: P.ExportPlan | None
+
+    @property
+    def name(self) -> str:
+        return self.bound.name
+
+
 # ---------------------------------------------------------------------------- paths
 
 
-def local_path(ctx: RecipeContext, node: ast.Str, what: str, must_exist: bool = True,
+def local_path(ctx: Scope, node: ast.Str, what: str, must_exist: bool = True,
                expect: Expect = "file") -> str | None:
     """A path written in a recipe, resolved against that file's folder; None (and an error) when bad."""
     target, problem = checked_path(node.value, Path(node.span.file).parent, node.span, what, root=ctx.root,
@@ -160,7 +175,7 @@ def str_arg(call: ast.Call, index: int, name: str, params: dict | None = None) -
 
 
 
-def build_model(ctx: RecipeContext, model, kw: dict, span: Span):
+def build_model(ctx: Scope, model, kw: dict, span: Span):
     try:
         return model(**kw)
     except ValidationError as e:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ftlang import plan as P
+from ftlang.diagnostics import Diagnostic
 from ftlang.semantic.context import (
     DATA_SOURCES,
     MODEL_SOURCES,
-    RecipeContext,
+    Scope,
     build_model,
     call_problems,
     loc,
@@ -16,6 +18,7 @@ from ftlang.semantic.context import (
     str_arg,
 )
 from ftlang.semantic.exprs import GATE_NAMES, to_expr  # noqa: F401 - re-exported (gates bind through here)
+from ftlang.semantic.resolve import Program
 from ftlang.semantic.schema import block
 from ftlang.semantic.steps import StepEnv, bind_step
 from ftlang.semantic.values import check_block, did_you_mean
@@ -24,23 +27,29 @@ from ftlang.syntax import ast
 # ---------------------------------------------------------------------------- data
 
 
-def bind_data(ctx: RecipeContext, decl: ast.DataDecl) -> None:
+def bind_data(decl: ast.DataDecl, program: Program) -> tuple[P.SourcePlan | None, list[Diagnostic]]:
+    """`data NAME = source(...) { ... }` → its plan part (None when it has errors)."""
+    s = Scope(program)
+    return _source_plan(decl, s), s.diags
+
+
+def _source_plan(decl: ast.DataDecl, ctx: Scope) -> P.SourcePlan | None:
     src = decl.source
     if isinstance(src, ast.Call) and src.name in MODEL_SOURCES:
         ctx.err("FT208", f"`{src.name}(...)` is a model source where a data source is expected", src.name_span,
                 "data comes from jsonl(...), json(...), csv(...), parquet(...), chat_jsonl(...) or hf_dataset(...); "
                 "a model goes in `model = ...`")
-        return
+        return None
     if not isinstance(src, ast.Call) or src.name not in DATA_SOURCES:
         name = src.name if isinstance(src, (ast.Call, ast.Ident)) else "?"
         guess = did_you_mean(name, DATA_SOURCES)
         ctx.err("FT108", f"unknown data source `{name}`", src.name_span if isinstance(src, ast.Call) else src.span,
                 f"did you mean `{guess}(...)`?" if guess else f"data sources: {', '.join(DATA_SOURCES)}")
-        return
+        return None
     problems = call_problems(src)
     if problems:
         ctx.diags.extend(problems)
-        return
+        return None
     diags = ctx.diags
     tb = check_block(decl.body or (), block("data"), decl.span, ctx.params, diags)
     kw: dict[str, Any] = {"name": decl.name, "kind": src.name, "loc": loc(decl.span, ctx.root)}
@@ -49,7 +58,7 @@ def bind_data(ctx: RecipeContext, decl: ast.DataDecl) -> None:
         if hf is None:
             ctx.err("FT111", "hf_dataset(...) needs the dataset id as a string", src.span,
                     'hf_dataset("org/name", split = "train")')
-            return
+            return None
         kw.update(hf_name=hf.value, hf_split=_opt(src, "split"), hf_revision=_opt(src, "revision"),
                   hf_config=_opt(src, "config"))
         streaming = src.kwarg("streaming")
@@ -64,10 +73,10 @@ def bind_data(ctx: RecipeContext, decl: ast.DataDecl) -> None:
         if p is None:
             ctx.err("FT111", f"{src.name}(...) needs a file path as a string", src.span,
                     f'{src.name}("data/file.{src.name.replace("chat_", "")}")')
-            return
+            return None
         relp = local_path(ctx, p, "data path")
         if relp is None:
-            return
+            return None
         kw["path"] = relp
     kw.update(tb.plan_kwargs())
     kw.setdefault("format", "chat" if src.name == "chat_jsonl" else "instruction")
@@ -77,9 +86,9 @@ def bind_data(ctx: RecipeContext, decl: ast.DataDecl) -> None:
     if tb.has("on_error"):
         oe = _on_error(ctx, tb.values["on_error"].node)
         if oe is None:
-            return
+            return None
         kw["on_error"] = oe
-    ctx.data[decl.name] = build_model(ctx, P.SourcePlan, kw, decl.span)
+    return build_model(ctx, P.SourcePlan, kw, decl.span)
 
 
 def _opt(call: ast.Call, name: str) -> str | None:
@@ -93,7 +102,7 @@ def _opt(call: ast.Call, name: str) -> str | None:
     return None
 
 
-def _on_error(ctx: RecipeContext, node: ast.Value) -> P.OnError | None:
+def _on_error(ctx: Scope, node: ast.Value) -> P.OnError | None:
     where = loc(node.span, ctx.root)
     if isinstance(node, ast.Ident) and node.name in ("fail", "skip"):
         return P.OnError(mode=node.name, loc=where)
@@ -121,34 +130,38 @@ def _on_error(ctx: RecipeContext, node: ast.Value) -> P.OnError | None:
 # ---------------------------------------------------------------------------- pipelines & expressions
 
 
-def bind_datasets(ctx: RecipeContext) -> None:
-    names_ok = set(ctx.data_nodes) | set(ctx.dataset_nodes)
-    env = StepEnv(ctx.params, frozenset(names_ok), ctx.root, ctx.diags)  # step problems go to ctx.diags
-    for name, decl in ctx.dataset_nodes.items():
+def bind_datasets(datasets: Mapping[str, ast.DatasetDecl], sources: frozenset[str], program: Program
+                  ) -> tuple[dict[str, P.PipelinePlan], list[Diagnostic]]:
+    """Every `dataset NAME = a | step(...)` → its pipeline (left out when it has errors); `sources`: the
+    declared data source names."""
+    s = Scope(program)
+    pipelines: dict[str, P.PipelinePlan] = {}
+    names_ok = sources | frozenset(datasets)
+    env = StepEnv(s.params, names_ok, s.root, s.diags)  # step problems go to s.diags
+    for name, decl in datasets.items():
         first = decl.stages[0]
         if not isinstance(first, ast.Ident) or (first.name not in names_ok) or first.name == name:
             nm = getattr(first, "name", "?")
             if isinstance(first, ast.Ident) and first.name == name:
-                ctx.err("FT214", f"dataset `{name}` is defined from itself", first.span,
-                        "start the pipeline from a data source")
+                s.err("FT214", f"dataset `{name}` is defined from itself", first.span,
+                      "start the pipeline from a data source")
                 continue
             guess = did_you_mean(nm, names_ok - {name})
-            ctx.err("FT201", f"undefined data source or dataset `{nm}`", first.span,
-                    f"did you mean `{guess}`?" if guess else "declare it with `data NAME = jsonl(...)`")
+            s.err("FT201", f"undefined data source or dataset `{nm}`", first.span,
+                  f"did you mean `{guess}`?" if guess else "declare it with `data NAME = jsonl(...)`")
             continue
         steps = [bind_step(st, env) for st in decl.stages[1:]]
-        if any(s is None for s in steps):
+        if any(step is None for step in steps):
             continue
-        ctx.pipelines[name] = P.PipelinePlan(name=name, source=first.name, steps=steps, loc=loc(decl.span, ctx.root))
+        pipelines[name] = P.PipelinePlan(name=name, source=first.name, steps=steps, loc=loc(decl.span, s.root))
     # cycles through dataset → dataset references
-    for name in list(ctx.pipelines):
-        seen, cur = {name}, ctx.pipelines[name].source
-        while cur in ctx.pipelines:
+    for name in list(pipelines):
+        seen, cur = {name}, pipelines[name].source
+        while cur in pipelines:
             if cur in seen:
-                ctx.err("FT214", f"dataset `{name}` depends on itself through `{cur}`", ctx.dataset_nodes[name].span,
-                        "break the cycle: a pipeline must start from a data source")
+                s.err("FT214", f"dataset `{name}` depends on itself through `{cur}`", datasets[name].span,
+                      "break the cycle: a pipeline must start from a data source")
                 break
             seen.add(cur)
-            cur = ctx.pipelines[cur].source
-
-
+            cur = pipelines[cur].source
+    return pipelines, s.diags

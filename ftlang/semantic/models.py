@@ -14,22 +14,23 @@ from ftlang.semantic.cards import Card, CardError, card_from_config, read_config
 from ftlang.semantic.context import (
     DATA_SOURCES,
     MODEL_SOURCES,
-    RecipeContext,
+    Scope,
     call_problems,
     local_path,
     str_arg,
 )
 from ftlang.semantic.paths import is_dir, is_file
+from ftlang.semantic.resolve import Program
 from ftlang.semantic.schema import block
 from ftlang.semantic.values import Params, check_block, did_you_mean
-from ftlang.source import Span
 from ftlang.syntax import ast
 
 # ---------------------------------------------------------------------------- model cards
 
 
-def _source(ctx: RecipeContext | None, call: ast.Value, diags: list[Diagnostic], trust: bool = False
+def _source(ctx: Scope | None, call: ast.Value, diags: list[Diagnostic], trust: bool = False
             ) -> P.ModelSource | None:
+    """A model source call; `ctx` None: inside a model card (paths are not checked there)."""
     if not isinstance(call, ast.Call) or call.name not in MODEL_SOURCES:
         if isinstance(call, ast.Call) and call.name in DATA_SOURCES:
             diags.append(error("FT208", f"`{call.name}(...)` is a data source where a model source is expected",
@@ -154,66 +155,66 @@ def _hf_cached_config(repo: str) -> dict | None:
     return None
 
 
-def bind_model(ctx: RecipeContext, node: ast.Value, key_span: Span) -> None:
-    ctx.model_span = node.span
-    trust = ctx.trust_remote_code
+def bind_model(node: ast.Value, trust: bool, program: Program) -> tuple[Card | None, list[Diagnostic]]:
+    """`model = ...` → the base model's card; `trust`: the recipe's trust_remote_code."""
+    s = Scope(program)
+    return _model_card(node, trust, s), s.diags
+
+
+def _model_card(node: ast.Value, trust: bool, s: Scope) -> Card | None:
     if isinstance(node, ast.Ident):
-        card_node = ctx.program.cards.get(node.name)
+        card_node = s.program.cards.get(node.name)
         if card_node is None:
-            guess = did_you_mean(node.name, ctx.program.cards)
+            guess = did_you_mean(node.name, s.program.cards)
             std = _stdlib_file_for(node.name)
             hint = (f"did you mean `{guess}`?" if guess else
                     f'add `import "{std}"` at the top of the file' if std else
                     "use a stdlib card (import \"stdlib/models/<family>.ft\"), hf(...), local(...) or gguf(...)")
-            ctx.err("FT201", f"unknown model card `{node.name}`", node.span, hint)
-            return
-        card, diags = card_from_node(card_node, ctx.params)
-        ctx.diags.extend(diags)
+            s.err("FT201", f"unknown model card `{node.name}`", node.span, hint)
+            return None
+        card, diags = card_from_node(card_node, s.params)
+        s.diags.extend(diags)
         if card is not None and trust and not card.source.trust_remote_code:
             card = _with_source(card, card.source.model_copy(update={"trust_remote_code": True}))
-        ctx.card = card
-        return
-    source = _source(ctx, node, ctx.diags, trust)
+        return card
+    source = _source(s, node, s.diags, trust)
     if source is None:
-        return
+        return None
     if source.kind == "local" and source.package is None:
         try:
-            cfg = read_config(ctx.root / source.path)
-            ctx.card = card_from_config(cfg, source, node.span)
+            return card_from_config(read_config(s.root / source.path), source, node.span)
         except CardError as e:
-            ctx.err("FT212", f"cannot derive a model card from `{source.path}`: {e}", node.span,
-                    "the folder needs a transformers config.json (llama, mistral, qwen2, gemma2, phi3, gpt2, bert)")
-        return
+            s.err("FT212", f"cannot derive a model card from `{source.path}`: {e}", node.span,
+                  "the folder needs a transformers config.json (llama, mistral, qwen2, gemma2, phi3, gpt2, bert)")
+            return None
     if source.kind == "gguf":
         from ftlang.semantic.gguf_meta import card_from_gguf
 
-        file = _gguf_file(ctx, source)
+        file = _gguf_file(s.root, source)
         if file is not None:
             try:
-                ctx.card = card_from_gguf(file, source, node.span)
-                return
+                return card_from_gguf(file, source, node.span)
             except CardError as e:
-                ctx.err("FT212", f"cannot derive a model card from `{source.gguf_file}`: {e}", node.span,
-                        "write a `model_card` with this source, or use a transformers folder with local(...)")
-                return
+                s.err("FT212", f"cannot derive a model card from `{source.gguf_file}`: {e}", node.span,
+                      "write a `model_card` with this source, or use a transformers folder with local(...)")
+                return None
     if source.kind == "hf":
-        card = _card_for_hub_id(ctx, source.path)  # a known card with the same hub id supplies the dims
+        card = _card_for_hub_id(s, source.path)  # a known card with the same hub id supplies the dims
         if card is not None:
-            ctx.card = replace(card, name=None, source=source)
-            return
+            return replace(card, name=None, source=source)
         cfg = _hf_cached_config(source.path)
         if cfg is not None:
             try:
-                ctx.card = card_from_config(cfg, source, node.span)
-                return
+                return card_from_config(cfg, source, node.span)
             except CardError:
                 pass
-    ctx.err("FT212", f"no model card for `{_src_text(source)}`: the checker needs the model's dimensions",
-            node.span, "use a stdlib card (import \"stdlib/models/<family>.ft\"), write a `model_card` with this "
-            "source, or point local(...) at a folder with config.json")
+    s.err("FT212", f"no model card for `{_src_text(source)}`: the checker needs the model's dimensions",
+          node.span, "use a stdlib card (import \"stdlib/models/<family>.ft\"), write a `model_card` with this "
+          "source, or point local(...) at a folder with config.json")
+    return None
 
 
-def _gguf_file(ctx: RecipeContext, source: P.ModelSource) -> Path | None:
+def _gguf_file(root: Path, source: P.ModelSource) -> Path | None:
     """The local GGUF file behind a source: in the project, or in an installed package (found, not imported)."""
     if source.package:
         import importlib.util
@@ -226,7 +227,7 @@ def _gguf_file(ctx: RecipeContext, source: P.ModelSource) -> Path | None:
             return None
         base = Path(next(iter(spec.submodule_search_locations))) / source.path
     else:
-        base = ctx.root / source.path
+        base = root / source.path
     file = base / (source.gguf_file or "")
     return file if is_file(file) else None
 
@@ -235,12 +236,12 @@ def _with_source(card: Card, source: P.ModelSource) -> Card:
     return replace(card, source=source)
 
 
-def _card_for_hub_id(ctx: RecipeContext, hub_id: str) -> Card | None:
-    for cnode in ctx.program.cards.values():
-        card, _ = card_from_node(cnode, ctx.params)
+def _card_for_hub_id(s: Scope, hub_id: str) -> Card | None:
+    for cnode in s.program.cards.values():
+        card, _ = card_from_node(cnode, s.params)
         if card is not None and card.source.kind == "hf" and card.source.path == hub_id:
             return card
-    return _hub_cards(ctx.program.stdlib).get(hub_id)
+    return _hub_cards(s.program.stdlib).get(hub_id)
 
 
 @cache
