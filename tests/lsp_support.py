@@ -84,11 +84,35 @@ async def initialize(client, root: Path, options: dict | None = None,
         initialization_options=options or {"debounce_ms": 0}))
 
 
-async def until_published(client, doc_uri: str, action, timeout: float = 30) -> list[T.Diagnostic]:
-    """Run action (sends a notification) and wait for the diagnostics of doc_uri that follow it."""
-    client.diagnostics.pop(doc_uri, None)
+def make_client():
+    """pytest-lsp's test client, whose publishDiagnostics handler also records the version and counts."""
+    import pytest_lsp.client as pc
+
+    def publish(ls, params: T.PublishDiagnosticsParams) -> None:  # `ls`: pygls passes the client first
+        ls.versions[params.uri] = params.version
+        ls.published[params.uri] = ls.published.get(params.uri, 0) + 1
+        ls.diagnostics[params.uri] = params.diagnostics
+
+    client = pc.LanguageClient(converter_factory=pc.default_converter)
+    client.versions, client.published = {}, {}
+    pc.register_lsp_features(client, {**pc.DEFAULT_CLIENT_FEATURES, PUBLISH: publish})
+    return client
+
+
+def config():
+    import pytest_lsp
+
+    return pytest_lsp.ClientServerConfig(server_command=SERVER, client_factory=make_client)
+
+
+async def until_published(client, doc_uri: str, action, version: int | None = None,
+                          timeout: float = 30) -> list[T.Diagnostic]:
+    """Run action (sends a notification) and wait for the next diagnostics of doc_uri (for that version:
+    a re-check scheduled earlier may publish the older text first)."""
+    seen = client.published.get(doc_uri, 0)
     action()
-    while doc_uri not in client.diagnostics:
+    while client.published.get(doc_uri, 0) == seen or (version is not None and client.versions[doc_uri] != version):
+        seen = client.published.get(doc_uri, 0)
         await asyncio.wait_for(client.wait_for_notification(PUBLISH), timeout)
     return list(client.diagnostics[doc_uri])
 
@@ -97,14 +121,15 @@ async def open_doc(client, path: Path, text: str | None = None) -> list[T.Diagno
     text = path.read_text(encoding="utf-8") if text is None else text
     item = T.TextDocumentItem(uri=uri(path), language_id="ftlang", version=1, text=text)
     return await until_published(client, uri(path),
-                                 lambda: client.text_document_did_open(T.DidOpenTextDocumentParams(text_document=item)))
+                                 lambda: client.text_document_did_open(T.DidOpenTextDocumentParams(text_document=item)),
+                                 version=1)
 
 
 async def change_doc(client, path: Path, text: str, version: int) -> list[T.Diagnostic]:
     params = T.DidChangeTextDocumentParams(
         text_document=T.VersionedTextDocumentIdentifier(uri=uri(path), version=version),
         content_changes=[T.TextDocumentContentChangeWholeDocument(text=text)])
-    return await until_published(client, uri(path), lambda: client.text_document_did_change(params))
+    return await until_published(client, uri(path), lambda: client.text_document_did_change(params), version)
 
 
 def doc_id(path: Path) -> T.TextDocumentIdentifier:

@@ -13,7 +13,7 @@ pytest.importorskip("pygls")
 pytest_lsp = pytest.importorskip("pytest_lsp")
 
 from fuzz_support import mutate, random_ops  # noqa: E402
-from lsp_support import SERVER, change_doc, doc_id, initialize, open_doc  # noqa: E402
+from lsp_support import change_doc, config, doc_id, initialize, open_doc  # noqa: E402
 from lsprotocol import types as T  # noqa: E402
 from semantic_project import make_project  # noqa: E402
 
@@ -22,7 +22,7 @@ CORPUS = sorted((Path(__file__).parent / "corpus").glob("*.ft"))
 CASES = int(os.environ.get("FTLANG_LSP_FUZZ_CASES", "200"))
 
 
-@pytest_lsp.fixture(config=pytest_lsp.ClientServerConfig(server_command=SERVER), scope="module")
+@pytest_lsp.fixture(config=config(), scope="module")
 async def client(lsp_client: pytest_lsp.LanguageClient, request):
     root = make_project(request.getfixturevalue("tmp_path_factory").mktemp("fuzz"), rows=50)
     lsp_client.root = root

@@ -12,13 +12,13 @@ import pytest
 pytest.importorskip("pygls")
 pytest_lsp = pytest.importorskip("pytest_lsp")
 
-from lsp_support import PUBLISH, SERVER, change_doc, initialize, open_doc, until_published, uri  # noqa: E402
+from lsp_support import PUBLISH, change_doc, config, initialize, open_doc, until_published, uri  # noqa: E402
 from lsprotocol import types as T  # noqa: E402
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_lsp.fixture(config=pytest_lsp.ClientServerConfig(server_command=SERVER), scope="module")
+@pytest_lsp.fixture(config=config(), scope="module")
 async def client(lsp_client: pytest_lsp.LanguageClient, request):
     project = request.getfixturevalue("tmp_path_factory").mktemp("project")
     (project / ".git").mkdir()
