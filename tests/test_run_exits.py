@@ -87,7 +87,8 @@ HELD_IN_DATA = textwrap.dedent('''
 ''')
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("sig", [pytest.param(signal.SIGTERM, id="SIGTERM"),
+                                 pytest.param(signal.SIGINT, id="SIGINT", marks=pytest.mark.slow)])
 def test_a_signal_in_the_data_stage_says_interrupted(project, tiny_llama_dir, sig):
     plan = _plan(project, tiny_llama_dir)
     script, flag, run = project / "held.py", project / "flag", project / "runs" / "held"
