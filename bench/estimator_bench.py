@@ -5,8 +5,9 @@
 Each case runs in a fresh subprocess (peak RSS is per process): the recipe is compiled, its data
 prepared with the real tokenizer, the model loaded through backend.methods and trained with
 backend.train for `--steps` optimizer steps (eval off). Measured memory: peak RSS (VmHWM) minus the
-RSS just before the model loads, as `ftlang run` reports it; measured time: the training steps after
-the first (the first pays one-off costs). The estimate: the plan's resources made data-aware from the
+RSS just before the model loads, as `ftlang run` reports it; measured time: the process's CPU seconds
+in training over its cores and steps (on this shared machine wall time swings with the other jobs;
+CPU time over the cores is what an idle machine's wall time would be). The estimate: the plan's resources made data-aware from the
 same prepared rows (semantic/resources.plan_resources). Prints one row per case and the ratios.
 """
 
@@ -56,7 +57,7 @@ def _plan(recipe: str, overrides: dict[str, str], steps: int):
         if key.startswith("train."):
             field = key.split(".", 1)[1]
             train[field] = {"true": True, "false": False}.get(value, value)
-    update = {"train": plan.train.model_copy(update=train), "eval": EvalPlan(every="end", metrics=["loss"])}
+    update = {"train": plan.train.model_copy(update=train), "eval": EvalPlan(every=10**6, metrics=["loss"])}
     if overrides.get("method") == "full":
         update["method"] = FullMethod()
     return plan.model_copy(update=update)
@@ -65,7 +66,7 @@ def _plan(recipe: str, overrides: dict[str, str], steps: int):
 def child(name: str, steps: int, out: Path) -> None:
     from ftlang.backend.load import load_tokenizer
     from ftlang.backend.methods import load_for_training
-    from ftlang.backend.run import current_rss, data_lengths
+    from ftlang.backend.run import current_rss, data_lengths, model_bytes
     from ftlang.backend.train import seed_everything, train
     from ftlang.data.prepare import prepare
     from ftlang.semantic.resources import plan_resources
@@ -81,18 +82,24 @@ def child(name: str, steps: int, out: Path) -> None:
         before = current_rss()
         model = load_for_training(plan)
         loaded = _hwm() - before
-        t0 = time.perf_counter()
+        after_load, tensors = current_rss(), model_bytes(model)
+        t0, c0 = time.perf_counter(), time.process_time()
         result = train(plan, prepared, model, tok, Path(tmp) / "run", device="cpu", log=lambda s: None)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = _hwm() - before
+    # what `ftlang run` reports: the peak above the loaded model, plus the model's own tensors (the
+    # loader's transient copies, which malloc may keep resident, are not training memory)
+    peak_over_model = _hwm() - after_load + tensors
+    # the machine is shared: the process's CPU seconds over its cores stand for an idle machine's wall time
+    per_step = cpu / steps / (os.cpu_count() or 1)
     times = list(result.step_times)
-    later = times[1:] or times
-    per_step = sum(later) / len(later)
     est_step = res.time.seconds / steps if res.time else None
     out.write_text(json.dumps({
-        "name": name, "steps": steps, "lengths": lengths, "measured_peak": peak, "measured_load_peak": loaded,
+        "name": name, "steps": steps, "lengths": lengths, "measured_peak": peak_over_model,
+        "measured_peak_since_before_load": peak, "measured_load_peak": loaded, "model_bytes": tensors,
         "estimate_peak": res.memory.peak_bytes, "memory": res.memory.model_dump(), "seq_len": res.seq_len,
-        "measured_step_s": per_step, "estimate_step_s": est_step, "train_wall_s": wall,
+        "measured_step_s": per_step, "estimate_step_s": est_step, "train_wall_s": wall, "train_cpu_s": cpu,
+        "step_wall_s": times,
         "tokens_per_step": res.time.tokens / steps if res.time else None,
     }))
 
@@ -123,7 +130,9 @@ def main() -> int:
         print(f"{name:<18} {r['seq_len']:>5} {r['estimate_peak'] / mib:>8.0f} {r['measured_peak'] / mib:>8.0f} "
               f"{r['estimate_peak'] / r['measured_peak']:>8.2f} {r['estimate_step_s'] or 0:>10.2f} "
               f"{r['measured_step_s']:>11.2f} {t_ratio:>8.2f}", flush=True)
-        print("   " + json.dumps({k: r[k] for k in ("memory", "lengths", "measured_load_peak", "tokens_per_step")}),
+        print("   " + json.dumps({k: r[k] for k in ("memory", "lengths", "measured_load_peak", "model_bytes",
+                                                    "measured_peak_since_before_load", "train_cpu_s",
+                                                    "train_wall_s", "tokens_per_step")}),
               flush=True)
     return 0
 

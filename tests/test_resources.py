@@ -248,3 +248,28 @@ def test_compare_hardware_cheapest_first_and_fitting(tmp_path, capsys, monkeypat
     costs = [float(x.split("≈ $")[1].split()[0].replace(",", "")) for x in lines]
     assert costs == sorted(costs)
     assert not any("T4-16GB" in x for x in lines)  # a bf16 recipe: the T4 has no bf16
+
+
+def test_check_data_uses_the_lengths_a_run_recorded(tmp_path, capsys, monkeypatch) -> None:
+    import json
+
+    from semantic_project import make_project
+
+    from ftlang.cli import main
+    from ftlang.semantic.check import check_file
+
+    proj = make_project(tmp_path)
+    monkeypatch.chdir(proj)
+    plan = check_file(proj / "support_bot.ft").plan
+    assert main(["check", "support_bot.ft", "--data"]) in (0, 1)
+    before = capsys.readouterr().out
+    assert f"{plan.train.max_seq_len} tokens per row (max_seq_len" in before
+    run = proj / "runs" / plan.recipe.name / f"{plan.short_hash}-20260101T000000Z"
+    run.mkdir(parents=True)
+    lengths = {"rows": 100, "max": 90, "mean": 40.0, "padded_mean": 70.0, "packed": False}
+    (run / "data.json").write_text(json.dumps({"lengths": lengths}))
+    assert main(["check", "support_bot.ft", "--data"]) in (0, 1)
+    after = capsys.readouterr().out
+    assert "90 tokens per row (the longest batch in the data)" in after
+    peak = [line.split(" · ")[1] for line in (before, after)]
+    assert peak[0] != peak[1]

@@ -112,9 +112,22 @@ def current_rss() -> int | None:
         return None
 
 
-def peak_memory(device: str, rss_before_load: int | None = None) -> int | None:
-    """Measured peak of what training holds: CUDA max_memory_allocated; on the CPU the peak RSS minus the
-    RSS just before the model loaded (imports, tokenizer and data are not the estimate's business)."""
+def model_bytes(model: Any) -> int:
+    """Bytes of the model's parameters and buffers (shared tensors once)."""
+    seen, n = set(), 0
+    for t in [*model.parameters(), *model.buffers()]:
+        if t.data_ptr() not in seen:
+            seen.add(t.data_ptr())
+            n += t.numel() * t.element_size()
+    return n
+
+
+def peak_memory(device: str, rss_after_load: int | None = None, loaded_bytes: int = 0) -> int | None:
+    """Measured peak of what training holds: CUDA max_memory_allocated; on the CPU the peak RSS above the
+    RSS once the model was loaded, plus the model's own tensors. Imports, tokenizer, data and the
+    loader's transient copies (a GGUF is dequantized, then copied into a fresh model; malloc keeps much
+    of that resident) are not what the estimate counts. Reading the peak before the model loads gives
+    the peak since then instead."""
     import torch
 
     if device == "cuda":
@@ -125,7 +138,9 @@ def peak_memory(device: str, rss_before_load: int | None = None) -> int | None:
         peak = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
     except (ImportError, OSError):
         return None
-    return peak - rss_before_load if rss_before_load is not None and rss_before_load < peak else peak
+    if rss_after_load is None or rss_after_load >= peak:
+        return peak
+    return peak - rss_after_load + loaded_bytes
 
 
 def data_lengths(plan: Plan, prepared: Prepared) -> dict:
@@ -206,7 +221,9 @@ class Run:
     log: Callable[[str], None]
     timings: dict[str, float] = field(default_factory=dict)
     device: str | None = None
-    rss_before_load: int | None = None  # the CPU peak-memory measure counts from the model load on
+    #: the CPU peak-memory measure counts from the loaded model on (peak_memory)
+    rss_after_load: int | None = None
+    loaded_bytes: int = 0
 
     @property
     def is_main(self) -> bool:
@@ -392,8 +409,8 @@ def load_model(run: Run) -> Any:
     plan = run.plan
     with run.timed("load"):
         seed_everything(plan)
-        run.rss_before_load = current_rss()
         model = load_for_training(plan)
+        run.rss_after_load, run.loaded_bytes = current_rss(), model_bytes(model)
         trainable, total = trainable_parameters(model)
     run.log(f"model: {plan.model.card or plan.model.source.path or plan.model.source.gguf_file} · method "
             f"{plan.method.kind} · {trainable:,} of {total:,} parameters train · device {run.device}")
@@ -418,7 +435,7 @@ def train_model(run: Run, ctx: RunContext, callbacks: tuple) -> TrainResult:
     if result.tokens_per_s is not None:
         run.timings["train_tokens_per_s"] = result.tokens_per_s
     ctx.history = result.history
-    ctx.peak_memory_bytes = peak_memory(ctx.device or "cpu", run.rss_before_load)
+    ctx.peak_memory_bytes = peak_memory(ctx.device or "cpu", run.rss_after_load, run.loaded_bytes)
     return result
 
 
