@@ -123,6 +123,8 @@ async def test_hover(client):
     common, child = client.root / "common.ft", client.root / "child.ft"
     md = await _hover(client, common, COMMON, "batch")
     assert "`batch`" in md and "default `1`" in md and "examples per device" in md
+    md = await _hover(client, common, COMMON, "validation")
+    assert "fraction" in md and "required" in md and "range `0 < validation < 1`" in md
     md = await _hover(client, common, COMMON, "smollm2_135m")
     assert "hidden 576" in md and "134.5M parameters" in md
     md = await _hover(client, common, COMMON, "epochs = 2")
@@ -168,6 +170,7 @@ async def test_completion(client):
     path = client.root / "common.ft"
     items = await _complete(client, path, COMMON.replace("    batch = 4\n", "    batch = 4\n    gr\n"), "    gr", 6)
     assert {"grad_accum", "gradient_checkpointing", "early_stop"} <= set(items)
+    assert "batch" not in items and "lr" not in items  # already set in this block
     items = await _complete(client, path, COMMON.replace("batch = 4", "schedule = "), "schedule = ", 11)
     assert {"cosine", "linear", "constant"} <= set(items) and "lr" in items  # enum values and params
     items = await _complete(client, path, COMMON.replace("targets = all_linear", "targets = ["), "targets = [", 11)

@@ -63,7 +63,7 @@ def _statement_start(cur: Cursor) -> list[T.CompletionItem]:
     if schema is None:
         return []
     items = [_item(k.name, K.Property, k.type + (" (required)" if k.required else ""), k.doc,
-                   insert_text=f"{k.name} = ") for k in schema.keys]
+                   insert_text=f"{k.name} = ") for k in schema.keys if k.name not in cur.assigned]
     for b in schema.blocks:
         sb = block(b)
         items.append(_item(b, K.Module, "block", sb.doc if sb else None))

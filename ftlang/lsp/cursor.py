@@ -24,6 +24,7 @@ class Cursor:
     in_string: bool = False
     open: list[str] = field(default_factory=list)  # open ( and [ of the statement, innermost last
     calls: list[str] = field(default_factory=list)  # the call each open ( belongs to
+    assigned: set[str] = field(default_factory=set)  # keys the enclosing block sets before the cursor
 
     @property
     def block(self) -> str | None:
@@ -45,7 +46,7 @@ def _schema_of(header: list[str]) -> str:
 
 def cursor_at(text: str, offset: int) -> Cursor:
     c = Cursor()
-    frames: list[tuple[str, list[str]]] = []  # (schema name, header words)
+    frames: list[tuple[str, list[str], set[str]]] = []  # (schema name, header words, keys set)
     words: list[str] = []
     opens: list[str] = []
     calls: list[str] = []
@@ -64,12 +65,12 @@ def cursor_at(text: str, offset: int) -> Cursor:
             name = _schema_of(words)
             if name == "recipe" and len(words) > 1:
                 c.recipe = words[1]
-            frames.append((name, words))
+            frames.append((name, words, set()))
             words, opens, calls = [], [], []
             continue
         if tok == "}":
             if frames:
-                name, _ = frames.pop()
+                name, _, _ = frames.pop()
                 if name == "recipe":
                     c.recipe = None
             words, opens, calls = [], [], []
@@ -83,6 +84,8 @@ def cursor_at(text: str, offset: int) -> Cursor:
         elif tok in (")", "]") and opens:
             opens.pop()
             calls.pop()
+        if tok == "=" and len(words) == 1 and frames and _WORD.match(words[0]):
+            frames[-1][2].add(words[0])
         words.append(tok)
         if i == len(toks) - 1 and tok.startswith('"') and (len(tok) == 1 or not tok.endswith('"')):
             c.in_string = True
@@ -90,7 +93,8 @@ def cursor_at(text: str, offset: int) -> Cursor:
         c.partial = words.pop()
     if c.in_string and words:
         c.partial = words.pop()[1:]
-    c.blocks = [name for name, _ in frames]
+    c.blocks = [name for name, _, _ in frames]
+    c.assigned = frames[-1][2] if frames else set()
     c.words, c.open, c.calls = words, opens, calls
     return c
 
