@@ -513,7 +513,8 @@ class TrainPlan(_Frozen):
     deterministic: bool = key(False, "deterministic kernels")
     optimizer: Literal["adamw", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "sgd", "adafactor"] = key(
         "adamw", "optimizer")
-    logging_steps: int = key(10, "log every N steps", ge=1)
+    logging_steps: int | None = key(
+        None, "log every N steps (default: every step up to 200 steps, else about 200 points)", ge=1)
     save_steps: int | None = key(None, "checkpoint every N steps (default: each epoch)", ge=1)
     save_total_limit: int | None = key(2, "checkpoints kept", ge=1)
     #: None → the card's template, else the tokenizer's own; a name → stdlib/templates/<name>.jinja
@@ -566,6 +567,9 @@ class EvalPlan(_Frozen):
     overfitting_patience: int = key(2, "evaluations of rising val loss that count as overfitting", ge=1)
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     max_samples: int | None = key(None, "cap on rows used for generation metrics", ge=1)
+    #: "final", or "best(val_loss)": the checkpoint with the lowest validation loss seen in training
+    select: str = key("final", "which checkpoint the gates read and export ships: final | best(val_loss)",
+                      type="special", pattern=r"^(final|best\(val_loss\))$")
     loc: Loc | None = None
 
 

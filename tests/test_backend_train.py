@@ -103,6 +103,62 @@ def test_metrics_rows_and_log_lines(tiny_llama_dir, tmp_path):
     assert result.tokens > 0 and result.global_step == 4
 
 
+def test_logging_default_gives_a_point_per_step_on_short_runs(tiny_llama_dir, tmp_path):
+    plan = tiny_plan(tiny_llama_dir, LORA, train={"max_steps": 5, "logging_steps": None})
+    assert plan.train.logging_steps is None
+    tok, model = _fresh(plan)
+    result = train(RunContext(plan=plan, run_dir=tmp_path, model=model, tokenizer=tok, data=lm_data(tok),
+                              log=lambda s: None), tty=False)
+    assert [r["step"] for r in result.history if "loss" in r] == [1, 2, 3, 4, 5]
+
+
+def test_select_best_reloads_the_best_checkpoint(tiny_llama_dir, tmp_path):
+    """select = best(val_loss): the model after training holds the weights of the checkpoint with the
+    lowest validation loss (kept despite save_total_limit), and the report names that step."""
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+
+    from ftlang.backend.finish import selected_checkpoint
+
+    class Spoil(TrainerCallback):
+        """After step 4 the adapter gets large random weights, so later evaluations are worse."""
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if state.global_step == 5:
+                with torch.no_grad():
+                    for n, p in model.named_parameters():
+                        if "lora_" in n:
+                            p.normal_(0, 3.0)
+            return control
+
+    plan = tiny_plan(tiny_llama_dir, LORA, train={"max_steps": 8, "save_total_limit": 1},
+                     eval={"every": 2, "select": "best(val_loss)"})
+    tok, model = _fresh(plan)
+    result = train(RunContext(plan=plan, run_dir=tmp_path, model=model, tokenizer=tok, data=lm_data(tok),
+                              log=lambda s: None), tty=False, callbacks=[Spoil()])
+    vals = [(r["val_loss"], r["step"]) for r in result.history if "val_loss" in r]
+    best_step = min(vals)[1]
+    assert best_step in (2, 4), vals
+    chosen = selected_checkpoint(RunContext(plan=plan, run_dir=tmp_path, model=model, tokenizer=tok, data=None,
+                                            history=result.history))
+    assert chosen["select"] == "best(val_loss)" and chosen["step"] == best_step and chosen["final_step"] == 8
+    saved = load_file(str(tmp_path / "checkpoints" / f"checkpoint-{best_step}" / "adapter_model.safetensors"))
+    live = {k: v for k, v in model.state_dict().items() if "lora_" in k}
+    assert saved and len(saved) == len(live)
+    for name, tensor in saved.items():
+        match = [v for k, v in live.items() if k.replace(".default", "") == name]
+        assert match and torch.equal(match[0], tensor), name
+    final = load_file(str(tmp_path / "checkpoints" / "checkpoint-8" / "adapter_model.safetensors"))
+    assert any(not torch.equal(final[k], saved[k]) for k in saved)  # the final weights are not the ones kept
+
+
+def test_select_best_needs_validation(tiny_llama_dir, tmp_path):
+    plan = tiny_plan(tiny_llama_dir, LORA, eval={"select": "best(val_loss)"})
+    with pytest.raises(DiagnosticError) as e:
+        training_arguments(plan, tmp_path, device="cpu", has_validation=False)
+    assert e.value.diagnostics[0].code == "FT706" and "select" in e.value.diagnostics[0].message
+
+
 def test_early_stopping_stops_on_val_loss(tiny_llama_dir, tmp_path):
     # lr 0: the validation loss never improves, so patience 1 stops after the second evaluation
     plan = tiny_plan(tiny_llama_dir, LORA, train={"max_steps": 12, "lr": 0.0, "early_stop": EarlyStop(patience=1)},

@@ -221,3 +221,21 @@ def test_hash_survives_ftlang_fmt(proj: Path, name: str) -> None:
     assert before.plans.keys() == after.plans.keys()
     for recipe, plan in before.plans.items():
         assert plan is not None and after.plans[recipe].sha256 == plan.sha256
+
+
+@pytest.mark.parametrize("value,want", [("best(val_loss)", "best(val_loss)"), ("best(loss)", "best(val_loss)"),
+                                        ("final", "final"), (None, "final")])
+def test_eval_select(proj: Path, value, want) -> None:
+    text = (proj / "base.ft").read_text()
+    if value is not None:
+        text = text.replace("eval { metrics = [perplexity],", f"eval {{ select = {value}, metrics = [perplexity],")
+    res = check_text(text, proj / "x.ft", recipe="base_lora")
+    assert errors(res) == [] and res.plan.eval.select == want
+
+
+@pytest.mark.parametrize("value", ["best(accuracy)", "best", "latest", "best(val_loss, 2)"])
+def test_eval_select_refuses_other_forms(proj: Path, value) -> None:
+    text = (proj / "base.ft").read_text().replace("eval { metrics = [perplexity],",
+                                                  f"eval {{ select = {value}, metrics = [perplexity],")
+    found = errors(check_text(text, proj / "x.ft", recipe="base_lora"))
+    assert [d.code for d in found] == ["FT102"] and "best(val_loss)" in found[0].message

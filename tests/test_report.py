@@ -97,6 +97,9 @@ def test_report_renders_and_cannot_be_injected(tiny_llama_dir, project, capsys):
     assert (mem["peak_bytes"], mem["estimate_bytes"], mem["ratio"]) == (40_000_000, 50_000_000, 0.8)
     assert mem["estimate_over_measured"] == 1.25 and mem["seq_len_source"] == ctx.plan.resources.seq_len_source
     assert report["registry"]["version"] == "v1" and report["seed"] == 0
+    assert report["checkpoint"]["select"] == "final" and "Checkpoint read by the gates and exported" in html
+    assert [set(x) for x in report["samples"]] == [{"prompt", "base", "tuned", "reference"}] * len(report["samples"])
+    assert report["samples"] and report["samples"][0]["base"] is not None
     assert set(report["metrics_after"]) == {"loss", "perplexity", "rouge_l"}
     assert report["metrics_before"]["perplexity"] > 0 and report["forgetting"] is not None
 

@@ -85,10 +85,13 @@ def discard_incomplete(ckpt_root: Path) -> list[Path]:
     return removed
 
 
-def rotate(ckpt_root: Path, keep: int | None) -> None:
-    """Keep the newest `keep` complete checkpoints; older complete ones are deleted."""
+def rotate(ckpt_root: Path, keep: int | None, protect: str | Path | None = None) -> None:
+    """Keep the newest `keep` complete checkpoints; older complete ones are deleted, except `protect`
+    (the best checkpoint, when the gates read it)."""
     if not keep or keep < 1:
         return
     done = complete_checkpoints(ckpt_root)
+    kept = Path(protect).resolve() if protect else None
     for p in done[:-keep]:
-        shutil.rmtree(p, ignore_errors=True)
+        if kept is None or Path(p).resolve() != kept:
+            shutil.rmtree(p, ignore_errors=True)

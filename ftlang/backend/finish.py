@@ -108,6 +108,22 @@ def _samples(ctx: RunContext) -> list[dict]:
             for s in E.sample_answers(ctx.plan, ctx.model, ctx.tokenizer, ctx.data)]
 
 
+def selected_checkpoint(ctx: RunContext) -> dict[str, Any]:
+    """Which weights the gates read and the export ships: the final ones, or with
+    `select = best(val_loss)` those of the evaluation with the lowest validation loss (the Trainer
+    reloaded that checkpoint at the end of training; the first of equal losses, like the Trainer)."""
+    steps = [int(r["step"]) for r in ctx.history if isinstance(r.get("step"), (int, float))]
+    final = {"select": "final", "step": max(steps) if steps else None}
+    if ctx.plan.eval.select == "final":
+        return final
+    evals = [r for r in ctx.history if isinstance(r.get("val_loss"), (int, float)) and math.isfinite(r["val_loss"])]
+    if not evals:
+        return {**final, "select": ctx.plan.eval.select, "note": "no validation loss was logged: final weights"}
+    best = min(evals, key=lambda r: r["val_loss"])
+    return {"select": ctx.plan.eval.select, "step": int(best["step"]), "val_loss": float(best["val_loss"]),
+            "final_step": final["step"]}
+
+
 def _fmt(v: Any) -> str:
     if v is None:
         return "-"
@@ -146,6 +162,11 @@ def after_training(ctx: RunContext) -> int:
         overfit = E.overfitting(ctx.history, plan.eval.overfitting_patience)
         base_ppl, tuned_ppl, forget = _tuned_forgetting(ctx)
         summary["samples"] = _samples(ctx)
+        summary["checkpoint"] = selected_checkpoint(ctx)
+        if ctx.plan.eval.select != "final":
+            c = summary["checkpoint"]
+            _log(f"checkpoint: {c['select']} → step {c['step']} of {c.get('final_step')}"
+                 + (f" (val_loss {c['val_loss']:.4f})" if "val_loss" in c else ""))
         ctx.timings["eval"] = round(time.perf_counter() - t0, 3)
         summary.update(
             metrics_before=_clean(dict(ctx.baseline_metrics)), metrics_after=_clean(after),

@@ -91,7 +91,7 @@ def _eval_strategy(plan: Plan, has_validation: bool) -> tuple[str, int | None]:
         return "no", None
     if isinstance(every, int):
         return "steps", every
-    if every == "end" and plan.train.early_stop is None:
+    if every == "end" and plan.train.early_stop is None and plan.eval.select == "final":
         return "no", None  # one evaluation after training instead
     return "epoch", None
 
@@ -103,9 +103,11 @@ def training_arguments(plan: Plan, output_dir: Path, *, device: str, has_validat
 
     t = plan.train
     check_precision(plan, device)
-    if t.early_stop is not None and not has_validation:
+    best = plan.eval.select != "final"
+    if (t.early_stop is not None or best) and not has_validation:
+        what, where = ("early_stop", t.loc) if t.early_stop is not None else ("select = best(val_loss)", plan.eval.loc)
         raise DiagnosticError(error(
-            "FT706", "early_stop needs a validation set, and this recipe has none", loc_span(t.loc),
+            "FT706", f"{what} needs a validation set, and this recipe has none", loc_span(where),
             help="add `split train { validation = 5% }` or a `dataset validation = ...`",
         ))
     eval_strategy, eval_steps = _eval_strategy(plan, has_validation)
@@ -122,7 +124,13 @@ def training_arguments(plan: Plan, output_dir: Path, *, device: str, has_validat
     if device == "cpu" and distributed:
         kwargs["ddp_backend"] = "gloo"
     save_strategy = "steps" if t.save_steps else "epoch"
-    if isinstance(plan.eval.every, int) and t.early_stop is not None and not t.save_steps:
+    if best:
+        # a checkpoint at every evaluation, so the best one exists; the Trainer reloads it at the end
+        kwargs.update(metric_for_best_model="eval_loss", greater_is_better=False, load_best_model_at_end=True)
+        save_strategy = eval_strategy
+        if eval_strategy == "steps":
+            kwargs["save_steps"] = eval_steps
+    elif isinstance(plan.eval.every, int) and t.early_stop is not None and not t.save_steps:
         save_strategy = "steps"
         kwargs["save_steps"] = plan.eval.every
     elif t.save_steps:
@@ -147,7 +155,8 @@ def training_arguments(plan: Plan, output_dir: Path, *, device: str, has_validat
         data_seed=t.seed,
         full_determinism=t.deterministic,
         optim=optimizer_name(plan, device),
-        logging_steps=t.logging_steps,
+        # unset: every step of a short run, about 200 points of a long one (a float < 1 is a ratio)
+        logging_steps=t.logging_steps if t.logging_steps is not None else 1 / 200,
         logging_first_step=False,
         eval_strategy=eval_strategy,
         eval_steps=eval_steps,
@@ -214,7 +223,8 @@ def _build_trainer_classes():
                 folder = self.root / f"checkpoint-{state.global_step}"
                 if folder.is_dir():
                     ckpt.mark_complete(folder, state.global_step)
-                    ckpt.rotate(self.root, self.keep)
+                    ckpt.rotate(self.root, self.keep, protect=state.best_model_checkpoint
+                                if args.load_best_model_at_end else None)
             return control
 
     class MetricsCallback(TrainerCallback):
@@ -396,6 +406,8 @@ def train(ctx: RunContext, *, resume: bool | str | Path = False, callbacks: Sequ
 
         trainer._load_from_checkpoint(str(resume_from))
         trainer.state = TrainerState.load_from_json(str(resume_from / "trainer_state.json"))
+        if trainer.args.load_best_model_at_end and trainer.state.best_model_checkpoint:
+            trainer._load_best_model()  # what train() does at its end
     else:
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     if plan.eval.every == "end" and trainer.eval_dataset is not None and plan.train.early_stop is None:

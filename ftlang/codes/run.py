@@ -31,8 +31,9 @@ CODES: tuple[Code, ...] = (
          "Out of memory during training. The message shows the plan's memory estimate (weights, gradients, "
          "optimizer, activations, logits); lower batch or max_seq_len, enable gradient_checkpointing, or use "
          "qlora."),
-    Code("FT706", Stage.RUN, "early_stop without a validation set",
-         "early_stop needs a validation set. Add a split or a `dataset validation = ...`."),
+    Code("FT706", Stage.RUN, "early_stop or select = best(...) without a validation set",
+         "early_stop and `eval { select = best(val_loss) }` need a validation set. Add a split or a "
+         "`dataset validation = ...`."),
     Code("FT707", Stage.RUN, "resume refused: the plan changed",
          "Resume refused: the run was started from a different plan. Its plan.json hash differs from the "
          "recipe's now; resume with the same recipe and --set values, or start a new run."),

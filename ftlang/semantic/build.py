@@ -147,6 +147,18 @@ def bind_hardware(node: ast.Block | None, program: Program
     return (build_model(s, P.HardwarePlan, kw, node.span) or P.HardwarePlan(), gpu, tb), s.diags
 
 
+def _select(s: Scope, node: ast.Value) -> str:
+    """`select = final` or `select = best(val_loss)` (the metric evaluated during training)."""
+    if isinstance(node, ast.Ident) and node.name == "final":
+        return "final"
+    if (isinstance(node, ast.Call) and node.name == "best" and not node.kwargs and len(node.args) == 1
+            and isinstance(node.args[0], ast.Ident) and node.args[0].name in ("val_loss", "loss")):
+        return "best(val_loss)"
+    s.err("FT102", "`select` expects final or best(val_loss)", node.span,
+          "best(...) reads val_loss, the one metric evaluated at each checkpoint during training")
+    return "final"
+
+
 def bind_eval(node: ast.Block | None, span: Span, task: P.TaskSpec, names: frozenset[str], program: Program
               ) -> tuple[tuple[P.EvalPlan | None, TypedBlock, tuple[ast.Gate, ...]], list[Diagnostic]]:
     """`names`: the data sources and datasets `forgetting on NAME` may name."""
@@ -159,6 +171,8 @@ def bind_eval(node: ast.Block | None, span: Span, task: P.TaskSpec, names: froze
     gen = tb.blocks.get("generation")
     if gen is not None:
         kw["generation"] = P.GenerationSpec(**gen.plan_kwargs())
+    if tb.has("select"):
+        kw["select"] = _select(s, tb.get("select"))
     gates, gate_nodes = [], []
     for st in tb.statements:
         if isinstance(st, ast.Gate):
