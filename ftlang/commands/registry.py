@@ -1,11 +1,11 @@
-"""`ftlang registry list|show|verify|promote ... --registry DIR`: the filesystem model registry."""
+"""`ftlang registry list|show|verify|promote|export ... --registry DIR`: the filesystem model registry."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-HELP = "list, show, verify or promote models in a filesystem registry"
+HELP = "list, show, verify, promote or export models in a filesystem registry"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("name")
     p.add_argument("version")
     p.add_argument("--stage", required=True, choices=["staging", "production", "archived"])
+    p = sub.add_parser("export", help="lay a version's LoRA adapter out for vLLM or TGI, with a launch file")
+    common(p)
+    p.add_argument("name")
+    p.add_argument("version", nargs="?", help="default: the latest")
+    p.add_argument("--to", required=True, metavar="DIR", help="the output directory")
+    p.add_argument("--format", dest="engine_format", required=True, choices=["vllm", "tgi"],
+                   help="the engine the layout is for")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,6 +69,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"verify: {len(problems)} problem(s) in {args.registry}")
             return 1
         print(f"verify: {count} version(s) OK in {args.registry}")
+        return 0
+    if args.action == "export":
+        from ftlang.serve.engines import export_for_engine
+
+        target = export_for_engine(args.registry, args.name, args.version, args.to, args.engine_format)
+        launch = "vllm.sh" if args.engine_format == "vllm" else "tgi.env"
+        print(f"{args.name}: adapter in {target}, launch with {target.parent / launch}")
         return 0
     if args.action == "promote":
         m = reg.promote(args.name, args.version, args.stage)

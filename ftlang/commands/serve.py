@@ -1,4 +1,7 @@
-"""`ftlang serve --base MODEL --adapter NAME=PATH ... [--registry DIR]`: OpenAI-compatible serving."""
+"""`ftlang serve --base MODEL --adapter NAME=PATH ... [--registry DIR]`: OpenAI-compatible serving.
+
+`--engine vllm` hands the same base and adapters to vLLM's OpenAI server instead (LoRA adapters only);
+`--print-command` prints that command without running it."""
 
 from __future__ import annotations
 
@@ -26,22 +29,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-wait-ms", type=float, default=5.0, metavar="MS",
                         help="how long the engine waits for more requests before starting a batch")
     parser.add_argument("--quiet", action="store_true", help="no access log")
+    parser.add_argument("--engine", choices=["ftlang", "vllm"], default="ftlang",
+                        help="ftlang: this process serves (CPU or GPU); vllm: run vLLM's OpenAI server (GPU)")
+    parser.add_argument("--print-command", action="store_true",
+                        help="with --engine vllm: print the command instead of running it")
+
+
+def _vllm(args: argparse.Namespace, adapters: dict[str, str]) -> int:
+    import os
+    import shlex
+    import shutil
+
+    from ftlang.diagnostics import DiagnosticError, error
+    from ftlang.serve.engines import vllm_command
+
+    cmd = vllm_command(args.base, adapters, args.host, args.port)
+    if args.print_command:
+        print(shlex.join(cmd))
+        return 0
+    if shutil.which(cmd[0]) is None:
+        raise DiagnosticError(error("FT840", "vLLM is not installed here (no `vllm` on PATH)", None,
+                                    help="pip install vllm on a CUDA machine, or add --print-command to get the "
+                                         "command; `ftlang serve` without --engine serves on this machine"))
+    print(f"running: {shlex.join(cmd)}", file=sys.stderr, flush=True)
+    os.execvp(cmd[0], cmd)  # vLLM takes over this process (signals, exit code)
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    from ftlang.serve.api import make_server
-    from ftlang.serve.models import ModelPool, parse_adapter, registry_adapters
+    from ftlang.serve.models import parse_adapter, registry_adapters
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(max(1, args.threads))
     adapters: dict[str, str] = {}
     if args.registry:
         adapters.update(registry_adapters(args.registry))
     for spec in args.adapter:
         name, path = parse_adapter(spec)
         adapters[name] = path
+    if args.engine == "vllm":
+        return _vllm(args, adapters)
+    from ftlang.serve.api import make_server
+    from ftlang.serve.models import ModelPool
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))
     pool = ModelPool(args.base, adapters, max_tokens_cap=args.max_tokens_cap, device=args.device,
                      max_batch=args.max_batch, batch_wait_s=max(0.0, args.batch_wait_ms) / 1000)
     server = make_server(pool, args.host, args.port, quiet=args.quiet)
