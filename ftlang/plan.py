@@ -311,9 +311,9 @@ AUGMENT_OPS: tuple[str, ...] = get_args(AugmentOp.model_fields["op"].annotation)
 
 
 class AugmentArgs(_Frozen):
-    ops: list[AugmentOp] = Field(min_length=1)
+    ops: list[AugmentOp] = Field(min_length=1, description="the augmentations, as positional arguments")
     copies: int = Field(1, description="augmented copies per row", ge=1)
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, description="random seed of the changes", ge=0)
 
 
 class AugmentStep(_Step):
@@ -342,7 +342,7 @@ class MixStep(_Step):
 
 class SampleArgs(_Frozen):
     n: int = Field(description="rows kept", ge=1)
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, description="sampling seed", ge=0)
 
 
 class SampleStep(_Step):

@@ -80,7 +80,30 @@ def key_tables() -> str:
             extra.append("statements: " + ", ".join(f"`{n}`" for n in b.statements))
         if extra:
             out.append("; ".join(extra).capitalize() + ".\n")
+    out += step_tables()
     return "\n".join(out).rstrip() + "\n"
+
+
+def step_tables() -> list[str]:
+    """The pipeline steps and their arguments, from the plan's step models (ftlang/plan.py)."""
+    from pydantic_core import PydanticUndefined
+
+    from ftlang.plan import STEP_MODELS, AugmentOp
+
+    out = ["### Pipeline steps `dataset NAME = SOURCE | step(...) | ...`\n",
+           "| step | arguments (default) | meaning |", "|---|---|---|"]
+    for op, model in {**STEP_MODELS, "augment op": AugmentOp}.items():
+        fields = model.model_fields["args"].annotation.model_fields if op != "augment op" else \
+            {k: v for k, v in model.model_fields.items() if k != "op"}
+        args = []
+        for name, info in fields.items():
+            default = info.get_default(call_default_factory=True) if info.default_factory else info.default
+            shown = "" if default is PydanticUndefined else f" ({_value(default) or 'optional'})"
+            args.append(f"`{name}`{shown}" + (f": {info.description}" if info.description else ""))
+        name = f"`{op}(...)`" if op != "augment op" else "inside `augment(...)`: " + ", ".join(
+            f"`{o}(...)`" for o in model.model_fields["op"].annotation.__args__)
+        out.append(f"| {name} | {_md('; '.join(args)) or '—'} | {_md(model.__doc__ or '')} |")
+    return out + [""]
 
 
 def language_md(current: str) -> str:
