@@ -73,6 +73,7 @@ def test_token_tables_round_trip_through_arrow(tmp_path):
     write_bins(tmp_path / "b.arrow", bins)
     packed = PackedRows(back, *read_bins(tmp_path / "b.arrow"))
     assert packed == pack_rows(list(memory), 16)
+    assert list(packed.lengths()) == [len(b["input_ids"]) for b in packed]
     assert sorted(i for b in bins for i in b) == list(range(15))  # every row in exactly one bin
     assert all(sum(back.length(i) for i in b) <= 16 for b in bins)
 

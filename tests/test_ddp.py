@@ -36,6 +36,7 @@ def test_two_process_ddp_ranks_agree(project, tiny_llama_dir):
     r1 = json.loads((run / "ranks" / "rank-1.json").read_text())
     assert r0["global_step"] == r1["global_step"] == 4
     assert r0["trainable"] > 0 and r0["sha256"] == r1["sha256"]
+    assert r0["data_cache_hit"] is False and r1["data_cache_hit"] is True  # tokenized once, by rank 0
     record = json.loads((run / "run.json").read_text())
     assert record["status"] == "done" and record["world_size"] == 2
     assert (run / "adapter" / "adapter_model.safetensors").is_file()

@@ -146,7 +146,7 @@ def peak_memory(device: str, rss_after_load: int | None = None, loaded_bytes: in
 def data_lengths(plan: Plan, prepared: Prepared) -> dict:
     """The training rows' token lengths (packed bins when packing) as the estimator needs them."""
     table = prepared.train
-    # TokenRows keep a lengths column; packed bins (and plain lists) are measured row by row
+    # TokenRows and PackedRows keep lengths; plain lists are measured row by row
     lengths = [int(n) for n in table.lengths()] if hasattr(table, "lengths") else [
         len(r["input_ids"]) for r in table]
     return lengths_summary(lengths, plan.train.batch, prepared.packed)
@@ -446,7 +446,8 @@ def save(run: Run, ctx: RunContext, result: TrainResult) -> None:
     digest = weights_digest(ctx.model)
     ranks = run.run_dir / "ranks"
     ranks.mkdir(exist_ok=True)
-    write_json(ranks / f"rank-{rank()}.json", {"rank": rank(), "global_step": result.global_step, **digest})
+    write_json(ranks / f"rank-{rank()}.json", {"rank": rank(), "global_step": result.global_step,
+                                               "data_cache_hit": getattr(ctx.data, "cache_hit", None), **digest})
     if not run.is_main:
         return
     saved = save_trained(run.plan, ctx.model, ctx.tokenizer, run.run_dir)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 
+import numpy as np
+
 from ftlang.data.tables import IGNORE, rows_equal
 
 
@@ -49,6 +51,15 @@ class PackedRows(Sequence):
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
+
+    def lengths(self) -> np.ndarray:
+        """Tokens per bin, from the rows' lengths (no bin is built)."""
+        rows = self.rows
+        base = rows.lengths() if hasattr(rows, "lengths") else np.asarray([len(r["input_ids"]) for r in rows])
+        total = np.concatenate([[0], np.cumsum(np.asarray(base, dtype=np.int64)[np.asarray(self._members,
+                                                                                              dtype=np.int64)])])
+        offsets = np.asarray(self._offsets, dtype=np.int64)
+        return total[offsets[1:]] - total[offsets[:-1]]
 
     def _bin(self, b: int) -> dict:
         ids: list[int] = []
