@@ -53,6 +53,7 @@ def _compile(project: Path, tiny_llama_dir: Path, recipe: str = RECIPE):
 def test_streamed_hf_dataset_prepares_and_trains(project, tiny_llama_dir, monkeypatch):
     from transformers import AutoTokenizer
 
+    from ftlang.backend.context import RunContext
     from ftlang.backend.methods import load_for_training
     from ftlang.backend.train import train
     from ftlang.data import stream
@@ -80,7 +81,9 @@ def test_streamed_hf_dataset_prepares_and_trains(project, tiny_llama_dir, monkey
     assert again.cache_hit and again.train == p.train  # same data, same seed: the same hash split
 
     model = load_for_training(plan)
-    result = train(plan, p, model, tok, project / "runs" / "r1", log=lambda _m: None, tty=False)
+    ctx = RunContext(plan=plan, run_dir=project / "runs" / "r1", model=model, tokenizer=tok, data=p,
+                     log=lambda _m: None)
+    result = train(ctx, tty=False)
     losses = [h["loss"] for h in result.history if "loss" in h]
     assert result.global_step == 2 and losses and all(math.isfinite(x) for x in losses)
 

@@ -350,7 +350,7 @@ def _whole_datasets(runner: PipelineRunner) -> tuple[list[dict], str, Dataset | 
 
 def _build(plan: Plan, tokenizer, renderer, key, fingerprints, allow_outside, log,
            out: Path) -> tuple[Prepared, list[dict]]:
-    runner = PipelineRunner(plan, allow_outside=allow_outside, log=log)
+    runner = PipelineRunner(plan, allow_outside=allow_outside, log=log, release=True)
     b = _Builder(plan, tokenizer, renderer, runner, log, out)
     pipes = plan.datasets.pipelines
     streamed = streamed_source(plan, log)

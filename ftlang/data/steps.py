@@ -42,7 +42,11 @@ class PipelineRunner:
     datasets: dict[str, Dataset] = field(default_factory=dict)
     warnings: list[Diagnostic] = field(default_factory=list)
     models: dict = field(default_factory=dict)  # augmentation models, loaded once
-    released: dict[str, int] = field(default_factory=dict)  # source → rows kept, after release_rows()
+    released: dict[str, int] = field(default_factory=dict)  # source → rows kept, once its rows are let go
+    #: let a source's rows go after its last reader took them (prepare): a source and the rows its steps
+    #: made from it are not both held. A read the count missed reloads the source: slower, never wrong
+    release: bool = False
+    _readers: dict[str, int] | None = None
 
     # ------------------------------------------------------------------ sources
     def source(self, name: str) -> SourceRows:
@@ -50,7 +54,21 @@ class PipelineRunner:
             rows = load_source(self.plan, name, allow_outside=self.allow_outside)
             self.warnings.extend(enforce(self.plan, rows))
             self.sources[name] = rows
+        elif name in self.released and self.released[name] and not self.sources[name].rows:
+            self.sources[name].rows = load_source(self.plan, name, allow_outside=self.allow_outside).rows
         return self.sources[name]
+
+    def _took(self, name: str) -> None:
+        """One reader of source `name` has its rows; after the last, the source lets them go."""
+        if not self.release:
+            return
+        if self._readers is None:
+            self._readers = source_readers(self.plan)
+        self._readers[name] = self._readers.get(name, 1) - 1
+        if self._readers[name] <= 0:
+            s = self.sources[name]
+            self.released[name] = len(s.rows)
+            s.rows = []
 
     def source_stats(self, name: str) -> dict:
         s = self.sources[name]
@@ -86,7 +104,9 @@ class PipelineRunner:
             return self.run(name)
         if name in self.plan.data:
             src = self.source(name)
-            return Dataset(name, self.plan.data[name].format, list(src.rows))
+            ds = Dataset(name, self.plan.data[name].format, list(src.rows))
+            self._took(name)
+            return ds
         raise DiagnosticError(error("FT624", f"no data source or dataset named {name!r}",
                                     loc_span(user.loc) if user else None))
 
@@ -242,6 +262,23 @@ def _sample(runner: PipelineRunner, ds: Dataset, step: P.SampleStep, stats: dict
         keep = sorted(random.Random(step.args.seed).sample(range(len(ds.rows)), n))
         stats["sampled_out"] += len(ds.rows) - n
         ds.rows = [ds.rows[i] for i in keep]
+
+
+def source_readers(plan: Plan) -> dict[str, int]:
+    """How many times the data stage takes each source's rows: pipelines, mix(other), a split of a source,
+    eval's forgetting_on."""
+    out: dict[str, int] = {}
+    pipes = plan.datasets.pipelines
+    names = [p.source for p in pipes.values()]
+    names += [getattr(s.args, "other", None) for p in pipes.values() for s in p.steps]
+    if plan.datasets.split is not None and plan.datasets.split.dataset not in pipes:
+        names.append(plan.datasets.split.dataset)
+    if plan.eval.forgetting_on and plan.eval.forgetting_on not in pipes:
+        names.append(plan.eval.forgetting_on)
+    for n in names:
+        if n in plan.data:
+            out[n] = out.get(n, 0) + 1
+    return out
 
 
 def split_rows(rows: list[dict], validation: float, seed: int) -> tuple[list[dict], list[dict], int]:
