@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import keyword
 import os
 import sys
 from types import ModuleType
@@ -23,15 +24,16 @@ from ftlang import __version__
 from ftlang.diagnostics import DiagnosticError
 
 COMMANDS = (
-    "check", "fmt", "plan", "schema", "explain", "run", "report", "data", "registry", "serve", "lsp",
+    "check", "fmt", "plan", "schema", "explain", "run", "report", "data", "registry", "serve", "lsp", "import",
 )
 
 
 def _load(name: str) -> ModuleType | None:
+    module = f"ftlang.commands.{name}_" if keyword.iskeyword(name) else f"ftlang.commands.{name}"  # import_
     try:
-        return importlib.import_module(f"ftlang.commands.{name}")
+        return importlib.import_module(module)
     except ModuleNotFoundError as e:
-        if e.name == f"ftlang.commands.{name}":
+        if e.name == module:
             return None  # a command not built yet is simply absent from --help
         raise
 

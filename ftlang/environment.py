@@ -15,6 +15,10 @@ from ftlang.diagnostics import Diagnostic, error
 _REQ = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)([^;]*)(?:;.*extra\s*==\s*['\"]([^'\"]+)['\"])?")
 
 
+#: import names that differ from the distribution that provides them
+_DISTRIBUTIONS = {"yaml": "pyyaml"}
+
+
 def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
@@ -60,7 +64,7 @@ def missing_dependency(e: BaseException, command: str | None) -> Diagnostic | No
     if top == "ftlang":
         return None
     needed_by = f"`ftlang {command}`" if command else "ftlang"
-    found = requirements().get(_norm(top))
+    found = requirements().get(_norm(_DISTRIBUTIONS.get(top, top)))
     if found is None:
         return error("FT901", f"{needed_by} needs the Python module `{top}`, which is not installed", None,
                      help=f"it comes with one of ftlang's dependencies: pip install {top}, or reinstall ftlang "

@@ -4,6 +4,7 @@
   markers come from ftlang/semantic/schema.py (the tables the checker itself uses); the prose around
   them is hand-written and left alone.
 - docs/diagnostics.md: every stable code, from the code registry (ftlang/codes/).
+- docs/migrating.md: the key-by-key tables of `ftlang import`, from ftlang/importers/table.py.
 - schema/plan.schema.json: exactly what `ftlang schema` prints.
 
     python scripts/gen_docs.py           # rewrite the files
@@ -30,7 +31,7 @@ AREAS = [
     ("FT2", "Names, references and paths (FT2xx)"), ("FT3", "Method rules (FT3xx)"),
     ("FT4", "Guidance warnings (FT4xx)"), ("FT5", "Resources (FT5xx)"), ("FT6", "Data (FT6xx)"),
     ("FT7", "Run and train (FT7xx)"), ("FT8", "Eval, gates, export, registry, serve (FT8xx)"),
-    ("FT9", "Installation and internal errors (FT9xx)"),
+    ("FT9", "Installation, import and internal errors (FT9xx)"),
 ]
 
 
@@ -106,12 +107,26 @@ def step_tables() -> list[str]:
     return out + [""]
 
 
-def language_md(current: str) -> str:
-    if BEGIN not in current or END not in current:
-        raise SystemExit(f"docs/language.md lacks the markers {BEGIN!r} … {END!r}")
-    head, rest = current.split(BEGIN, 1)
+def _between(current: str, begin: str, body: str, name: str) -> str:
+    """`current` with the text between `begin` and END replaced by `body` (the prose around it is kept)."""
+    if begin not in current or END not in current:
+        raise SystemExit(f"{name} lacks the markers {begin!r} … {END!r}")
+    head, rest = current.split(begin, 1)
     _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n\n{key_tables()}\n{END}{tail}"
+    return f"{head}{begin}\n\n{body}\n{END}{tail}"
+
+
+def language_md(current: str) -> str:
+    return _between(current, BEGIN, key_tables(), "docs/language.md")
+
+
+MIGRATION_BEGIN = "<!-- BEGIN GENERATED: migration tables (python scripts/gen_docs.py) -->"
+
+
+def migrating_md(current: str) -> str:
+    from ftlang.importers.table import markdown
+
+    return _between(current, MIGRATION_BEGIN, markdown(), "docs/migrating.md")
 
 
 def all_codes() -> dict:
@@ -152,6 +167,7 @@ def plan_schema() -> str:
 TARGETS: list[tuple[str, Callable[[str], str]]] = [
     ("docs/language.md", language_md),
     ("docs/diagnostics.md", lambda _: diagnostics_md()),
+    ("docs/migrating.md", migrating_md),
     ("schema/plan.schema.json", lambda _: plan_schema()),
 ]
 

@@ -24,6 +24,7 @@ class Stage(str, Enum):
     REGISTRY = "registry"
     REPORT = "report"
     SERVE = "serve"
+    IMPORT = "import"  # `ftlang import` reading a foreign config
     INSTALL = "install"  # the environment ftlang runs in (a missing dependency)
     INTERNAL = "internal"
 

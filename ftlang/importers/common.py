@@ -1,0 +1,272 @@
+"""The recipe an importer fills in, and how it becomes formatted `.ft` text.
+
+An importer reads a foreign config into a `Draft`: every key of the config either goes into the draft
+(`put` for the keys the alias table renames, or the importer's own handling for models, datasets and
+methods, recorded with `done`) or becomes a `# not imported: key: value — why` line (`skip`). Key names,
+blocks, types and ranges come from the plan's declaration (semantic/schema.py) and foreign names from
+the one alias table (semantic/aliases.py); nothing here lists keys of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ftlang.semantic import aliases
+from ftlang.semantic.schema import KeySchema, keys
+
+NO_EQUIVALENT = "ftlang has no equivalent setting"
+# where a key the alias table renames lives in the recipe; a method key's block depends on the method
+_BLOCKS = ("train", "early_stop", "hardware", "eval")
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass
+class Source:
+    name: str
+    call: str  # `jsonl("data/x.jsonl")`, `hf_dataset("org/name", split = "train")`
+    format: str = "instruction"
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Draft:
+    tool: str
+    name: str  # the recipe's name
+    origin: str  # the config file, for the header
+    base: Path = Path(".")  # the config's folder
+    notes: list[str] = field(default_factory=list)  # `key: value — why`
+    handled: set[str] = field(default_factory=set)  # keys expressed in the recipe or noted
+    skipped: set[str] = field(default_factory=set)  # keys noted as not imported
+    imports: list[str] = field(default_factory=list)
+    cards: list[str] = field(default_factory=list)  # model_card texts written into the recipe
+    model: str = ""
+    sources: list[Source] = field(default_factory=list)
+    train_data: str | None = None
+    validation_data: str | None = None
+    split: str | None = None  # `5%`
+    method: str = "full"
+    blocks: dict[str, dict[str, str]] = field(default_factory=dict)  # block → key → value text
+
+    # ---- recording
+    def done(self, *names: str) -> None:
+        self.handled.update(names)
+
+    def skip(self, name: str, value: Any, why: str | None = None) -> None:
+        """`name` is not expressible: a comment at the top of the recipe says so, and why."""
+        if why is None:
+            alias = aliases.lookup(name.rsplit(".", 1)[-1])
+            why = alias.fix if alias is not None and alias.to is None and alias.fix else NO_EQUIVALENT
+        self.notes.append(f"{name}: {_show(value)} — {why}")
+        self.handled.add(name)
+        self.skipped.add(name)
+
+    def set(self, block: str, key: str, text: str) -> None:
+        self.blocks.setdefault(block, {})[key] = text
+
+    def method_block(self) -> str:
+        return f"method.{self.method}"
+
+    # ---- the generic mapping: a foreign key renamed by the alias table (or already ftlang's name)
+    def put(self, name: str, value: Any, *, leaf: str | None = None) -> bool:
+        """Map `name` (its last dotted part, or `leaf`) through the alias table onto a recipe key, with its
+        value checked against the key's declared type and range; False (and a comment) when it cannot be."""
+        if value is None:  # an empty key is the tool's default
+            self.done(name)
+            return True
+        foreign = leaf or name.rsplit(".", 1)[-1]
+        alias = aliases.lookup(foreign)
+        if alias is not None and alias.to is None:  # a setting the table says ftlang does otherwise
+            self.skip(name, value, alias.fix)
+            return False
+        target = alias.to if alias is not None else foreign
+        found = find_key(target, self.method_block())
+        if found is None:
+            self.skip(name, value)
+            return False
+        block, ks = found
+        text, why = value_text(ks, value, foreign)
+        if text is None:
+            self.skip(name, value, why)
+            return False
+        self.set(block, ks.name, text)
+        self.done(name)
+        return True
+
+
+def find_key(name: str, method_block: str) -> tuple[str, KeySchema] | None:
+    """(block, key schema) of the recipe key `name`: the method's block first, then train, hardware, eval."""
+    for block in (method_block, "quant", *_BLOCKS):
+        for ks in keys(block):
+            if ks.name == name:
+                return block, ks
+    return None
+
+
+def _show(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    text = " ".join(str(text).split())
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def number(v: float | int) -> str:
+    if isinstance(v, bool):
+        raise TypeError(v)
+    if isinstance(v, int) or float(v).is_integer() and abs(v) < 1e6:
+        return str(int(v)) if isinstance(v, int) else f"{float(v):.1f}"
+    if 0 < abs(v) < 1e-3:
+        mant, exp = f"{v:.6e}".split("e")
+        return f"{mant.rstrip('0').rstrip('.')}e{int(exp)}"
+    return repr(float(v))
+
+
+def percent(v: float) -> str:
+    return f"{v * 100:.6g}%"
+
+
+def quote(text: str) -> str:
+    from ftlang.syntax.format import quote as q
+
+    return q(text)
+
+
+def word(value: Any) -> str:
+    """A foreign enum word in ftlang's spelling (the alias table renames `bfloat16`, `adamw_torch`, ...)."""
+    text = str(value).strip()
+    alias = aliases.lookup(text)
+    return alias.to if alias is not None and alias.to is not None else text
+
+
+def modules(value: Any) -> list[str]:
+    """Target modules: a list, or LLaMA-Factory's comma-separated string, in ftlang's names."""
+    items = value.split(",") if isinstance(value, str) else list(value or [])
+    return [word(str(i).strip()) for i in items if str(i).strip()]
+
+
+def _in_range(ks: KeySchema, v: float) -> bool:
+    if ks.min is not None and (v < ks.min or (ks.min_open and v == ks.min)):
+        return False
+    return not (ks.max is not None and (v > ks.max or (ks.max_open and v == ks.max)))
+
+
+def value_text(ks: KeySchema, value: Any, foreign: str) -> tuple[str | None, str]:
+    """The recipe text of `value` for the key `ks`, or (None, why not)."""
+    t = ks.type
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):  # YAML 1.1 reads `1e-4` as a string
+        value = float(value) if any(c in value for c in ".eE") else int(value)
+    if value is None:
+        return None, "no value"
+    if t == "bool":
+        if isinstance(value, bool):
+            return ("true" if value else "false"), ""
+        return None, f"`{ks.name}` takes true or false"
+    if t in ("int", "number", "fraction", "every"):
+        if t == "every" and isinstance(value, str):
+            return (value, "") if value in ("epoch", "end") else (None, "`every` is epoch, end or N steps")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None, f"`{ks.name}` takes a number"
+        if t == "int" and not float(value).is_integer() or t == "every" and not float(value).is_integer():
+            return None, f"`{ks.name}` takes a whole number"
+        v = int(value) if t in ("int", "every") else value
+        if not _in_range(ks, v):
+            return None, f"out of range ({ks.range_text()})"
+        return number(v), ""
+    if t == "steps_or_ratio":  # warmup: a ratio becomes a percentage, a step count stays one
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None, "warmup takes a ratio or a step count"
+        if "ratio" in foreign or isinstance(value, float) and value < 1:
+            return (percent(value), "") if 0 <= value < 1 else (None, "a warmup ratio is below 1")
+        return (number(int(value)), "") if value >= 0 else (None, "negative warmup")
+    if t == "enum":
+        w = word(value)
+        if w in ks.enum:
+            return w, ""
+        return None, f"`{ks.name}` is one of {', '.join(ks.enum)}"
+    if t == "str":
+        return quote(str(value)), ""
+    if t == "name":
+        w = word(value)
+        return (w, "") if _IDENT.match(w) else (None, "not a name")
+    if t == "ident_list":
+        names = modules(value)
+        if names == ["all_linear"]:
+            return "all_linear", ""
+        return ("[" + ", ".join(names) + "]", "") if names and all(_IDENT.match(n) for n in names) else (
+            None, "not a list of module names")
+    return None, NO_EQUIVALENT
+
+
+def identifier(text: str, prefix: str = "r") -> str:
+    """A recipe or source name made from a file or dataset name."""
+    out = re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_").lower()
+    if not out or not (out[0].isalpha() or out[0] == "_"):
+        out = f"{prefix}_{out}"
+    return out
+
+
+_FILE_KINDS = {".jsonl": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+#: torchtune / datasets loader names: the rows are in `data_files`, not on the hub
+LOADERS = ("json", "csv", "parquet", "text", "arrow")
+
+
+def data_call(path: str, split: str | None = None, files: str | None = None) -> str:
+    """A data source call: local files by extension, anything else a hub dataset."""
+    target = files or path
+    for ext, kind in _FILE_KINDS.items():
+        if str(target).lower().endswith(ext):
+            return f"{kind}({quote(str(target))})"
+    split_arg = f", split = {quote(split or 'train')}"
+    return f"hf_dataset({quote(path)}{split_arg})"
+
+
+def add_source(d: Draft, source: Source, role: str, key: str, value: Any) -> None:
+    """Declare a data source; the first of a role trains (or validates), later ones are declared and noted:
+    a recipe's dataset is one source (concatenation is not expressible)."""
+    taken = {s.name for s in d.sources}
+    base, n = source.name, 2
+    while source.name in taken:
+        source.name, n = f"{base}_{n}", n + 1
+    d.sources.append(source)
+    attr = "train_data" if role == "train" else "validation_data"
+    if getattr(d, attr) is None:
+        setattr(d, attr, source.name)
+        d.done(key)
+    else:
+        d.skip(key, value, f"declared as data `{source.name}` but unused: a dataset is one source "
+                           f"(`| mix({source.name}, ratio = …)` mixes one in at a ratio)")
+
+
+def precision(d: Draft, key: str, value: Any) -> None:
+    """`bf16: true` / `fp16: true` (Axolotl's `auto`: bf16 where the GPU has it) → `precision = …`."""
+    if value is True or value == "auto":
+        d.set("train", "precision", key)
+        d.done(key)
+    elif value in (False, None):
+        d.done(key)
+    else:
+        d.skip(key, value, "precision is bf16, fp16 or fp32")
+
+
+def strategy(d: Draft, key: str, value: Any, name: str) -> None:
+    """A DeepSpeed / FSDP setting: the strategy is imported, its own options are noted."""
+    if not value:
+        d.done(key)
+        return
+    d.set("hardware", "strategy", name)
+    d.skip(key, value, f"imported as `strategy = {name}` with ftlang's settings; set `hardware {{ count = … }}` "
+                       "to the GPUs you launch on")
+
+
+def split_percent(d: Draft, key: str, value: Any) -> None:
+    """A validation share (`val_set_size: 0.05`) → `split train { validation = 5% }`."""
+    if not value:
+        d.done(key)
+    elif isinstance(value, (int, float)) and 0 < value < 1:
+        d.split = percent(float(value))
+        d.done(key)
+    else:
+        d.skip(key, value, "a split is a fraction of the rows (a row count is not expressible)")

@@ -1,0 +1,67 @@
+"""A filled-in Draft as `.ft` text, laid out by ftlang's own formatter."""
+
+from __future__ import annotations
+
+from ftlang.importers.common import Draft, Source
+
+_ORDER = ("train", "hardware", "eval")
+
+
+def _body(pairs: dict[str, str], nested: dict[str, dict[str, str]] | None = None) -> list[str]:
+    lines = [f"{k} = {v}" for k, v in pairs.items()]
+    for name, inner in (nested or {}).items():
+        if inner:
+            lines.append(f"{name} {{ " + ", ".join(f"{k} = {v}" for k, v in inner.items()) + " }")
+    return lines
+
+
+def _block(head: str, lines: list[str]) -> list[str]:
+    if not lines:
+        return [f"  {head} {{ }}"]
+    return [f"  {head} {{", *(f"    {line}" for line in lines), "  }"]
+
+
+def _source(s: Source) -> str:
+    parts = [f"format = {s.format}"]
+    if s.fields:
+        parts.append("fields { " + ", ".join(f"{k} = {v}" for k, v in s.fields.items()) + " }")
+    return f"  data {s.name} = {s.call} {{ " + ", ".join(parts) + " }"
+
+
+def render(d: Draft) -> str:
+    from ftlang.importers.common import quote
+
+    out = [f"# Imported from {d.origin} ({d.tool}) by `ftlang import`: review it before running."]
+    out += [f"# not imported: {n}" for n in d.notes]
+    out.append("")
+    out += [f"import {quote(i)}" for i in dict.fromkeys(d.imports)]
+    for card in d.cards:
+        out += ["", card]
+    out += ["", f"recipe {d.name} {{", f"  model = {d.model}"]
+    out += [f"  {k} = {v}" for k, v in d.blocks.get("recipe", {}).items()]
+    out += [_source(s) for s in d.sources]
+    if d.train_data:
+        out.append(f"  dataset train = {d.train_data}")
+    if d.validation_data:
+        out.append(f"  dataset validation = {d.validation_data}")
+    if d.split:
+        out.append(f"  split train {{ validation = {d.split} }}")
+    b = d.blocks
+    out += _block(f"method {d.method}", _body(b.get(d.method_block(), {}),
+                                                {"quant": b.get("quant", {})} if d.method == "qlora" else None))
+    nested = {"train": {"early_stop": b.get("early_stop", {})}, "eval": {"generation": b.get("generation", {})}}
+    for name in _ORDER:
+        if b.get(name) or any(nested.get(name, {}).values()):
+            out += _block(name, _body(b.get(name, {}), nested.get(name)))
+    out.append("}")
+    return formatted("\n".join(out) + "\n")
+
+
+def formatted(text: str) -> str:
+    from ftlang.syntax.format import format_text
+
+    result, diags = format_text(text, "<import>")
+    if result is None:  # the writer produced text the parser refuses: a bug here, not in the config
+        raise RuntimeError("ftlang import wrote an unparsable recipe: "
+                           + "; ".join(d.message for d in diags) + "\n" + text)
+    return result
