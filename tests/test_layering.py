@@ -2,7 +2,7 @@
 
     shared leaves (source, diagnostics, operators, plan, expr, codes, atomic, resources, environment,
                    render, registry)
-      → syntax → semantic → data → report → backend → serve → commands, lsp → cli
+      → syntax → semantic → importers → data → report → backend → serve → commands, lsp → cli
 
 Imports are read with the ast module from every module of the package: top-level, function-level
 (lazy) and `if TYPE_CHECKING:` ones alike, since each is a dependency of the design.
@@ -22,6 +22,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                 "ftlang.registry")),
     ("syntax", ("ftlang.syntax",)),
     ("semantic", ("ftlang.semantic",)),
+    # `ftlang import`: foreign configs as recipes, laid out by the formatter, keys read from the schema
+    ("importers", ("ftlang.importers",)),
     ("data", ("ftlang.data",)),
     # the report renders a run's facts (report.json) and compares two runs: the eval stage writes it
     ("report", ("ftlang.report",)),
