@@ -110,3 +110,19 @@ def test_registry_export_refuses_bottleneck_and_unknown(registry, tmp_path, caps
     assert main(["registry", "export", "nope", "--registry", str(registry), "--to", str(tmp_path / "y"),
                  "--format", "vllm"]) == 1
     assert "FT820" in capsys.readouterr().err
+
+
+def test_serve_refuses_mixed_peft_methods_with_a_diagnostic(tiny_llama_dir, adapters, tmp_path):
+    from peft import IA3Config, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from ftlang.diagnostics import DiagnosticError
+    from ftlang.serve.models import ModelPool
+
+    get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir)),
+                   IA3Config(target_modules=["k_proj", "v_proj", "down_proj"], feedforward_modules=["down_proj"])
+                   ).save_pretrained(str(tmp_path / "ia3"))
+    with pytest.raises(DiagnosticError) as e:
+        ModelPool(str(tiny_llama_dir), {"lora": str(adapters["small"]), "ia3": str(tmp_path / "ia3")})
+    d = e.value.diagnostics[0]
+    assert d.code == "FT840" and "IA3" in d.message and "LORA" in d.message and "--port" in d.help

@@ -97,6 +97,13 @@ def adapter_kind(path: str | Path) -> str | None:
     return "lora" if data.get("peft_type") == "LORA" and not data.get("use_dora") else "peft"
 
 
+def _peft_type(path: str | Path) -> str:
+    try:
+        return str(json.loads((Path(path) / "adapter_config.json").read_text(encoding="utf-8")).get("peft_type"))
+    except (OSError, ValueError):
+        return "?"
+
+
 class ModelPool:
     def __init__(self, base: str, adapters: dict[str, str], max_tokens_cap: int = 512, device: str = "cpu",
                  max_batch: int = 16, batch_wait_s: float = 0.005):
@@ -110,6 +117,12 @@ class ModelPool:
                             "or ftlang_adapter_config.json)",
                             "pass export/adapter of a run, or a registry version's adapter/")
             self.kinds[name] = kind
+        types = {_peft_type(adapters[n]): n for n, k in self.kinds.items() if k != "bottleneck"}
+        if len(types) > 1:  # PEFT keeps one method per model ("Cannot combine adapters with different peft types")
+            listed = ", ".join(f"{n} ({t})" for t, n in types.items())
+            raise _fail(f"adapters of different PEFT methods cannot share one base model: {listed}",
+                        "serve each method from its own `ftlang serve` process (another --port); LoRA adapters "
+                        "and ftlang bottleneck adapters can share one")
         model, tokenizer = _load_base(base)
         plain = model
         peft = [n for n in adapters if self.kinds[n] != "bottleneck"]
