@@ -104,6 +104,8 @@ def test_concurrent_requests_keep_adapters_apart(server):
     ("/v1/chat/completions", {"model": "gamma", "messages": CHAT}, 404, "model_not_found"),
     ("/v1/chat/completions", {"model": "alpha"}, 400, "missing_field"),
     ("/v1/chat/completions", {"model": "alpha", "messages": [{"role": "wizard", "content": "x"}]}, 400, "invalid_value"),
+    ("/v1/chat/completions", {"model": "alpha", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
+     400, "invalid_value"),
     ("/v1/chat/completions", {"model": "alpha", "messages": CHAT, "max_tokens": 10_000}, 400, "max_tokens_too_large"),
     ("/v1/chat/completions", {"model": "alpha", "messages": CHAT, "max_tokens": "ten"}, 400, "invalid_type"),
     ("/v1/chat/completions", {"model": "alpha", "messages": CHAT, "stream": "yes"}, 400, "invalid_type"),
@@ -173,3 +175,10 @@ def test_bad_adapter_spec_is_a_diagnostic():
         with pytest.raises(DiagnosticError) as e:
             parse_adapter(bad)
         assert e.value.diagnostics[0].code == "FT840"
+
+
+def test_text_content_parts_read_like_a_string(server):
+    parts = [{"role": "user", "content": [{"type": "text", "text": "How do I reset "}, {"type": "text", "text": "my password?"}]}]
+    a = _request(server, "POST", "/v1/chat/completions", {"model": "alpha", "messages": parts, "max_tokens": 6})
+    b = _request(server, "POST", "/v1/chat/completions", {"model": "alpha", "messages": CHAT, "max_tokens": 6})
+    assert a[0] == b[0] == 200 and a[1]["choices"][0]["message"] == b[1]["choices"][0]["message"]

@@ -104,9 +104,14 @@ def _messages(body: dict) -> list[dict]:
         raise ApiError(400, "'messages' must be a non-empty list", "invalid_type")
     out = []
     for i, m in enumerate(msgs):
-        if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
-            raise ApiError(400, f"messages[{i}] needs a role ({'/'.join(ROLES)}) and a string content", "invalid_value")
-        out.append({"role": m["role"], "content": m["content"]})
+        content = m.get("content") if isinstance(m, dict) else None
+        if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text"
+                                             and isinstance(p.get("text"), str) for p in content):
+            content = "".join(p["text"] for p in content)  # OpenAI's content parts, text only
+        if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(content, str):
+            raise ApiError(400, f"messages[{i}] needs a role ({'/'.join(ROLES)}) and a string content (or text "
+                           "parts)", "invalid_value")
+        out.append({"role": m["role"], "content": content})
     return out
 
 
