@@ -508,6 +508,10 @@ class TrainPlan(_Frozen):
     max_seq_len: int = key(1024, "tokens per example (longer rows are truncated)", unit="tokens", ge=1)
     packing: bool = key(False, "pack several short examples into one sequence")
     gradient_checkpointing: bool = key(False, "recompute activations in the backward pass")
+    #: from_pretrained(attn_implementation=...); unset: transformers' default for the family (sdpa, eager for
+    #: gemma2). Left out of the plan (and its hash) while unset
+    attention: Literal["sdpa", "eager", "flash_attention_2"] | None = key(
+        None, "attention kernel (default: transformers' for the family: sdpa, eager for gemma2)", exclude_if=_unset)
     early_stop: EarlyStop | None = None
     seed: int = key(0, "random seed", ge=0)
     deterministic: bool = key(False, "deterministic kernels")
@@ -558,7 +562,12 @@ class GatePlan(_Frozen):
 
 
 class EvalPlan(_Frozen):
-    every: Literal["epoch", "end"] | int = key("epoch", "epoch | end | N steps", type="every")
+    #: a float in (0, 1) is a fraction of an epoch: `every = 0.25` evaluates four times per epoch
+    every: Literal["epoch", "end"] | int | float = key("epoch", "epoch | end | N steps | a fraction of an epoch "
+                                                       "(0.25 or 25%: four times per epoch)", type="every")
+    #: None: train.batch. Left out of the plan (and its hash) while unset
+    batch: int | None = key(None, "examples per device per evaluation step (default: train.batch)", ge=1,
+                            exclude_if=_unset)
     metrics: list[Literal[
         "loss", "perplexity", "bleu", "rouge_1", "rouge_2", "rouge_l", "exact_match", "accuracy", "f1"
     ]] = key(["loss", "perplexity"], "metrics computed on the validation set")

@@ -150,6 +150,8 @@ def load_model(plan: Plan, *, quantization_config: Any = None, device_map: Any =
     if "gguf_file" not in where.kwargs:
         # only safetensors: a folder holding nothing but pytorch_model.bin (a pickle) is refused
         kwargs["use_safetensors"] = True
+    if plan.train.attention is not None:
+        kwargs["attn_implementation"] = _attention(plan)
     if plan.model.task.kind == "classify":
         # an encoder saved without (or with another) classification head gets a fresh one
         kwargs["ignore_mismatched_sizes"] = True
@@ -162,6 +164,25 @@ def load_model(plan: Plan, *, quantization_config: Any = None, device_map: Any =
     if plan.model.task.kind == "classify" and getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = 0
     return model
+
+
+def _attention(plan: Plan) -> str:
+    """`train { attention }` for from_pretrained; flash attention needs the flash_attn package and CUDA."""
+    import importlib.util
+
+    want = plan.train.attention
+    if want == "flash_attention_2":
+        import torch
+
+        why = ("the flash_attn package is not installed" if importlib.util.find_spec("flash_attn") is None else
+               "no CUDA GPU is available" if not torch.cuda.is_available() else None)
+        if why:
+            raise DiagnosticError(error(
+                "FT715", f"attention = flash_attention_2 cannot run here: {why}", loc_span(plan.train.loc),
+                help="use attention = sdpa (PyTorch's fused kernel, no extra package), or pip install flash-attn "
+                     "on an Ampere or newer GPU",
+            ))
+    return want
 
 
 def _frozen_base_dtype(plan: Plan) -> Any:

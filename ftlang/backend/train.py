@@ -85,20 +85,35 @@ def seed_everything(plan: Plan) -> None:
         set_seed(plan.train.seed)
 
 
-def _eval_strategy(plan: Plan, has_validation: bool) -> tuple[str, int | None]:
+def steps_per_epoch(plan: Plan, train_rows: int, world: int = 1) -> int:
+    """Optimizer steps in one epoch, as the Trainer counts them (the last partial accumulation counts)."""
+    batches = math.ceil(train_rows / (plan.train.batch * world))
+    return max(1, math.ceil(batches / plan.train.grad_accum))
+
+
+def _eval_strategy(plan: Plan, has_validation: bool, train_rows: int | None = None) -> tuple[str, int | float | None]:
     every = plan.eval.every
     if not has_validation:
         return "no", None
     if isinstance(every, int):
         return "steps", every
+    if isinstance(every, float):  # a fraction of an epoch
+        if train_rows is not None:
+            world = int(os.environ.get("WORLD_SIZE", "1"))
+            return "steps", max(1, round(every * steps_per_epoch(plan, train_rows, world)))
+        if plan.train.epochs is not None and every / plan.train.epochs < 1:
+            return "steps", every / plan.train.epochs  # the Trainer reads a float < 1 as a ratio of all steps
+        return "epoch", None
     if every == "end" and plan.train.early_stop is None and plan.eval.select == "final":
         return "no", None  # one evaluation after training instead
     return "epoch", None
 
 
 def training_arguments(plan: Plan, output_dir: Path, *, device: str, has_validation: bool,
-                       tty: bool = False) -> Any:
-    """TrainingArguments for the plan: the one mapping of TrainPlan keys onto the Trainer."""
+                       tty: bool = False, train_rows: int | None = None) -> Any:
+    """TrainingArguments for the plan: the one mapping of TrainPlan keys onto the Trainer.
+
+    train_rows: the training rows (after packing), for `eval { every = 0.25 }` (a fraction of an epoch)."""
     from transformers import TrainingArguments
 
     t = plan.train
@@ -110,7 +125,7 @@ def training_arguments(plan: Plan, output_dir: Path, *, device: str, has_validat
             "FT706", f"{what} needs a validation set, and this recipe has none", loc_span(where),
             help="add `split train { validation = 5% }` or a `dataset validation = ...`",
         ))
-    eval_strategy, eval_steps = _eval_strategy(plan, has_validation)
+    eval_strategy, eval_steps = _eval_strategy(plan, has_validation, train_rows)
     warmup: float | int = 0
     if t.warmup_ratio is not None:
         warmup = float(t.warmup_ratio)  # transformers 5: a float in [0, 1) is a ratio
@@ -130,9 +145,9 @@ def training_arguments(plan: Plan, output_dir: Path, *, device: str, has_validat
         save_strategy = eval_strategy
         if eval_strategy == "steps":
             kwargs["save_steps"] = eval_steps
-    elif isinstance(plan.eval.every, int) and t.early_stop is not None and not t.save_steps:
+    elif eval_strategy == "steps" and t.early_stop is not None and not t.save_steps:
         save_strategy = "steps"
-        kwargs["save_steps"] = plan.eval.every
+        kwargs["save_steps"] = eval_steps
     elif t.save_steps:
         kwargs["save_steps"] = t.save_steps
     return TrainingArguments(
@@ -141,7 +156,7 @@ def training_arguments(plan: Plan, output_dir: Path, *, device: str, has_validat
         num_train_epochs=t.epochs if t.epochs is not None else 1.0,
         max_steps=t.max_steps if t.max_steps is not None else -1,
         per_device_train_batch_size=t.batch,
-        per_device_eval_batch_size=t.batch,
+        per_device_eval_batch_size=plan.eval.batch or t.batch,
         gradient_accumulation_steps=t.grad_accum,
         warmup_steps=warmup,
         lr_scheduler_type=t.schedule,
@@ -320,7 +335,8 @@ def build_trainer(ctx: RunContext, *, callbacks: Sequence[Any] = (),
     device = ctx.device or detect_device(plan)
     tty = sys.stderr.isatty() if tty is None else tty
     validation = list(prepared.validation or [])
-    args = training_arguments(plan, run_dir / CHECKPOINTS, device=device, has_validation=bool(validation), tty=tty)
+    args = training_arguments(plan, run_dir / CHECKPOINTS, device=device, has_validation=bool(validation), tty=tty,
+                              train_rows=len(prepared.train))
     FtlangTrainer, CheckpointCallback, MetricsCallback = _build_trainer_classes()
     result = TrainResult()
     trainer = FtlangTrainer(

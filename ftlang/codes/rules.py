@@ -60,6 +60,10 @@ CODES: tuple[Code, ...] = (
     Code("FT307", Stage.RULES, "packing refused for classification",
          "Packing joins several examples into one sequence; a sequence classifier predicts one label per "
          "sequence, so packed examples would share a label. Set `packing = false` for classify tasks."),
+    Code("FT309", Stage.RULES, "flash attention on hardware without it",
+         "FlashAttention-2 (`train { attention = flash_attention_2 }`) runs on NVIDIA GPUs of the Ampere "
+         "generation or newer (A10, A100, L4, RTX 30xx/40xx, H100) in fp16 or bf16. A T4 (Turing) or the CPU "
+         "has no such kernel: use `attention = sdpa`, which is PyTorch's fused attention and works everywhere."),
     Code("FT401", Stage.RULES, "learning rate outside the method's typical range",
          "Typical peak learning rates: full fine-tuning 1e-5..5e-5, LoRA 1e-4..3e-4, QLoRA 2e-4..5e-4. Far "
          "outside them training tends to diverge (too high) or barely move (too low). A warning: small models "

@@ -56,4 +56,8 @@ CODES: tuple[Code, ...] = (
     Code("FT714", Stage.RUN, "disk full",
          "The disk filled up while the run wrote a checkpoint or an artifact. Nothing half-written is kept as "
          "complete; free space (or use --out on a larger disk), lower save_total_limit, and --resume."),
+    Code("FT715", Stage.RUN, "flash attention unavailable",
+         "`train { attention = flash_attention_2 }` needs the flash_attn package and a CUDA GPU of the Ampere "
+         "generation or newer. `attention = sdpa` (PyTorch's scaled-dot-product kernel, the default for most "
+         "families) needs neither and saves the same activation memory on recent PyTorch."),
 )

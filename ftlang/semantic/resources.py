@@ -51,7 +51,8 @@ INT8_BITS = 8.0
 #: bitsandbytes 8-bit optimizers keep tensors under this many elements in 32-bit state (min_8bit_size)
 BNB_MIN_8BIT_SIZE = 4096
 #: transformers' default attention per family (PreTrainedModel._supports_sdpa; gemma2 has no SDPA
-#: because SDPA cannot soft-cap the scores); backend/load.py passes no attn_implementation
+#: because SDPA cannot soft-cap the scores), used when `train { attention }` is unset (backend/load.py
+#: then passes no attn_implementation)
 EAGER_FAMILIES = frozenset({"gemma2"})
 
 Attention = Literal["sdpa", "eager", "flash"]
@@ -76,7 +77,14 @@ class Runtime:
 def runtime_of(card: Card, method, train: TrainPlan, hardware: HardwarePlan) -> Runtime:
     """The runtime ftlang's backend uses for this plan (see the module doc for where each comes from)."""
     stage = {"fsdp": 3, "deepspeed": 2}.get(hardware.strategy, 0)
-    return Runtime(attention="eager" if card.family in EAGER_FAMILIES else "sdpa", zero_stage=stage)
+    return Runtime(attention=attention_of(card, train), zero_stage=stage)
+
+
+def attention_of(card: Card, train: TrainPlan) -> Attention:
+    """The attention kernel the backend runs: `train { attention }`, else transformers' family default."""
+    if train.attention is not None:
+        return "flash" if train.attention == "flash_attention_2" else train.attention
+    return "eager" if card.family in EAGER_FAMILIES else "sdpa"
 
 
 @dataclass(frozen=True)

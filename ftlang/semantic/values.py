@@ -249,7 +249,10 @@ def _convert(node: ast.Value, ks: KeySchema, params: Params) -> Any:
     if t == "every":
         if isinstance(node, ast.Int) and node.value >= 1:
             return node.value
-        raise _type_error(ks, node, "epoch, end or a number of steps")
+        fraction = node.value if isinstance(node, (ast.Percent, ast.Float)) else None
+        if fraction is not None and 0 < fraction < 1:
+            return fraction  # a fraction of an epoch
+        raise _type_error(ks, node, "epoch, end, a number of steps or a fraction of an epoch (0.25 or 25%)")
     raise Problem(error("FT998", f"`{ks.name}` has an unknown type {t}", use_span))
 
 

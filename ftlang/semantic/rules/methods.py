@@ -112,3 +112,23 @@ def bf16_support(ctx: RecipeContext) -> Iterator[Diagnostic]:
     if ctx.method_kind == "qlora" and q is not None and q.get("compute_dtype") == "bf16":
         yield error("FT305", f"{ctx.hardware.gpu} does not support bf16", q.span_of("compute_dtype")
                     if q.has("compute_dtype") else q.span, "use compute_dtype = fp16 on this GPU")
+
+
+#: GPU generations FlashAttention-2 does not support (it needs sm80+: Ampere and newer)
+_NO_FLASH_ARCHS = frozenset({"turing", "volta", "pascal"})
+
+
+@rule("FT309")
+def flash_attention_support(ctx: RecipeContext) -> Iterator[Diagnostic]:
+    tb = ctx.blocks.get("train")
+    if tb is None or tb.get("attention") != "flash_attention_2":
+        return
+    if ctx.hardware is not None and ctx.hardware.device == "cpu":
+        yield error("FT309", "flash_attention_2 needs a CUDA GPU, and this recipe trains on the CPU",
+                    tb.span_of("attention"), "use attention = sdpa on the CPU")
+    elif ctx.gpu is not None and ctx.gpu.get("arch") in _NO_FLASH_ARCHS:
+        yield error("FT309", f"{ctx.hardware.gpu} ({ctx.gpu['arch']}) does not support flash_attention_2",
+                    tb.span_of("attention"), "use attention = sdpa on this GPU (flash attention needs Ampere or newer)")
+    elif ctx.train is not None and ctx.train.precision == "fp32":
+        yield error("FT309", "flash_attention_2 computes in fp16 or bf16, and this recipe trains in fp32",
+                    tb.span_of("attention"), "set precision = bf16 (or fp16), or use attention = sdpa")

@@ -1,0 +1,154 @@
+"""Settings published recipes need (issue 11): each key checked, planned, mapped onto its library object
+and, where the CPU allows, trained on a tiny model. Absent keys leave plans (and their hashes) unchanged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from semantic_project import BASE, make_project, variant
+
+from ftlang.diagnostics import Severity
+from ftlang.semantic.check import check_text
+
+
+@pytest.fixture(scope="module")
+def proj(tmp_path_factory) -> Path:
+    return make_project(tmp_path_factory.mktemp("features"))
+
+
+def _errors(proj: Path, text: str) -> list:
+    return [d for d in check_text(text, proj / "r.ft").diagnostics if d.severity is Severity.ERROR]
+
+
+def _plan(proj: Path, text: str):
+    result = check_text(text, proj / "r.ft")
+    assert not [d for d in result.diagnostics if d.severity is Severity.ERROR], result.diagnostics
+    return result.plan
+
+
+def _train(extra: str) -> str:
+    return variant("train {", f"train {{ lr = 2e-4, epochs = 1, batch = 2, {extra} }}")
+
+
+def _eval(extra: str) -> str:
+    return variant("eval {", f"eval {{ metrics = [perplexity], gate perplexity < 100, {extra} }}")
+
+
+# ---------------------------------------------------------------------------- defaults keep plans
+
+
+def test_absent_keys_leave_the_plan_json_unchanged(proj: Path) -> None:
+    plan = json.loads(_plan(proj, BASE).to_json())
+    assert "attention" not in plan["train"] and "batch" not in plan["eval"]
+    assert plan["resources"]["attention"] == "sdpa"  # transformers' default for llama
+
+
+# ---------------------------------------------------------------------------- attention
+
+
+def test_attention_is_planned_and_estimated(proj: Path) -> None:
+    eager = _plan(proj, _train("attention = eager"))
+    assert eager.train.attention == "eager" and eager.resources.attention == "eager"
+    sdpa = _plan(proj, _train("attention = sdpa"))
+    # eager keeps the fp32 softmax scores per head: more activation memory than SDPA
+    assert eager.resources.memory.activations_bytes > sdpa.resources.memory.activations_bytes
+    assert eager.sha256 != sdpa.sha256 != _plan(proj, BASE).sha256
+
+
+def test_attention_typo_gets_did_you_mean(proj: Path) -> None:
+    (err,) = _errors(proj, _train("attention = flash_attn"))
+    assert err.code == "FT104" and "flash_attention_2" in err.help
+
+
+@pytest.mark.parametrize("extra, hardware, why", [
+    ("precision = fp16, attention = flash_attention_2", 'hardware { gpu = "T4-16GB" }', "T4-16GB (turing)"),
+    ("attention = flash_attention_2", "hardware { device = cpu }", "CPU"),
+    ("attention = flash_attention_2", 'hardware { gpu = "A100-80GB" }', "fp32"),
+])
+def test_flash_attention_rule(proj: Path, extra: str, hardware: str, why: str) -> None:
+    text = _train(extra).replace("recipe base_lora {", "recipe base_lora {\n  " + hardware)
+    (err,) = _errors(proj, text)
+    assert err.code == "FT309" and why in err.message and err.help
+    assert err.span.line == text.splitlines().index(next(x for x in text.splitlines() if "attention" in x)) + 1
+
+
+def test_flash_attention_on_ampere_in_bf16_checks(proj: Path) -> None:
+    text = _train("precision = bf16, attention = flash_attention_2").replace(
+        "recipe base_lora {", 'recipe base_lora {\n  hardware { gpu = "A100-80GB" }')
+    plan = _plan(proj, text)
+    assert plan.train.attention == "flash_attention_2" and plan.resources.attention == "flash"
+
+
+# ---------------------------------------------------------------------------- eval every fraction, eval batch
+
+
+@pytest.mark.parametrize("written, value", [("25%", 0.25), ("0.5", 0.5), ("3", 3), ("end", "end")])
+def test_eval_every_fraction_of_an_epoch(proj: Path, written: str, value) -> None:
+    assert _plan(proj, _eval(f"every = {written}")).eval.every == value
+
+
+@pytest.mark.parametrize("written", ["1.5", "0", "0%", "-1"])
+def test_eval_every_out_of_range_is_a_type_error(proj: Path, written: str) -> None:
+    errs = _errors(proj, _eval(f"every = {written}"))
+    assert errs and errs[0].code in ("FT102", "FT103") and "fraction of an epoch" in errs[0].message + errs[0].help
+
+
+def test_eval_batch(proj: Path) -> None:
+    assert _plan(proj, _eval("batch = 16")).eval.batch == 16
+    (err,) = _errors(proj, _eval("batch = 0"))
+    assert err.code == "FT103"
+
+
+# ---------------------------------------------------------------------------- the runner (tiny model, CPU)
+
+
+def _tiny(tiny_llama_dir, **kw):
+    from backend_helpers import tiny_plan
+
+    from ftlang.plan import LoraMethod
+
+    return tiny_plan(tiny_llama_dir, LoraMethod(r=4, alpha=8, targets=["q_proj", "v_proj"]), **kw)
+
+
+@pytest.mark.parametrize("attention", ["eager", "sdpa"])
+def test_attention_reaches_from_pretrained(tiny_llama_dir, attention: str) -> None:
+    from ftlang.backend.methods import load_for_training
+
+    model = load_for_training(_tiny(tiny_llama_dir, train={"attention": attention}))
+    assert model.config._attn_implementation == attention
+
+
+def test_flash_attention_without_its_package_or_gpu_is_a_diagnostic(tiny_llama_dir) -> None:
+    from ftlang.backend.methods import load_for_training
+    from ftlang.diagnostics import DiagnosticError
+
+    with pytest.raises(DiagnosticError) as e:
+        load_for_training(_tiny(tiny_llama_dir, train={"attention": "flash_attention_2", "precision": "bf16"}))
+    assert e.value.diagnostics[0].code == "FT715" and "sdpa" in e.value.diagnostics[0].help
+
+
+def test_eval_four_times_per_epoch_with_its_own_batch(tiny_llama_dir, tmp_path) -> None:
+    """16 rows, batch 2: 8 steps per epoch, so `every = 0.25` evaluates at steps 2, 4, 6, 8 (eager attention)."""
+    from backend_helpers import lm_data
+
+    from ftlang.backend.context import RunContext
+    from ftlang.backend.load import load_tokenizer
+    from ftlang.backend.methods import load_for_training
+    from ftlang.backend.train import seed_everything, train, training_arguments
+
+    plan = _tiny(tiny_llama_dir, train={"max_steps": None, "epochs": 1.0, "batch": 2, "attention": "eager"},
+                 eval={"every": 0.25, "batch": 3})
+    args = training_arguments(plan, tmp_path, device="cpu", has_validation=True, train_rows=16)
+    assert (args.eval_strategy.value, args.eval_steps, args.per_device_eval_batch_size) == ("steps", 2, 3)
+    tok = load_tokenizer(plan)
+    seed_everything(plan)
+    model = load_for_training(plan)
+    result = train(RunContext(plan=plan, run_dir=tmp_path, model=model, tokenizer=tok, data=lm_data(tok, n_train=16),
+                              log=lambda s: None), tty=False)
+    assert [r["step"] for r in result.history if "val_loss" in r] == [2, 4, 6, 8]
+    # without the row count the Trainer gets the same fraction as a ratio of all steps
+    ratio = training_arguments(plan.model_copy(update={"train": plan.train.model_copy(update={"epochs": 2.0})}),
+                               tmp_path, device="cpu", has_validation=True)
+    assert ratio.eval_steps == pytest.approx(0.125)
