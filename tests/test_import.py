@@ -170,3 +170,29 @@ def test_a_missing_pyyaml_names_the_import_extra(monkeypatch) -> None:
     monkeypatch.setattr(environment, "requirements", lambda: {"pyyaml": ("pyyaml>=6", "import")})
     d = environment.missing_dependency(ModuleNotFoundError("No module named 'yaml'", name="yaml"), "import")
     assert d is not None and d.code == "FT901" and d.help == "pip install 'ftlang[import]'"
+
+
+def _import_text(tmp_path: Path, config: str) -> str:
+    path = tmp_path / "config.yml"
+    path.write_text(config)
+    return import_config(path)[0]
+
+
+def test_a_reupload_or_variant_of_a_card_model_gets_a_copy_of_the_card(tmp_path: Path) -> None:
+    text = _import_text(tmp_path, "base_model: NousResearch/Meta-Llama-3.1-8B-Instruct\nadapter: lora\n"
+                                  "datasets:\n  - path: yahma/alpaca-cleaned\n    type: alpaca\n    name: default\n")
+    assert 'source = hf("NousResearch/Meta-Llama-3.1-8B-Instruct")' in text
+    assert 'hf_dataset("yahma/alpaca-cleaned", split = "train", config = "default")' in text
+    plan = _checked(text, tmp_path)
+    assert plan.model.source.path == "NousResearch/Meta-Llama-3.1-8B-Instruct"
+    assert (plan.model.hidden, plan.model.layers, plan.model.kv_heads) == (4096, 32, 8)  # Llama 3.1 8B's
+
+
+def test_a_model_without_a_card_is_a_hub_id_and_a_to_do(tmp_path: Path) -> None:
+    text = _import_text(tmp_path, "base_model: example-org/brand-new-7b\nadapter: lora\nmicro_batch_size: 2\n"
+                                  "datasets:\n  - path: data/x.jsonl\n    type: alpaca\n")
+    assert 'model = hf("example-org/brand-new-7b")' in text
+    assert "# to do: no stdlib card describes example-org/brand-new-7b" in text
+    (tmp_path / "pyproject.toml").write_text("")
+    result = check_text(text, tmp_path / "recipe.ft")
+    assert {d.code for d in result.diagnostics if d.severity.name == "ERROR"} == {"FT203", "FT212"}

@@ -58,7 +58,7 @@ def _dataset(d: Draft, i: int, entry: Any, role: str, key: str) -> None:
         return
     kind = entry.get("type") or "alpaca"
     fmt, fields = "instruction", {}
-    used = {"path", "type", "ds_type", "data_files", "split"}
+    used = {"path", "type", "ds_type", "data_files", "split", "name", "revision"}
     if isinstance(kind, dict):  # a custom instruction format: field_instruction / field_input / field_output
         names = {"instruction": "field_instruction", "input": "field_input", "output": "field_output",
                  "system": "field_system"}
@@ -92,7 +92,8 @@ def _dataset(d: Draft, i: int, entry: Any, role: str, key: str) -> None:
         d.skip(f"{where}.data_files", files, "a data source is one file")
         files = None
     path = str(entry["path"])
-    call = data_call(path, entry.get("split"), files if isinstance(files, str) else None)
+    call = data_call(path, entry.get("split"), files if isinstance(files, str) else None, config=entry.get("name"),
+                     revision=entry.get("revision"))
     name = identifier(path.rstrip("/").rpartition("/")[2].split(".")[0], "data")
     for k, v in entry.items():
         if k not in used:
@@ -142,6 +143,8 @@ def convert(cfg: dict, d: Draft) -> None:
             strategy(d, key, value, "deepspeed")
         elif key == "fsdp":
             strategy(d, key, value, "fsdp")
+        elif key == "fsdp_config" and value:
+            d.skip(key, value, "ftlang's own fsdp settings apply")
         elif key in ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules") and d.method == "full":
             d.skip(key, value, "a full fine-tune has no LoRA settings")
         elif value is None:

@@ -40,6 +40,7 @@ class Draft:
     origin: str  # the config file, for the header
     base: Path = Path(".")  # the config's folder
     notes: list[str] = field(default_factory=list)  # `key: value — why`
+    todo: list[str] = field(default_factory=list)  # what the user fills in before the recipe runs
     handled: set[str] = field(default_factory=set)  # keys expressed in the recipe or noted
     skipped: set[str] = field(default_factory=set)  # keys noted as not imported
     imports: list[str] = field(default_factory=list)
@@ -213,14 +214,16 @@ _FILE_KINDS = {".jsonl": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "p
 LOADERS = ("json", "csv", "parquet", "text", "arrow")
 
 
-def data_call(path: str, split: str | None = None, files: str | None = None) -> str:
-    """A data source call: local files by extension, anything else a hub dataset."""
+def data_call(path: str, split: str | None = None, files: str | None = None, *, config: str | None = None,
+              revision: str | None = None) -> str:
+    """A data source call: local files by extension, anything else a hub dataset (with its config / revision)."""
     target = files or path
     for ext, kind in _FILE_KINDS.items():
         if str(target).lower().endswith(ext):
             return f"{kind}({quote(str(target))})"
-    split_arg = f", split = {quote(split or 'train')}"
-    return f"hf_dataset({quote(path)}{split_arg})"
+    args = [quote(path), f"split = {quote(split or 'train')}"]
+    args += [f"{k} = {quote(str(v))}" for k, v in (("config", config), ("revision", revision)) if v]
+    return f"hf_dataset({', '.join(args)})"
 
 
 def add_source(d: Draft, source: Source, role: str, key: str, value: Any) -> None:
@@ -257,8 +260,15 @@ def strategy(d: Draft, key: str, value: Any, name: str) -> None:
         d.done(key)
         return
     d.set("hardware", "strategy", name)
-    d.skip(key, value, f"imported as `strategy = {name}` with ftlang's settings; set `hardware {{ count = … }}` "
-                       "to the GPUs you launch on")
+    d.skip(key, value, f"the strategy is imported (`strategy = {name}`), these options are not: ftlang's own "
+                       f"{name} settings apply")
+    multi_gpu(d)
+
+
+def multi_gpu(d: Draft) -> None:
+    line = "set `hardware { count = … }` to the GPUs you launch on (the tool takes it from its launcher)"
+    if line not in d.todo:
+        d.todo.append(line)
 
 
 def split_percent(d: Draft, key: str, value: Any) -> None:

@@ -71,7 +71,8 @@ def _source(d: Draft, cfg: dict, info: dict, name: str) -> tuple[Source, str | N
             f"`{name}` is not in {folder}/dataset_info.json: fill in its file and format"
     columns = entry.get("columns") or {}
     if entry.get("hf_hub_url"):
-        call = data_call(entry["hf_hub_url"], entry.get("split"))
+        call = data_call(entry["hf_hub_url"], entry.get("split"), config=entry.get("subset"),
+                         revision=entry.get("revision"))
     else:
         call = data_call("", files=f"{folder}/{entry.get('file_name', name + '.json')}")
     if entry.get("formatting") == "sharegpt":

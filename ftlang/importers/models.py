@@ -35,9 +35,11 @@ def stdlib_cards() -> dict[str, tuple[str, str, str | None]]:
 
 
 def _norm(hub_id: str) -> str:
-    org, _, name = hub_id.lower().rpartition("/")
+    """The model's name without org and variant: re-uploads (`NousResearch/Meta-Llama-3.1-8B`) and instruct/chat
+    variants have the dimensions of the base model's card."""
+    name = hub_id.lower().rpartition("/")[2]
     name = re.sub(r"^meta-", "", name)  # `Meta-Llama-3-8B` is Meta's older spelling of `Llama-3-8B`
-    return f"{org}/{_VARIANT.sub('', name)}"
+    return _VARIANT.sub("", name)
 
 
 def _use_card(d: Draft, card: str) -> None:
@@ -60,13 +62,16 @@ def use_hub_model(d: Draft, hub_id: str) -> None:
             return
     for card, (_, text, src) in cards.items():
         if src is not None and _norm(src) == _norm(hub_id):
-            name = identifier(f"{card}_{hub_id.rpartition('/')[2]}")
+            variant = "_".join(m.group(1).lower() for m in _VARIANT.finditer(hub_id.rpartition("/")[2]))
+            name = identifier(f"{card}_{variant or hub_id.partition('/')[0]}")
             body = _SOURCE.sub(f"source = hf({quote(hub_id)})", text, count=1)
             d.cards.append(f"# {name}: the stdlib card {card} (same dimensions), loading {hub_id}\n"
                            + body.replace(f"model_card {card} ", f"model_card {name} ", 1))
             d.model = name
             return
     d.model = f"hf({quote(hub_id)})"
+    d.todo.append(f"no stdlib card describes {hub_id}: `ftlang check` reads its config.json from the Hugging Face "
+                  "cache (download it once), or write a model_card for it (FT212 until then)")
 
 
 def use_local_model(d: Draft, path: str) -> None:

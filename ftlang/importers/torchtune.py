@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ftlang.importers.common import LOADERS, Draft, Source, add_source, data_call, modules, quote
+from ftlang.importers.common import LOADERS, Draft, Source, add_source, data_call, modules, multi_gpu, quote
 from ftlang.importers.models import use_card_name, use_local_model
 from ftlang.semantic import aliases
 
@@ -132,8 +132,8 @@ def convert(cfg: dict, d: Draft) -> None:
         folder = (cfg.get("checkpointer") or {}).get("checkpoint_dir") if isinstance(cfg.get("checkpointer"), dict) \
             else None
         use_local_model(d, str(folder or "FILL-IN/model"))
-        d.notes.append(f"model._component_: {_leaf((cfg.get('model') or {}).get('_component_'))} — no stdlib card: "
-                       "the model is the checkpoint folder (local path to fill in, or hf(\"org/name\"))")
+        d.todo.append(f"no stdlib card for the builder {_leaf((cfg.get('model') or {}).get('_component_'))}: the model "
+                      "is the checkpoint folder; copy it into the project (or use hf(\"org/name\"))")
         d.done("model._component_")
     for key, value in cfg.items():
         if key == "model":
@@ -142,8 +142,9 @@ def convert(cfg: dict, d: Draft) -> None:
             _dataset(d, key, value, "train" if key == "dataset" else "validation")
         elif key in _FSDP_KEYS:
             d.set("hardware", "strategy", "fsdp")
-            d.skip(key, value, "a distributed recipe: imported as `strategy = fsdp` with ftlang's settings; set "
-                               "`hardware { count = … }` to `--nproc_per_node`")
+            d.skip(key, value, "a distributed recipe: the strategy is imported (`strategy = fsdp`), this option is "
+                               "not: ftlang's own fsdp settings apply")
+            multi_gpu(d)
         elif key == "device":
             d.put(key, value) if value in ("cpu", "cuda") else d.skip(key, value)
         elif isinstance(value, dict):

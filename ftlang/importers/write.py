@@ -32,6 +32,10 @@ def render(d: Draft) -> str:
     from ftlang.importers.common import quote
 
     out = [f"# Imported from {d.origin} ({d.tool}) by `ftlang import`: review it before running."]
+    local = [s.call.partition("(")[2].rstrip(")") for s in d.sources if not s.call.startswith("hf_dataset(")]
+    todo = d.todo + ([f"the data files ({', '.join(local)}) are read relative to this recipe: copy them next to it "
+                      "or fix the paths (FT203 until they exist)"] if local else [])
+    out += [f"# to do: {t}" for t in todo]
     out += [f"# not imported: {n}" for n in d.notes]
     out.append("")
     out += [f"import {quote(i)}" for i in dict.fromkeys(d.imports)]
