@@ -11,6 +11,7 @@ from ftlang.importers.common import (
     add_source,
     data_call,
     identifier,
+    number,
     precision,
     split_percent,
     strategy,
@@ -39,9 +40,17 @@ HANDLED = {
     "chat_template": "`template = \"…\"` when the stdlib has it",
     "deepspeed": "`hardware { strategy = deepspeed }` (the JSON file's options are noted)",
     "fsdp": "`hardware { strategy = fsdp }` (`fsdp_config` is noted)",
+    "flash_attention": "true: `train { attention = flash_attention_2 }`",
+    "sdp_attention": "true: `train { attention = sdpa }`",
+    "eager_attention": "true: `train { attention = eager }`",
+    "evals_per_epoch": "`eval { every = 1/N }` (a fraction of an epoch; 1: `every = epoch`)",
 }
 SIGNATURE = ("base_model", "micro_batch_size", "sequence_len", "adapter", "lora_target_linear", "val_set_size",
              "num_epochs", "sample_packing", "lr_scheduler", "datasets")
+
+
+#: Axolotl's attention switches (true/false) → `train { attention = … }`
+_ATTENTION = {"flash_attention": "flash_attention_2", "sdp_attention": "sdpa", "eager_attention": "eager"}
 
 
 def _method(cfg: dict) -> str:
@@ -139,6 +148,12 @@ def convert(cfg: dict, d: Draft) -> None:
                 d.done(key)
             else:
                 d.skip(key, value, "no stdlib chat template of that name")
+        elif key in _ATTENTION:
+            d.set("train", "attention", _ATTENTION[key]) if value else None
+            d.done(key)
+        elif key == "evals_per_epoch" and isinstance(value, int) and value >= 1:
+            d.set("eval", "every", "epoch" if value == 1 else number(round(1 / value, 6)))
+            d.done(key)
         elif key == "deepspeed":
             strategy(d, key, value, "deepspeed")
         elif key == "fsdp":

@@ -100,7 +100,11 @@ class Draft:
 
 
 def find_key(name: str, method_block: str) -> tuple[str, KeySchema] | None:
-    """(block, key schema) of the recipe key `name`: the method's block first, then train, hardware, eval."""
+    """(block, key schema) of the recipe key `name` (`eval.batch`: in that block): the method's block first,
+    then train, hardware, eval."""
+    if "." in name:
+        block, _, name = name.partition(".")
+        return next(((block, ks) for ks in keys(block) if ks.name == name), None)
     for block in (method_block, "quant", *_BLOCKS):
         for ks in keys(block):
             if ks.name == name:
@@ -170,7 +174,9 @@ def value_text(ks: KeySchema, value: Any, foreign: str) -> tuple[str | None, str
             return (value, "") if value in ("epoch", "end") else (None, "`every` is epoch, end or N steps")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return None, f"`{ks.name}` takes a number"
-        if t == "int" and not float(value).is_integer() or t == "every" and not float(value).is_integer():
+        if t == "every" and not float(value).is_integer():  # transformers: a share of all steps, not of an epoch
+            return None, "a fraction of all training steps; ftlang's `every = 0.25` is a fraction of an epoch"
+        if t == "int" and not float(value).is_integer():
             return None, f"`{ks.name}` takes a whole number"
         v = int(value) if t in ("int", "every") else value
         if not _in_range(ks, v):

@@ -97,6 +97,7 @@ def _datasets(d: Draft, cfg: dict, key: str, value: Any) -> None:
 
 
 _DONE_WHEN = {"stage": "sft", "do_train": True, "quantization_method": "bnb", "finetuning_type": None,
+              "flash_attn": "auto",  # transformers picks the attention: ftlang's default too
               "quantization_bit": 4, "dataset_dir": None}
 
 
