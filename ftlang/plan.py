@@ -404,6 +404,12 @@ def _alpha(default: int) -> Any:
     return key(default, _ALPHA_DOC, type="number", shown_default=None, ge=1)
 
 
+def _modules_to_save() -> Any:
+    # PEFT LoraConfig(modules_to_save=...): left out of the plan (and its hash) while unset
+    return key(None, "modules trained in full and saved beside the adapter: [embed_tokens, lm_head] trains "
+               "the embeddings (of added tokens)", exclude_if=_unset)
+
+
 class LoraMethod(_Frozen):
     kind: Literal["lora"] = "lora"
     r: int = key(8, _R_DOC, ge=1)
@@ -413,6 +419,7 @@ class LoraMethod(_Frozen):
     dora: bool = key(False, "weight-decomposed LoRA (DoRA)")
     rslora: bool = key(False, "rank-stabilised scaling alpha / sqrt(r)")
     bias: Literal["none", "all", "lora_only"] = key("none", "which biases train")
+    modules_to_save: list[str] | None = _modules_to_save()
     loc: Loc | None = None
 
 
@@ -432,6 +439,7 @@ class QloraMethod(_Frozen):
     dora: bool = key(False, "weight-decomposed LoRA (DoRA)")
     rslora: bool = key(False, "rank-stabilised scaling alpha / sqrt(r)")
     bias: Literal["none", "all", "lora_only"] = key("none", "which biases train")
+    modules_to_save: list[str] | None = _modules_to_save()
     quant: QuantSpec = Field(default_factory=QuantSpec)
     loc: Loc | None = None
 
@@ -510,6 +518,11 @@ class TrainPlan(_Frozen):
     gradient_checkpointing: bool = key(False, "recompute activations in the backward pass")
     #: from_pretrained(attn_implementation=...); unset: transformers' default for the family (sdpa, eager for
     #: gemma2). Left out of the plan (and its hash) while unset
+    #: added to the tokenizer as special tokens (never split); the model's embeddings grow to fit
+    add_tokens: list[str] | None = key(None, "tokens added to the tokenizer; the embeddings are resized to fit",
+                                       exclude_if=_unset)
+    pad_token: str | None = key(None, "the padding token, added when new (default: the tokenizer's, else EOS)",
+                                exclude_if=_unset)
     attention: Literal["sdpa", "eager", "flash_attention_2"] | None = key(
         None, "attention kernel (default: transformers' for the family: sdpa, eager for gemma2)", exclude_if=_unset)
     early_stop: EarlyStop | None = None

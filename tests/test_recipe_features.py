@@ -101,6 +101,32 @@ def test_eval_batch(proj: Path) -> None:
     assert err.code == "FT103"
 
 
+# ---------------------------------------------------------------------------- special tokens, modules_to_save
+
+
+def _lora(extra: str) -> str:
+    return variant("method lora", f"method lora {{ r = 8, alpha = 16, targets = [q_proj, v_proj], {extra} }}")
+
+
+def test_tokens_and_modules_to_save_are_planned(proj: Path) -> None:
+    text = _lora("modules_to_save = [embed_tokens, lm_head]").replace(
+        "batch = 2 }", 'batch = 2, add_tokens = ["<|im_start|>", "<|im_end|>"], pad_token = "<|pad|>" }')
+    plan = _plan(proj, text)
+    assert plan.train.add_tokens == ["<|im_start|>", "<|im_end|>"] and plan.train.pad_token == "<|pad|>"
+    assert plan.method.modules_to_save == ["embed_tokens", "lm_head"]
+    base = _plan(proj, BASE)
+    # the tiny llama: vocab 400, hidden 64, untied: two full 400×64 matrices train beside the adapter
+    assert plan.resources.trainable_params - base.resources.trainable_params == 2 * 400 * 64
+    assert "modules_to_save" not in json.loads(base.to_json())["method"]
+
+
+def test_modules_to_save_typo_and_frozen_new_tokens(proj: Path) -> None:
+    (err,) = _errors(proj, _lora("modules_to_save = [embed_token]"))
+    assert err.code == "FT310" and "embed_tokens" in err.message
+    warn = [d for d in check_text(_train('add_tokens = ["<x>"]'), proj / "r.ft").diagnostics if d.code == "FT411"]
+    assert warn and "modules_to_save" in warn[0].help
+
+
 # ---------------------------------------------------------------------------- the runner (tiny model, CPU)
 
 
@@ -152,3 +178,45 @@ def test_eval_four_times_per_epoch_with_its_own_batch(tiny_llama_dir, tmp_path) 
     ratio = training_arguments(plan.model_copy(update={"train": plan.train.model_copy(update={"epochs": 2.0})}),
                                tmp_path, device="cpu", has_validation=True)
     assert ratio.eval_steps == pytest.approx(0.125)
+
+
+def test_added_tokens_train_their_embeddings(tiny_llama_dir, tmp_path) -> None:
+    """add_tokens + pad_token grow the tokenizer and the embeddings; modules_to_save trains the embedding
+    rows (of the new tokens too) and the head beside LoRA, and the saved adapter reloads onto a fresh base."""
+    from backend_helpers import lm_data, tiny_plan
+    from peft import PeftModel
+
+    from ftlang.backend.context import RunContext
+    from ftlang.backend.load import load_model, load_tokenizer
+    from ftlang.backend.methods import load_for_training
+    from ftlang.backend.train import seed_everything, train
+    from ftlang.plan import LoraMethod
+
+    method = LoraMethod(r=4, alpha=8, targets=["q_proj", "v_proj"], modules_to_save=["embed_tokens", "lm_head"])
+    plan = tiny_plan(tiny_llama_dir, method, train={"max_steps": 3, "add_tokens": ["<|a|>", "<|b|>"],
+                                                   "pad_token": "<|pad|>"})
+    tok = load_tokenizer(plan)
+    assert tok.convert_tokens_to_ids("<|a|>") >= 400 and tok.pad_token == "<|pad|>"
+    assert tok.tokenize("x <|a|> y").count("<|a|>") == 1  # a special token: never split
+    seed_everything(plan)
+    model = load_for_training(plan)
+    emb = model.get_input_embeddings()
+    assert emb.weight.shape[0] == len(tok) == 403 and model.config.pad_token_id == tok.pad_token_id
+    before = emb.weight.detach().clone()
+    data = lm_data(tok, n_train=8)
+    new_id = tok.convert_tokens_to_ids("<|a|>")
+    for row in data.train:  # the new token occurs in the training rows
+        row["input_ids"] = [new_id, *row["input_ids"][1:]]
+    train(RunContext(plan=plan, run_dir=tmp_path, model=model, tokenizer=tok, data=data, log=lambda s: None),
+          tty=False)
+    after = model.get_input_embeddings().weight.detach()
+    assert not torch_equal(before[new_id], after[new_id])
+    model.save_pretrained(tmp_path / "adapter")
+    again = PeftModel.from_pretrained(load_model(plan), str(tmp_path / "adapter"))
+    assert torch_equal(again.get_input_embeddings().weight[new_id], after[new_id])
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a.float().cpu(), b.float().cpu()))

@@ -107,6 +107,10 @@ def load_tokenizer(plan: Plan) -> Any:
         tok = AutoTokenizer.from_pretrained(where.path, **where.kwargs)
     except (OSError, ValueError) as e:
         raise _unloadable(plan, where, "tokenizer", e) from None
+    if plan.train.add_tokens:
+        tok.add_tokens(list(plan.train.add_tokens), special_tokens=True)
+    if plan.train.pad_token is not None:
+        tok.add_special_tokens({"pad_token": plan.train.pad_token})
     if tok.pad_token is None and tok.eos_token is not None:
         tok.pad_token = tok.eos_token
     return tok
@@ -163,7 +167,19 @@ def load_model(plan: Plan, *, quantization_config: Any = None, device_map: Any =
         model = _without_gguf_mark(model, auto)
     if plan.model.task.kind == "classify" and getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = 0
+    if plan.train.add_tokens or plan.train.pad_token is not None:
+        _fit_embeddings(plan, model)
     return model
+
+
+def _fit_embeddings(plan: Plan, model: Any) -> None:
+    """Grow the embeddings to the tokenizer with the plan's added tokens (every load of the base, so a
+    saved adapter with trained embeddings fits it again at export and serve time)."""
+    tok = load_tokenizer(plan)
+    if len(tok) > model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(len(tok))  # new rows: the mean of the old ones (transformers' default)
+    if plan.train.pad_token is not None:
+        model.config.pad_token_id = tok.pad_token_id
 
 
 def _attention(plan: Plan) -> str:

@@ -62,6 +62,7 @@ def peft_config(plan: Plan) -> Any:
         return LoraConfig(
             task_type=tt, r=m.r, lora_alpha=m.alpha, lora_dropout=m.dropout, target_modules=list(m.targets),
             use_dora=m.dora, use_rslora=m.rslora, bias=m.bias,
+            modules_to_save=list(m.modules_to_save) if m.modules_to_save else None,
         )
     if m.kind == "prefix":
         return PrefixTuningConfig(task_type=tt, num_virtual_tokens=m.virtual_tokens, prefix_projection=m.projection)

@@ -64,6 +64,10 @@ CODES: tuple[Code, ...] = (
          "FlashAttention-2 (`train { attention = flash_attention_2 }`) runs on NVIDIA GPUs of the Ampere "
          "generation or newer (A10, A100, L4, RTX 30xx/40xx, H100) in fp16 or bf16. A T4 (Turing) or the CPU "
          "has no such kernel: use `attention = sdpa`, which is PyTorch's fused attention and works everywhere."),
+    Code("FT310", Stage.RULES, "modules_to_save names no module",
+         "`modules_to_save = [...]` lists modules PEFT trains in full and saves beside the adapter: the "
+         "embeddings (`embed_tokens`; `wte` for GPT-2, `word_embeddings` for BERT), the LM head (`lm_head`), or "
+         "linear module names of the model card. A name matching no module would train nothing."),
     Code("FT401", Stage.RULES, "learning rate outside the method's typical range",
          "Typical peak learning rates: full fine-tuning 1e-5..5e-5, LoRA 1e-4..3e-4, QLoRA 2e-4..5e-4. Far "
          "outside them training tends to diverge (too high) or barely move (too low). A warning: small models "
@@ -107,6 +111,12 @@ CODES: tuple[Code, ...] = (
          "nvidia-smi shows MiB. `memory = 24GB` means 24·10^9 bytes, about 22.4 GiB, so the memory check would "
          "plan for 7% less than the card has. A note, not an error: write `24GiB` when you mean the card.",
          severity=Severity.INFO),
+    Code("FT411", Stage.RULES, "added tokens whose embeddings do not train",
+         "`train { add_tokens = [...] }` grows the embeddings with new rows (initialised to the mean of the "
+         "others). An adapter method freezes the embeddings, so the new tokens keep that mean and the model "
+         "cannot tell them apart: add `modules_to_save = [embed_tokens, lm_head]` to the lora/qlora method, "
+         "or train with method full.",
+         severity=Severity.WARNING),
     Code("FT501", Stage.RULES, "estimated memory exceeds the declared hardware",
          "The checker estimates the peak GPU memory per device from the model card, the method, the batch and "
          "the sequence length (weights, gradients, optimizer state, activations, logits; the formulas are in "

@@ -106,6 +106,22 @@ def _targets_count(card: Card, targets: list[str], per_matrix) -> int:
     return n
 
 
+#: embedding and output-head leaf names across families: `modules_to_save` trains them in full
+EMBEDDING_MODULES = frozenset({"embed_tokens", "wte", "word_embeddings"})
+HEAD_MODULES = frozenset({"lm_head"})
+
+
+def saved_modules_params(card: Card, names: list[str]) -> int:
+    """Parameters of PEFT `modules_to_save`: the embeddings, the LM head, or whole linear layers of the card."""
+    n = 0
+    for name in set(names):
+        if name in EMBEDDING_MODULES or name in HEAD_MODULES:
+            n += card.vocab * card.hidden
+        else:
+            n += _targets_count(card, [name], lambda _n, i, o: i * o)
+    return n
+
+
 def trainable_params(card: Card, method) -> int:
     """Exact trainable parameter count of a plan method (plan.Method) on this card."""
     kind = method.kind
@@ -113,7 +129,8 @@ def trainable_params(card: Card, method) -> int:
         return total_params(card)
     if kind in ("lora", "qlora"):
         r, dora = method.r, method.dora
-        return _targets_count(card, method.targets, lambda _n, i, o: r * (i + o) + (o if dora else 0))
+        lora = _targets_count(card, method.targets, lambda _n, i, o: r * (i + o) + (o if dora else 0))
+        return lora + saved_modules_params(card, method.modules_to_save or [])
     if kind == "prefix":
         return card.layers * 2 * card.kv_dim * method.virtual_tokens
     if kind == "prompt":

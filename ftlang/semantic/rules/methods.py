@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ftlang.diagnostics import Diagnostic, error
+from ftlang.diagnostics import Diagnostic, error, warning
 from ftlang.semantic.rules.registry import rule
 from ftlang.semantic.values import did_you_mean
 from ftlang.syntax import ast
@@ -132,3 +132,33 @@ def flash_attention_support(ctx: RecipeContext) -> Iterator[Diagnostic]:
     elif ctx.train is not None and ctx.train.precision == "fp32":
         yield error("FT309", "flash_attention_2 computes in fp16 or bf16, and this recipe trains in fp32",
                     tb.span_of("attention"), "set precision = bf16 (or fp16), or use attention = sdpa")
+
+
+@rule("FT310")
+def modules_to_save_exist(ctx: RecipeContext) -> Iterator[Diagnostic]:
+    from ftlang.semantic.resources import EMBEDDING_MODULES, HEAD_MODULES
+
+    tb, card = ctx.blocks.get("method"), ctx.card
+    if tb is None or card is None or ctx.method_kind not in ("lora", "qlora"):
+        return
+    known = sorted(EMBEDDING_MODULES | HEAD_MODULES | set(card.modules))
+    for node in _target_nodes(tb, "modules_to_save"):
+        name = node.name if isinstance(node, ast.Ident) else getattr(node, "value", None)
+        if isinstance(name, str) and name not in known:
+            guess = did_you_mean(name, known)
+            yield error("FT310", f"`modules_to_save` names no module `{name}`" + (f": did you mean `{guess}`?"
+                        if guess else ""), node.span, f"modules: {', '.join(known)}")
+
+
+@rule("FT411")
+def added_tokens_train(ctx: RecipeContext) -> Iterator[Diagnostic]:
+    from ftlang.semantic.resources import EMBEDDING_MODULES
+
+    tb = ctx.blocks.get("train")
+    if tb is None or not tb.get("add_tokens") or ctx.method_kind in (None, "full"):
+        return
+    if EMBEDDING_MODULES & set(getattr(ctx.method, "modules_to_save", None) or []):
+        return
+    yield warning("FT411", f"the added tokens' embeddings stay frozen under method {ctx.method_kind}",
+                  tb.span_of("add_tokens"), "add modules_to_save = [embed_tokens, lm_head] to the method "
+                  "(lora/qlora), or use method full")
