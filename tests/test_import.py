@@ -113,7 +113,8 @@ EXPECT = {
     "torchtune/llama32_1b_full_single_device": {"method.kind": "full", "eval.every": 200, "model.card": "llama32_1b"},
     "torchtune/llama31_8b_lora_distributed": {"method.kind": "lora", "hardware.strategy": "fsdp"},
     "torchtune/llama31_70b_full_distributed": {"method.kind": "full", "hardware.strategy": "fsdp",
-                                               "model.card": "llama31_70b", "train.lr": 2e-5},
+                                               "model.card": "llama31_70b", "train.lr": 2e-5,
+                                               "train.max_steps": 1000},
     "torchtune/qwen25_7b_lora_text": {"method.kind": "lora", "train.precision": "fp32", "model.card": "qwen25_7b"},
 }
 
@@ -199,3 +200,10 @@ def test_a_model_without_a_card_is_a_hub_id_and_a_to_do(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("")
     result = check_text(text, tmp_path / "recipe.ft")
     assert {d.code for d in result.diagnostics if d.severity.name == "ERROR"} == {"FT203", "FT212"}
+
+
+def test_a_step_limit_overrides_the_epochs_as_in_transformers(tmp_path: Path) -> None:
+    text = _import_text(tmp_path, "base_model: Qwen/Qwen2.5-0.5B\nnum_epochs: 3\nmax_steps: 200\n"
+                                  "datasets:\n  - path: data/x.jsonl\n    type: alpaca\n")
+    assert "# not imported: epochs: 3 — the step limit (`max_steps = 200`) decides the length" in text
+    assert _checked(text, tmp_path).train.max_steps == 200

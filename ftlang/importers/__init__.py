@@ -32,4 +32,5 @@ def convert(cfg: dict, tool: str, origin: str, name: str, base: Path = Path(".")
     """`base`: the config's folder (LLaMA-Factory's dataset_info.json is looked up from it)."""
     d = Draft(tool=TOOLS[tool].LABEL, name=name, origin=origin, base=base)
     TOOLS[tool].convert(cfg, d)
+    d.finish()
     return d

@@ -69,6 +69,14 @@ class Draft:
     def set(self, block: str, key: str, text: str) -> None:
         self.blocks.setdefault(block, {})[key] = text
 
+    def finish(self) -> None:
+        """Settings that conflict once renamed: a step limit overrides the epoch count (as in transformers and
+        torchtune), and a recipe sets one of the two."""
+        train = self.blocks.get("train", {})
+        if "max_steps" in train and "epochs" in train:
+            self.notes.append(f"epochs: {train.pop('epochs')} — the step limit (`max_steps = {train['max_steps']}`) "
+                              "decides the length")
+
     def method_block(self) -> str:
         return f"method.{self.method}"
 

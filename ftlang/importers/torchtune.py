@@ -31,6 +31,7 @@ HANDLED = {
     "lr_scheduler._component_": "`schedule` (`get_cosine_schedule_with_warmup` → cosine)",
     "fsdp_cpu_offload": "a distributed recipe: `hardware { strategy = fsdp }` (the option is noted)",
     "device": "`hardware { device = … }`",
+    "max_steps_per_epoch": "with `epochs: 1`: `max_steps`",
 }
 SIGNATURE = ("model", "tokenizer", "checkpointer", "optimizer", "loss", "metric_logger")
 _MLP = ["gate_proj", "up_proj", "down_proj"]
@@ -145,6 +146,12 @@ def convert(cfg: dict, d: Draft) -> None:
             d.skip(key, value, "a distributed recipe: the strategy is imported (`strategy = fsdp`), this option is "
                                "not: ftlang's own fsdp settings apply")
             multi_gpu(d)
+        elif key == "max_steps_per_epoch" and value is not None:
+            if cfg.get("epochs", 1) == 1:  # one epoch cut at N steps is `max_steps = N`
+                d.set("train", "max_steps", str(int(value)))
+                d.done(key)
+            else:
+                d.skip(key, value, "each epoch cut short is not expressible; `max_steps` caps the whole run")
         elif key == "device":
             d.put(key, value) if value in ("cpu", "cuda") else d.skip(key, value)
         elif isinstance(value, dict):
