@@ -13,6 +13,7 @@ from ftlang.importers.common import (
     identifier,
     number,
     precision,
+    quote,
     split_percent,
     strategy,
 )
@@ -43,6 +44,7 @@ HANDLED = {
     "flash_attention": "true: `train { attention = flash_attention_2 }`",
     "sdp_attention": "true: `train { attention = sdpa }`",
     "eager_attention": "true: `train { attention = eager }`",
+    "special_tokens": "`pad_token` → `train { pad_token = \"…\" }`; the others are noted",
     "evals_per_epoch": "`eval { every = 1/N }` (a fraction of an epoch; 1: `every = epoch`)",
 }
 SIGNATURE = ("base_model", "micro_batch_size", "sequence_len", "adapter", "lora_target_linear", "val_set_size",
@@ -116,6 +118,16 @@ def _datasets(d: Draft, key: str, value: Any, role: str) -> None:
         _dataset(d, i, entry, role, key)
 
 
+def _special_tokens(d: Draft, key: str, value: dict) -> None:
+    for name, token in value.items():
+        if name == "pad_token" and isinstance(token, str):
+            d.set("train", "pad_token", quote(token))
+            d.done(f"{key}.{name}")
+        else:
+            d.skip(f"{key}.{name}", token, "only the pad token is a recipe key; the others are the tokenizer's own")
+    d.done(key)
+
+
 def convert(cfg: dict, d: Draft) -> None:
     d.method = _method(cfg)
     for key, value in cfg.items():
@@ -154,6 +166,8 @@ def convert(cfg: dict, d: Draft) -> None:
         elif key == "evals_per_epoch" and isinstance(value, int) and value >= 1:
             d.set("eval", "every", "epoch" if value == 1 else number(round(1 / value, 6)))
             d.done(key)
+        elif key == "special_tokens" and isinstance(value, dict):
+            _special_tokens(d, key, value)
         elif key == "deepspeed":
             strategy(d, key, value, "deepspeed")
         elif key == "fsdp":

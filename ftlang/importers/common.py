@@ -210,8 +210,9 @@ def value_text(ks: KeySchema, value: Any, foreign: str) -> tuple[str | None, str
         names = modules(value)
         if names == ["all_linear"]:
             return "all_linear", ""
-        return ("[" + ", ".join(names) + "]", "") if names and all(_IDENT.match(n) for n in names) else (
-            None, "not a list of module names")
+        if not names:
+            return None, "an empty list"
+        return "[" + ", ".join(n if _IDENT.match(n) else quote(n) for n in names) + "]", ""  # tokens: "<|x|>"
     return None, NO_EQUIVALENT
 
 
