@@ -20,7 +20,7 @@ from ftlang.semantic.context import (
 from ftlang.semantic.exprs import GATE_NAMES, to_expr  # noqa: F401 - re-exported (gates bind through here)
 from ftlang.semantic.resolve import Program
 from ftlang.semantic.schema import block
-from ftlang.semantic.steps import StepEnv, bind_step
+from ftlang.semantic.steps import bind_step
 from ftlang.semantic.values import check_block, did_you_mean
 from ftlang.syntax import ast
 
@@ -137,7 +137,6 @@ def bind_datasets(datasets: Mapping[str, ast.DatasetDecl], sources: frozenset[st
     s = Scope(program)
     pipelines: dict[str, P.PipelinePlan] = {}
     names_ok = sources | frozenset(datasets)
-    env = StepEnv(s.params, names_ok, s.root, s.diags)  # step problems go to s.diags
     for name, decl in datasets.items():
         first = decl.stages[0]
         if not isinstance(first, ast.Ident) or (first.name not in names_ok) or first.name == name:
@@ -150,7 +149,11 @@ def bind_datasets(datasets: Mapping[str, ast.DatasetDecl], sources: frozenset[st
             s.err("FT201", f"undefined data source or dataset `{nm}`", first.span,
                   f"did you mean `{guess}`?" if guess else "declare it with `data NAME = jsonl(...)`")
             continue
-        steps = [bind_step(st, env) for st in decl.stages[1:]]
+        steps = []
+        for stage in decl.stages[1:]:
+            step, d = bind_step(stage, s.params, names_ok, s.root)
+            s.diags += d
+            steps.append(step)
         if any(step is None for step in steps):
             continue
         pipelines[name] = P.PipelinePlan(name=name, source=first.name, steps=steps, loc=loc(decl.span, s.root))

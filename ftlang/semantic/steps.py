@@ -49,8 +49,15 @@ def binds(model: type[P.BaseModel]) -> Callable[[Binder], Binder]:
     return register
 
 
-def bind_step(stage: ast.Ident | ast.Call, env: StepEnv) -> P.StepPlan | None:
-    """One `| step(...)` → its plan model; None (with diagnostics in env.diags) when it is wrong."""
+def bind_step(stage: ast.Ident | ast.Call, params: Params, names: frozenset[str], root: Path
+              ) -> tuple[P.StepPlan | None, list[Diagnostic]]:
+    """One `| step(...)` → its plan model (None when it is wrong) and the step's diagnostics; `names`:
+    the data sources and datasets a step may refer to."""
+    env = StepEnv(params, names, root)
+    return _bind_step(stage, env), env.diags
+
+
+def _bind_step(stage: ast.Ident | ast.Call, env: StepEnv) -> P.StepPlan | None:
     name = stage.name
     span = stage.name_span if isinstance(stage, ast.Call) else stage.span
     call = stage if isinstance(stage, ast.Call) else ast.Call(stage.span, stage.name, stage.span, (), ())
