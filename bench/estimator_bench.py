@@ -57,13 +57,17 @@ def _plan(recipe: str, overrides: dict[str, str], steps: int):
         if key.startswith("train."):
             field = key.split(".", 1)[1]
             train[field] = {"true": True, "false": False}.get(value, value)
-    update = {"train": plan.train.model_copy(update=train), "eval": EvalPlan(every=10**6, metrics=["loss"])}
+    # no validation set: the Trainer would evaluate at the end of training
+    pipelines = {k: v for k, v in plan.datasets.pipelines.items() if k != "validation"}
+    update = {"train": plan.train.model_copy(update=train), "eval": EvalPlan(every="end", metrics=["loss"]),
+              "datasets": plan.datasets.model_copy(update={"pipelines": pipelines, "split": None})}
     if overrides.get("method") == "full":
         update["method"] = FullMethod()
     return plan.model_copy(update=update)
 
 
 def child(name: str, steps: int, out: Path) -> None:
+    from ftlang.backend.context import RunContext
     from ftlang.backend.load import load_tokenizer
     from ftlang.backend.methods import load_for_training
     from ftlang.backend.run import current_rss, data_lengths, model_bytes
@@ -84,7 +88,9 @@ def child(name: str, steps: int, out: Path) -> None:
         loaded = _hwm() - before
         after_load, tensors = current_rss(), model_bytes(model)
         t0, c0 = time.perf_counter(), time.process_time()
-        result = train(plan, prepared, model, tok, Path(tmp) / "run", device="cpu", log=lambda s: None)
+        ctx = RunContext(plan=plan, run_dir=Path(tmp) / "run", model=model, tokenizer=tok, data=prepared,
+                         device="cpu", log=lambda s: None)
+        result = train(ctx, tty=False)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = _hwm() - before
     # what `ftlang run` reports: the peak above the loaded model, plus the model's own tensors (the

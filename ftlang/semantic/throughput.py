@@ -23,10 +23,11 @@ from ftlang.semantic.units import human_bytes, human_seconds
 #: MFU below is calibrated against it from runs measured on this project's 2-core AMD EPYC machine.
 CPU_PEAK_FLOPS_PER_CORE = 96e9
 #: model FLOPs utilization per method kind: GPU figures are assumptions from published throughput
-#: (docs/estimator.md); CPU figures are measured here (bench/estimator_bench.py)
+#: (docs/estimator.md); CPU: SmolLM2-135M LoRA measured at 0.6-0.7 of the nominal peak on an idle 2-core
+#: machine (docs/estimator.md, "CPU runs"); qlora's bitsandbytes CPU path is an unmeasured guess
 GPU_MFU = {"full": 0.40, "lora": 0.35, "qlora": 0.25, "prefix": 0.35, "prompt": 0.35, "ia3": 0.35, "adapter": 0.30}
-CPU_MFU = {"full": 0.20, "lora": 0.20, "qlora": 0.05, "prefix": 0.20, "prompt": 0.20, "ia3": 0.20,
-           "adapter": 0.20}
+CPU_MFU = {"full": 0.60, "lora": 0.60, "qlora": 0.10, "prefix": 0.60, "prompt": 0.60, "ia3": 0.60,
+           "adapter": 0.60}
 #: bf16 on a CPU without AMX runs through conversions: slower than fp32 (measured ratio)
 CPU_BF16_SLOWDOWN = 1.0
 #: the range reported around the point estimate: measured CPU runs land within it; GPU MFU is wider
