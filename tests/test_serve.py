@@ -114,6 +114,7 @@ def test_concurrent_requests_keep_adapters_apart(server):
     ("/v1/chat/completions", {"model": "alpha", "messages": CHAT, "n": 2}, 400, "unsupported_parameter"),
     ("/v1/chat/completions", {"model": "alpha", "messages": CHAT, "stop": 3}, 400, "invalid_type"),
     ("/v1/completions", {"model": "alpha", "prompt": "hi " * 600}, 400, "context_length_exceeded"),
+    ("/v1/completions", {"model": "alpha", "prompt": ""}, 400, "invalid_value"),
     # a request names a model served since start-up, never a path: nothing else is ever loaded
     ("/v1/completions", {"model": "../alpha", "prompt": "hi"}, 404, "model_not_found"),
     ("/v1/completions", {"model": "/etc/passwd", "prompt": "hi"}, 404, "model_not_found"),

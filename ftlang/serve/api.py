@@ -128,6 +128,8 @@ def _prompt(body: dict) -> str:
 
 def _encode(pool: Any, text: str, max_tokens: int) -> list[int]:
     ids = pool.encode(text)
+    if not ids:  # nothing to continue from (this tokenizer adds no BOS)
+        raise ApiError(400, "the prompt is empty", "invalid_value")
     if pool.context and len(ids) + max_tokens > pool.context:
         raise ApiError(400, f"the prompt ({len(ids)} tokens) plus max_tokens ({max_tokens}) is over the model's "
                        f"context of {pool.context} tokens", "context_length_exceeded")
