@@ -34,14 +34,15 @@ def nonfinite_diagnostic(plan: Plan, step: int, value: float, last_checkpoint: P
 def oom_diagnostic(plan: Plan, device: str, exc: BaseException) -> Diagnostic:
     r = plan.resources
     mem = r.memory
-    declared = human_bytes(r.device_memory_bytes) if r.device_memory_bytes else "not declared"
+    declared = (f"against {human_bytes(r.device_memory_bytes)} per device" if r.device_memory_bytes
+                else "no device memory declared")
     return error(
         "FT705",
         f"out of memory on {device} ({type(exc).__name__}); the plan estimated a peak of "
         f"{human_bytes(mem.peak_bytes)} (weights {human_bytes(mem.weights_bytes)}, gradients "
         f"{human_bytes(mem.gradients_bytes)}, optimizer {human_bytes(mem.optimizer_bytes)}, activations "
-        f"{human_bytes(mem.activations_bytes)}, logits {human_bytes(mem.logits_bytes)}) against {declared} "
-        f"per device; {r.trainable_params:,} of {r.total_params:,} parameters train",
+        f"{human_bytes(mem.activations_bytes)}, logits {human_bytes(mem.logits_bytes)}) {declared}; "
+        f"{r.trainable_params:,} of {r.total_params:,} parameters train",
         loc_span(plan.train.loc),
         help=(f"lower batch (now {plan.train.batch}) and raise grad_accum, lower max_seq_len (now "
               f"{plan.train.max_seq_len}), turn on gradient_checkpointing, or switch to method qlora"),
