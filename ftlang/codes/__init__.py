@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from ftlang.codes import check, data, finish, importer, rules, run, syntax
+from ftlang.codes import check, data, finish, importer, rules, run, sweep, syntax
 from ftlang.codes.model import Code, Stage
 
 __all__ = ["Code", "Stage", "all_codes", "lookup", "registry"]
@@ -19,7 +19,8 @@ __all__ = ["Code", "Stage", "all_codes", "lookup", "registry"]
 @cache
 def registry() -> dict[str, Code]:
     out: dict[str, Code] = {}
-    for table in (syntax.CODES, check.CODES, rules.CODES, data.CODES, run.CODES, finish.CODES, importer.CODES):
+    for table in (syntax.CODES, check.CODES, rules.CODES, data.CODES, run.CODES, finish.CODES, importer.CODES,
+                  sweep.CODES):
         for entry in table:
             if entry.code in out:
                 raise ValueError(f"diagnostic code {entry.code} is declared twice")

@@ -59,6 +59,12 @@ def run(args: argparse.Namespace) -> int:
         print(shlex.join(launch_command(plan, python="python")))
         return 0
     text = plan.to_json(indent=2)
+    if (sweep := res.sweeps.get(plan.recipe.name)) is not None:  # the base plan plus `sweep` (its points)
+        import json
+
+        from ftlang.semantic.sweep import sweep_summary
+
+        text = json.dumps({**json.loads(text), "sweep": sweep_summary(sweep)}, indent=2, ensure_ascii=False)
     if args.output:
         write_text(args.output, text + "\n")
     else:

@@ -43,6 +43,7 @@ def _log(msg: str) -> None:
 
 def load_plan(args: argparse.Namespace):
     """(plan, recipe file) from --plan JSON or by compiling FILE; None after printing diagnostics."""
+    import json
     from pathlib import Path
 
     from ftlang.diagnostics import DiagnosticError, error, has_errors
@@ -52,8 +53,12 @@ def load_plan(args: argparse.Namespace):
         path = Path(args.plan)
         if not path.is_file():
             raise UsageError(f"no such plan file: {args.plan}")
+        text = path.read_text(encoding="utf-8")
+        if '"sweep"' in text and "sweep" in json.loads(text):
+            raise UsageError(f"{args.plan} is a sweep's plan (it lists points): run the recipe, or write one plan "
+                             "per point with `ftlang plan FILE --sweep-jobs DIR`")
         try:
-            plan = Plan.from_json(path.read_text(encoding="utf-8"))
+            plan = Plan.from_json(text)
         except ValueError as e:
             raise DiagnosticError(error("FT101", f"{args.plan} is not a valid plan: {str(e).splitlines()[0]}",
                                         None, help="write it with `ftlang plan FILE -o plan.json`")) from None

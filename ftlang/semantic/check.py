@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ftlang.diagnostics import Diagnostic, error, has_errors, sort_diagnostics
+from ftlang.diagnostics import Diagnostic, Severity, error, has_errors, sort_diagnostics
 from ftlang.plan import Plan
 from ftlang.source import SourceFile
 
@@ -29,6 +29,7 @@ class CheckResult:
     recipes: list[str] = field(default_factory=list)  # recipes defined in the file, in order
     program: object = None  # the resolved Program (name tables, loaded modules), for editors
     contexts: dict = field(default_factory=dict)  # recipe name -> RecipeContext (cards, method, blocks)
+    sweeps: dict = field(default_factory=dict)  # recipe name -> its checked Sweep (semantic/sweep.py)
 
     @property
     def ok(self) -> bool:
@@ -48,6 +49,8 @@ class _State:
     recipe_diags: dict[str, list[Diagnostic]] = field(default_factory=dict)  # binding's and rules' findings
     diags: list[Diagnostic] = field(default_factory=list)
     plans: dict[str, Plan | None] = field(default_factory=dict)
+    expand: bool = True  # check each sweep's points (False while checking one point)
+    sweeps: dict = field(default_factory=dict)
 
 
 def _resolve(st: _State) -> None:
@@ -105,6 +108,34 @@ def _build(st: _State) -> None:
         st.diags += diags + more
 
 
+def _sweeps(st: _State) -> None:
+    """Each point of a recipe's sweep checked like the recipe with `--set` for its values."""
+    from dataclasses import replace
+
+    from ftlang.semantic.sweep import point_label, read_sweep
+
+    for name, ctx in st.contexts.items():
+        node = ctx.block_nodes.get("sweep")
+        if node is None or not st.expand:
+            continue
+        plan = st.plans.get(name)
+        sweep, diags = read_sweep(name, node, st.program.params, list(plan.eval.metrics) if plan else None)
+        st.diags += diags
+        if sweep is None or plan is None:
+            continue
+        points = []
+        for point in sweep.points:
+            res = _run(_State(st.path, st.text, {**st.sets, **point.sets}, name, st.root, st.overlay, expand=False))
+            if res.plan is None:
+                first = next((d for d in res.diagnostics if d.severity is Severity.ERROR), None)
+                why = f"{first.code}: {first.message}" if first else "it has errors"
+                st.diags.append(error("FT241", f"sweep point {point_label(point)} does not check: {why}",
+                                      node.kind_span, "check it alone: ftlang check FILE " +
+                                      " ".join(f"--set {k}={v}" for k, v in point.sets.items())))
+            points.append(replace(point, plan=res.plan))
+        st.sweeps[name] = replace(sweep, points=tuple(points))
+
+
 def _finish(st: _State) -> None:
     diags = sort_diagnostics(st.diags)
     st.diags = _suppress(diags, st.program.sources if st.program is not None else {})
@@ -119,7 +150,7 @@ def _suppress(diags: list[Diagnostic], sources: dict[str, SourceFile]) -> list[D
     return apply_suppressions(diags, sources)
 
 
-PASSES: tuple[Callable[[_State], None], ...] = (_resolve, _bind, _rules, _build, _finish)
+PASSES: tuple[Callable[[_State], None], ...] = (_resolve, _bind, _rules, _build, _sweeps, _finish)
 
 
 def _run(st: _State) -> CheckResult:
@@ -133,7 +164,7 @@ def _run(st: _State) -> CheckResult:
     elif len(st.plans) == 1:
         plan = next(iter(st.plans.values()))
     return CheckResult(st.diags, plan, program.sources if program is not None else {}, st.plans, recipes,
-                       program, st.contexts)
+                       program, st.contexts, st.sweeps)
 
 
 def check_file(path: str | Path, *, sets: dict[str, str] | None = None, recipe: str | None = None) -> CheckResult:

@@ -27,7 +27,7 @@ MODEL_SOURCES = ("hf", "local", "gguf", "local_package")
 #: pipeline steps and augmentations, as the plan's step models declare them (the LSP completes these)
 STEPS: tuple[str, ...] = tuple(P.STEP_MODELS)
 AUGMENT_OPS = P.AUGMENT_OPS
-RECIPE_BLOCKS = ("split", "method", "train", "hardware", "eval", "export")
+RECIPE_BLOCKS = ("split", "method", "train", "hardware", "eval", "export", "sweep")  # sweep: semantic/sweep.py
 
 
 def loc(span: Span | None, root: Path) -> P.Loc | None:
