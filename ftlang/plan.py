@@ -420,6 +420,9 @@ class LoraMethod(_Frozen):
     rslora: bool = key(False, "rank-stabilised scaling alpha / sqrt(r)")
     bias: Literal["none", "all", "lora_only"] = key("none", "which biases train")
     modules_to_save: list[str] | None = _modules_to_save()
+    #: BitsAndBytesConfig(load_in_8bit=True): LoRA over an LLM.int8 base. Left out of the plan while unset
+    load_in_8bit: bool | None = key(None, "load the frozen base in 8 bits (bitsandbytes LLM.int8)",
+                                    exclude_if=_unset)
     loc: Loc | None = None
 
 
@@ -428,6 +431,11 @@ class QuantSpec(_Frozen):
     type: Literal["nf4", "fp4"] = key("nf4", "quant type: qlora needs nf4 or fp4", enum=("nf4", "fp4", "int8", "int4"))
     double_quant: bool = key(True, "quantize the quantization constants too")
     compute_dtype: Literal["bf16", "fp16", "fp32"] = key("bf16", "dtype of the matmuls")
+    #: BitsAndBytesConfig(bnb_4bit_quant_storage=...); unset: uint8. FSDP shards the 4-bit weights only when
+    #: they are stored in the compute dtype (PEFT's FSDP+QLoRA guide). Left out of the plan while unset
+    storage: Literal["uint8", "bf16", "fp16", "fp32"] | None = key(
+        None, "dtype the packed 4-bit weights are stored in (default uint8; fsdp needs the compute dtype)",
+        exclude_if=_unset)
 
 
 class QloraMethod(_Frozen):
@@ -516,6 +524,14 @@ class TrainPlan(_Frozen):
     max_seq_len: int = key(1024, "tokens per example (longer rows are truncated)", unit="tokens", ge=1)
     packing: bool = key(False, "pack several short examples into one sequence")
     gradient_checkpointing: bool = key(False, "recompute activations in the backward pass")
+    #: checkpoint(use_reentrant=...): ftlang's default is False (the non-reentrant variant PyTorch recommends)
+    reentrant_checkpointing: bool | None = key(
+        None, "gradient checkpointing's use_reentrant (default false)", exclude_if=_unset)
+    #: weights, gradients and Adam state in bf16 with no fp32 master copy (torchtune's default): half the
+    #: memory of mixed precision, at some loss of update precision. Left out of the plan while unset
+    pure_bf16: bool | None = key(None, "train in bf16 without fp32 master weights (needs precision = bf16)",
+                                 exclude_if=_unset)
+    compile: bool | None = key(None, "torch.compile the model (TrainingArguments torch_compile)", exclude_if=_unset)
     #: from_pretrained(attn_implementation=...); unset: transformers' default for the family (sdpa, eager for
     #: gemma2). Left out of the plan (and its hash) while unset
     #: added to the tokenizer as special tokens (never split); the model's embeddings grow to fit
@@ -529,7 +545,7 @@ class TrainPlan(_Frozen):
     seed: int = key(0, "random seed", ge=0)
     deterministic: bool = key(False, "deterministic kernels")
     optimizer: Literal["adamw", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "sgd", "adafactor"] = key(
-        "adamw", "optimizer")
+        "adamw", "optimizer (adamw is the fused kernel: transformers' adamw_torch_fused)")
     logging_steps: int | None = key(
         None, "log every N steps (default: every step up to 200 steps, else about 200 points)", ge=1)
     save_steps: int | None = key(None, "checkpoint every N steps (default: each epoch)", ge=1)

@@ -127,6 +127,28 @@ def test_modules_to_save_typo_and_frozen_new_tokens(proj: Path) -> None:
     assert warn and "modules_to_save" in warn[0].help
 
 
+# ---------------------------------------------------------------------------- precision, kernels, 8-bit base
+
+
+def test_pure_bf16_compile_reentrant_8bit_and_storage_are_planned(proj: Path) -> None:
+    plan = _plan(proj, _train("precision = bf16, pure_bf16 = true, compile = true, gradient_checkpointing = true, "
+                              "reentrant_checkpointing = true"))
+    assert (plan.train.pure_bf16, plan.train.compile, plan.train.reentrant_checkpointing) == (True, True, True)
+    mixed = _plan(proj, _train("precision = bf16, gradient_checkpointing = true"))
+    assert plan.resources.memory.peak_bytes < mixed.resources.memory.peak_bytes  # no fp32 master, bf16 state
+    int8 = _plan(proj, _lora("load_in_8bit = true"))
+    fp32 = _plan(proj, BASE)
+    assert int8.method.load_in_8bit and int8.resources.memory.weights_bytes < fp32.resources.memory.weights_bytes
+    q = _plan(proj, variant("method lora", "method qlora { r = 8, alpha = 16, targets = [q_proj], "
+                                           "quant { compute_dtype = bf16, storage = bf16 } }"))
+    assert q.method.quant.storage == "bf16"
+
+
+def test_pure_bf16_needs_bf16_precision(proj: Path) -> None:
+    (err,) = _errors(proj, _train("pure_bf16 = true"))
+    assert err.code == "FT311" and "precision = bf16" in err.help
+
+
 # ---------------------------------------------------------------------------- the runner (tiny model, CPU)
 
 
@@ -220,3 +242,59 @@ def torch_equal(a, b) -> bool:
     import torch
 
     return bool(torch.equal(a.float().cpu(), b.float().cpu()))
+
+
+def test_training_arguments_map_compile_reentrant_and_storage(tiny_llama_dir, tmp_path) -> None:
+    import torch
+
+    from ftlang.backend.methods import quantization_config
+    from ftlang.backend.train import training_arguments
+    from ftlang.plan import QloraMethod, QuantSpec
+
+    plan = _tiny(tiny_llama_dir, train={"compile": True, "gradient_checkpointing": True,
+                                        "reentrant_checkpointing": True})
+    args = training_arguments(plan, tmp_path, device="cpu", has_validation=False)
+    assert args.torch_compile and args.activation_checkpointing_kwargs == {"use_reentrant": True}
+    default = training_arguments(_tiny(tiny_llama_dir, train={"gradient_checkpointing": True}), tmp_path,
+                                 device="cpu", has_validation=False)
+    assert not default.torch_compile and default.activation_checkpointing_kwargs == {"use_reentrant": False}
+    from backend_helpers import tiny_plan
+
+    q = tiny_plan(tiny_llama_dir, QloraMethod(r=4, alpha=8, targets=["q_proj"], quant=QuantSpec(storage="bf16")))
+    assert quantization_config(q).bnb_4bit_quant_storage == torch.bfloat16
+    assert quantization_config(tiny_plan(tiny_llama_dir, QloraMethod(r=4, alpha=8, targets=["q_proj"]))
+                               ).bnb_4bit_quant_storage == torch.uint8
+
+
+@pytest.mark.parametrize("setting", ["pure_bf16", "load_in_8bit"])
+def test_pure_bf16_and_8bit_base_train_on_the_cpu(tiny_llama_dir, tmp_path, setting: str) -> None:
+    """pure_bf16: every weight, the adapter's too, trains in bf16; load_in_8bit: LoRA over LLM.int8 linears."""
+    import torch
+    from backend_helpers import lm_data, tiny_plan
+
+    from ftlang.backend.context import RunContext
+    from ftlang.backend.load import load_tokenizer
+    from ftlang.backend.methods import load_for_training
+    from ftlang.backend.train import seed_everything, train
+    from ftlang.plan import LoraMethod
+
+    lora = {"r": 4, "alpha": 8, "targets": ["q_proj", "v_proj"]}
+    if setting == "pure_bf16":
+        plan = tiny_plan(tiny_llama_dir, LoraMethod(**lora), train={"max_steps": 3, "precision": "bf16",
+                                                                     "pure_bf16": True})
+    else:
+        plan = tiny_plan(tiny_llama_dir, LoraMethod(**lora, load_in_8bit=True), train={"max_steps": 3},
+                         hardware={"device": "cpu"})
+    tok = load_tokenizer(plan)
+    seed_everything(plan)
+    model = load_for_training(plan)
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    before = {n: p.detach().clone() for n, p in trainable.items()}
+    if setting == "pure_bf16":
+        assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    else:
+        assert type(model.base_model.model.model.layers[0].self_attn.q_proj.base_layer).__name__ == "Linear8bitLt"
+    result = train(RunContext(plan=plan, run_dir=tmp_path, model=model, tokenizer=tok, data=lm_data(tok),
+                              log=lambda s: None), tty=False)
+    assert result.global_step == 3
+    assert any(not torch.equal(before[n], p.detach()) for n, p in trainable.items())

@@ -210,6 +210,8 @@ def _frozen_base_dtype(plan: Plan) -> Any:
     """
     import torch
 
+    if plan.train.pure_bf16:  # no fp32 master weights: the trained weights themselves are bf16
+        return torch.bfloat16
     if plan.method.kind in ("lora", "ia3", "prefix", "prompt") and plan.train.precision in ("bf16", "fp16"):
         return torch.bfloat16 if plan.train.precision == "bf16" else torch.float16
     return torch.float32

@@ -29,21 +29,28 @@ def task_type(plan: Plan) -> str:
     return "SEQ_CLS" if plan.model.task.kind == "classify" else "CAUSAL_LM"
 
 
+def quantized(plan: Plan) -> bool:
+    """The base loads quantized (qlora, or lora with load_in_8bit)."""
+    return plan.method.kind == "qlora" or bool(getattr(plan.method, "load_in_8bit", None))
+
+
 def quantization_config(plan: Plan) -> Any:
-    """A BitsAndBytesConfig for qlora, else None."""
-    if plan.method.kind != "qlora":
+    """A BitsAndBytesConfig for qlora (4-bit) or lora with load_in_8bit, else None."""
+    if not quantized(plan):
         return None
     import torch
     from transformers import BitsAndBytesConfig
 
+    if plan.method.kind == "lora":
+        return BitsAndBytesConfig(load_in_8bit=True)
     q = plan.method.quant
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[q.compute_dtype]
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32, "uint8": torch.uint8}
     return BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type=q.type,
         bnb_4bit_use_double_quant=q.double_quant,
-        bnb_4bit_compute_dtype=dtype,
-        bnb_4bit_quant_storage=torch.uint8,
+        bnb_4bit_compute_dtype=dtypes[q.compute_dtype],
+        bnb_4bit_quant_storage=dtypes[q.storage or "uint8"],
     )
 
 
@@ -101,18 +108,19 @@ def apply_method(plan: Plan, model: Any) -> Any:
         return inject_adapters(model, AdapterConfig.from_plan(plan))
     from peft import get_peft_model, prepare_model_for_kbit_training
 
-    if m.kind == "qlora":
+    if quantized(plan):
         keep_one_cpu_4bit_path(model)
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=plan.train.gradient_checkpointing,
-            gradient_checkpointing_kwargs={"use_reentrant": False},
+            gradient_checkpointing_kwargs={"use_reentrant": bool(plan.train.reentrant_checkpointing)},
         )
     elif plan.train.gradient_checkpointing:
         # the frozen embeddings give no grad to checkpointed blocks without this
         model.enable_input_require_grads()
     if plan.train.gradient_checkpointing:
         model.config.use_cache = False
-    return get_peft_model(model, peft_config(plan))
+    # pure bf16: the adapter weights stay in bf16 too (PEFT upcasts them to fp32 by default)
+    return get_peft_model(model, peft_config(plan), autocast_adapter_dtype=not plan.train.pure_bf16)
 
 
 def keep_one_cpu_4bit_path(model: Any) -> None:
@@ -130,7 +138,7 @@ def keep_one_cpu_4bit_path(model: Any) -> None:
 
 def quantized_device_map(plan: Plan) -> Any:
     """Where 4-bit weights live: the Trainer never moves a quantized model, so place it on this rank's GPU."""
-    if plan.method.kind != "qlora" or plan.hardware.device == "cpu":
+    if not quantized(plan) or plan.hardware.device == "cpu":
         return None
     import os
 

@@ -25,7 +25,7 @@ from ftlang.atomic import write_lines
 from ftlang.backend import checkpoint as ckpt
 from ftlang.backend.context import RunContext
 from ftlang.backend.faults import NonFiniteLoss
-from ftlang.backend.methods import optimizer_name
+from ftlang.backend.methods import optimizer_name, quantized
 from ftlang.diagnostics import DiagnosticError, error
 from ftlang.plan import Plan
 from ftlang.source import loc_span
@@ -164,8 +164,10 @@ def training_arguments(plan: Plan, output_dir: Path, *, device: str, has_validat
         fp16=t.precision == "fp16",
         weight_decay=t.weight_decay,
         max_grad_norm=t.max_grad_norm,
-        activation_checkpointing=t.gradient_checkpointing and plan.method.kind != "qlora",
-        activation_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
+        activation_checkpointing=t.gradient_checkpointing and not quantized(plan),  # kbit prep did it
+        activation_checkpointing_kwargs={"use_reentrant": bool(t.reentrant_checkpointing)}
+        if t.gradient_checkpointing else None,
+        torch_compile=bool(t.compile),
         seed=t.seed,
         data_seed=t.seed,
         full_determinism=t.deterministic,

@@ -68,6 +68,9 @@ CODES: tuple[Code, ...] = (
          "`modules_to_save = [...]` lists modules PEFT trains in full and saves beside the adapter: the "
          "embeddings (`embed_tokens`; `wte` for GPT-2, `word_embeddings` for BERT), the LM head (`lm_head`), or "
          "linear module names of the model card. A name matching no module would train nothing."),
+    Code("FT311", Stage.RULES, "pure bf16 without bf16 precision",
+         "`train { pure_bf16 = true }` keeps the weights, gradients and optimizer state in bf16 with no fp32 "
+         "master copy; the forward pass then runs in bf16 too, so it needs `precision = bf16`."),
     Code("FT401", Stage.RULES, "learning rate outside the method's typical range",
          "Typical peak learning rates: full fine-tuning 1e-5..5e-5, LoRA 1e-4..3e-4, QLoRA 2e-4..5e-4. Far "
          "outside them training tends to diverge (too high) or barely move (too low). A warning: small models "

@@ -64,7 +64,7 @@ class Runtime:
     plan; the published-peaks table (docs/estimator.md) also sets what ftlang cannot express yet."""
 
     attention: Attention = "sdpa"
-    pure_16bit: bool = False  # weights, gradients and Adam state in bf16 (torchtune); ftlang: mixed only
+    pure_16bit: bool = False  # weights, gradients and Adam state in bf16 (torchtune; ftlang: train { pure_bf16 })
     chunked_loss: bool = False  # cross-entropy over chunks of the sequence, logits never whole
     zero_stage: int = 0  # 0 replicate, 2 shard gradients + optimizer, 3 shard weights too
     offload_optimizer: bool = False  # optimizer state (and its step) on the CPU
@@ -77,7 +77,7 @@ class Runtime:
 def runtime_of(card: Card, method, train: TrainPlan, hardware: HardwarePlan) -> Runtime:
     """The runtime ftlang's backend uses for this plan (see the module doc for where each comes from)."""
     stage = {"fsdp": 3, "deepspeed": 2}.get(hardware.strategy, 0)
-    return Runtime(attention=attention_of(card, train), zero_stage=stage)
+    return Runtime(attention=attention_of(card, train), zero_stage=stage, pure_16bit=bool(train.pure_bf16))
 
 
 def attention_of(card: Card, train: TrainPlan) -> Attention:
@@ -213,6 +213,9 @@ def _base_param_bytes(card: Card, method, train: TrainPlan, rt: Runtime) -> floa
         quantized = linear_params(card)
         rest_bytes = 2 if rt.pure_16bit else 4  # prepare_model_for_kbit_training upcasts the rest to fp32
         return quantized * bits / 8 + (total - quantized) * rest_bytes
+    if getattr(method, "load_in_8bit", None):  # LLM.int8 linears, the rest upcast to fp32 like qlora
+        quantized = linear_params(card)
+        return quantized * INT8_BITS / 8 + (total - quantized) * (2 if rt.pure_16bit else 4)
     # backend/load.py loads a PEFT-frozen base in the 16-bit precision; ftlang's own
     # bottleneck adapters keep an fp32 base (they compute outside autocast)
     return total * (2 if half and method.kind != "adapter" else 4)

@@ -162,3 +162,12 @@ def added_tokens_train(ctx: RecipeContext) -> Iterator[Diagnostic]:
     yield warning("FT411", f"the added tokens' embeddings stay frozen under method {ctx.method_kind}",
                   tb.span_of("add_tokens"), "add modules_to_save = [embed_tokens, lm_head] to the method "
                   "(lora/qlora), or use method full")
+
+
+@rule("FT311")
+def pure_bf16_precision(ctx: RecipeContext) -> Iterator[Diagnostic]:
+    tb = ctx.blocks.get("train")
+    if tb is not None and tb.get("pure_bf16") and tb.get("precision") != "bf16":
+        yield error("FT311", "pure_bf16 trains every tensor in bf16, and the precision is not bf16",
+                    tb.span_of("pure_bf16"), "add precision = bf16 (or drop pure_bf16 for mixed precision)")
+
