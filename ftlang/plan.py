@@ -567,11 +567,33 @@ class HardwarePlan(_Frozen):
     count: int = key(1, "devices per node", ge=1)
     nodes: int = key(1, "machines", ge=1)
     strategy: Literal["none", "ddp", "fsdp", "deepspeed"] = key("none", "multi-device strategy")
+    #: DeepSpeed ZeRO stage (1 optimizer, 2 + gradients, 3 + weights); fsdp: 2 = SHARD_GRAD_OP, 3 = FULL_SHARD.
+    #: Unset: 2 for deepspeed, 3 for fsdp (`zero_stage()` below: the launcher and the estimator read it).
+    #: The options below are left out of the plan (and its hash) while unset
+    zero_stage: int | None = key(None, "sharding stage: deepspeed ZeRO 1/2/3 (default 2); fsdp 2 or 3 (default 3)",
+                                 ge=1, le=3, exclude_if=_unset)
+    offload_optimizer: bool | None = key(None, "keep the optimizer state on the CPU (deepspeed; fsdp offloads "
+                                         "with offload_params)", exclude_if=_unset)
+    offload_params: bool | None = key(None, "keep the sharded weights on the CPU (deepspeed ZeRO-3, fsdp)",
+                                      exclude_if=_unset)
+    wrap: Literal["transformer", "size"] | None = key(
+        None, "fsdp auto-wrap policy: one unit per transformer block (default) or by parameter count",
+        exclude_if=_unset)
+    state_dict: Literal["full", "sharded"] | None = key(
+        None, "fsdp checkpoint format: full (default, gathered on rank 0) or sharded (one file per rank)",
+        exclude_if=_unset)
     device: Literal["auto", "cpu", "cuda"] = key("auto", "device type")
     #: USD per device-hour for the cost estimate: the catalog's unless the recipe sets it (left out of the hash)
     price_per_hour: float | None = key(None, "USD per device-hour for the cost estimate (default: the catalog's)",
                                        unit="USD", ge=0)
     loc: Loc | None = None
+
+
+def zero_stage(hardware: HardwarePlan) -> int:
+    """The sharding stage the launcher configures and the estimator assumes: 0 replicate (none/ddp),
+    1 optimizer state, 2 + gradients, 3 + weights (deepspeed ZeRO stages; fsdp FULL_SHARD is 3)."""
+    default = {"fsdp": 3, "deepspeed": 2}.get(hardware.strategy)
+    return 0 if default is None else hardware.zero_stage or default
 
 
 # ---------------------------------------------------------------------------- eval / export

@@ -149,6 +149,90 @@ def test_pure_bf16_needs_bf16_precision(proj: Path) -> None:
     assert err.code == "FT311" and "precision = bf16" in err.help
 
 
+# ---------------------------------------------------------------------------- fsdp / deepspeed
+
+
+def _hw(hardware: str, method: str | None = None, text: str = BASE) -> str:
+    text = text.replace("recipe base_lora {", "recipe base_lora {\n  " + hardware)
+    return variant("method lora", method, text) if method else text
+
+
+_QLORA = "method qlora { r = 8, alpha = 16, targets = [q_proj], quant { compute_dtype = bf16%s } }"
+
+
+@pytest.mark.parametrize("hardware, stage, offload", [
+    ('hardware { gpu = "A100-80GB", count = 4, strategy = deepspeed }', 2, (False, False)),
+    ('hardware { gpu = "A100-80GB", count = 4, strategy = deepspeed, zero_stage = 1 }', 1, (False, False)),
+    ('hardware { gpu = "A100-80GB", count = 4, strategy = deepspeed, zero_stage = 3, offload_params = true, '
+     'offload_optimizer = true }', 3, (True, True)),
+    ('hardware { gpu = "A100-80GB", count = 4, strategy = fsdp }', 3, (False, False)),
+    ('hardware { gpu = "A100-80GB", count = 4, strategy = fsdp, zero_stage = 2, wrap = size, state_dict = sharded }',
+     2, (False, False)),
+    ('hardware { gpu = "A100-80GB", count = 4, strategy = fsdp, offload_params = true }', 3, (True, True)),
+    ('hardware { gpu = "A100-80GB", count = 4, strategy = ddp }', 0, (False, False)),
+])
+def test_launcher_plan_and_estimator_agree_on_the_strategy(proj: Path, hardware: str, stage: int, offload) -> None:
+    """The stage and offloads the accelerate config launches are the ones the estimate assumed."""
+    from ftlang.backend.launch import accelerate_config
+    from ftlang.plan import zero_stage
+    from ftlang.semantic.cards import card_from_plan
+    from ftlang.semantic.resources import runtime_of
+
+    plan = _plan(proj, _hw(hardware))
+    cfg = accelerate_config(plan)
+    assert zero_stage(plan.hardware) == stage
+    launched = {"stage": 0, "offload": (False, False)}
+    if "deepspeed_config" in cfg:
+        ds = cfg["deepspeed_config"]
+        launched = {"stage": ds["zero_stage"], "offload": (ds["offload_param_device"] == "cpu",
+                                                          ds["offload_optimizer_device"] == "cpu")}
+        assert ds.get("zero3_save_16bit_model", False) == (stage == 3)
+    elif "fsdp_config" in cfg:
+        f = cfg["fsdp_config"]
+        launched = {"stage": 3 if f["fsdp_sharding_strategy"] == "FULL_SHARD" else 2,
+                    "offload": (f["fsdp_offload_params"], f["fsdp_offload_params"])}
+        assert f["fsdp_auto_wrap_policy"] == ("SIZE_BASED_WRAP" if "wrap = size" in hardware else
+                                              "TRANSFORMER_BASED_WRAP")
+        assert f["fsdp_state_dict_type"] == ("SHARDED_STATE_DICT" if "sharded" in hardware else "FULL_STATE_DICT")
+    rt = runtime_of(card_from_plan(plan.model), plan.method, plan.train, plan.hardware)
+    assert launched == {"stage": rt.zero_stage, "offload": (rt.offload_params, rt.offload_optimizer)}
+
+
+def test_sharding_lowers_the_estimate(proj: Path) -> None:
+    base = 'hardware { gpu = "H200-141GB", count = 8, strategy = deepspeed%s }'
+    full = variant("method lora", "method full { }", 'import "stdlib/models/llama31.ft"\n' + BASE.replace(
+        'local("models/tiny-llama")', "llama31_8b")).replace("2e-4", "2e-5")
+    peaks = [_plan(proj, _hw(base % extra, text=full)).resources.memory.peak_bytes
+             for extra in (", zero_stage = 1", "", ", zero_stage = 3", ", zero_stage = 3, offload_params = true")]
+    assert peaks == sorted(peaks, reverse=True) and len(set(peaks)) == 4
+
+
+def test_fsdp_qlora_follows_peft_guide(proj: Path) -> None:
+    pytest.importorskip("torch")
+    import torch
+
+    from ftlang.backend.launch import accelerate_config
+    from ftlang.backend.methods import quantization_config
+
+    plan = _plan(proj, _hw('hardware { gpu = "A100-80GB", count = 2, strategy = fsdp }', _QLORA % ""))
+    assert accelerate_config(plan)["fsdp_config"]["fsdp_use_orig_params"] is False
+    assert quantization_config(plan).bnb_4bit_quant_storage == torch.bfloat16  # the compute dtype under fsdp
+    (err,) = _errors(proj, _hw('hardware { gpu = "A100-80GB", count = 2, strategy = fsdp }',
+                               _QLORA % ", storage = uint8"))
+    assert err.code == "FT313" and "storage = bf16" in err.help
+
+
+@pytest.mark.parametrize("hardware, word", [
+    ("hardware { count = 2, strategy = ddp, zero_stage = 3 }", "zero_stage"),
+    ("hardware { count = 2, strategy = deepspeed, wrap = size }", "wrap"),
+    ("hardware { count = 2, strategy = fsdp, zero_stage = 1 }", "stage 1"),
+    ("hardware { count = 2, strategy = deepspeed, offload_params = true }", "ZeRO-3"),
+])
+def test_sharding_options_of_another_strategy(proj: Path, hardware: str, word: str) -> None:
+    (err,) = _errors(proj, _hw(hardware))
+    assert err.code == "FT314" and word in err.message
+
+
 # ---------------------------------------------------------------------------- the runner (tiny model, CPU)
 
 

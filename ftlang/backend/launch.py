@@ -24,7 +24,7 @@ from typing import Any
 
 from ftlang.atomic import write_json
 from ftlang.diagnostics import DiagnosticError, error
-from ftlang.plan import Plan
+from ftlang.plan import Plan, zero_stage
 
 _DISTRIBUTED = {"none": "MULTI_GPU", "ddp": "MULTI_GPU", "fsdp": "FSDP", "deepspeed": "DEEPSPEED"}
 _MIXED = {"bf16": "bf16", "fp16": "fp16", "fp32": "no"}
@@ -76,26 +76,32 @@ def accelerate_config(plan: Plan) -> dict[str, Any]:
     if nodes > 1:
         cfg["main_process_ip"] = os.environ.get("MASTER_ADDR", "127.0.0.1")
         cfg["main_process_port"] = int(os.environ.get("MASTER_PORT", "29500"))
+    stage = zero_stage(hw)
     if hw.strategy == "fsdp":
+        qlora = plan.method.kind == "qlora"
         cfg["fsdp_config"] = {
-            "fsdp_auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+            "fsdp_auto_wrap_policy": "SIZE_BASED_WRAP" if hw.wrap == "size" else "TRANSFORMER_BASED_WRAP",
             "fsdp_backward_prefetch": "BACKWARD_PRE",
-            "fsdp_sharding_strategy": "FULL_SHARD",
-            "fsdp_state_dict_type": "FULL_STATE_DICT",
-            "fsdp_offload_params": False,
+            "fsdp_sharding_strategy": "FULL_SHARD" if stage == 3 else "SHARD_GRAD_OP",
+            "fsdp_state_dict_type": "SHARDED_STATE_DICT" if hw.state_dict == "sharded" else "FULL_STATE_DICT",
+            "fsdp_offload_params": bool(hw.offload_params),
             "fsdp_sync_module_states": True,
             "fsdp_cpu_ram_efficient_loading": True,
-            "fsdp_use_orig_params": True,  # PEFT: frozen and trainable params share flat buffers
+            # LoRA: frozen and trainable params share flat buffers; QLoRA: PEFT's FSDP+QLoRA guide says false
+            # (the 4-bit weights, stored in the compute dtype, are flattened like any other)
+            "fsdp_use_orig_params": not qlora,
             "fsdp_activation_checkpointing": t.gradient_checkpointing,
         }
     if hw.strategy == "deepspeed":
         cfg["deepspeed_config"] = {
-            "zero_stage": 2,
+            "zero_stage": stage,
             "gradient_accumulation_steps": t.grad_accum,
             "gradient_clipping": t.max_grad_norm,
-            "offload_optimizer_device": "none",
-            "offload_param_device": "none",
+            "offload_optimizer_device": "cpu" if hw.offload_optimizer else "none",
+            "offload_param_device": "cpu" if hw.offload_params else "none",
             "zero3_init_flag": False,
+            # ZeRO-3: the saved model (and the adapter that export merges) is gathered, not a partition
+            **({"zero3_save_16bit_model": True} if stage == 3 else {}),
         }
     return cfg
 

@@ -34,6 +34,13 @@ def quantized(plan: Plan) -> bool:
     return plan.method.kind == "qlora" or bool(getattr(plan.method, "load_in_8bit", None))
 
 
+def quant_storage(plan: Plan) -> str:
+    """The dtype 4-bit weights are stored in: `quant { storage }`, else the compute dtype under fsdp (so FSDP
+    can shard them: PEFT's FSDP+QLoRA guide), else uint8."""
+    q = plan.method.quant
+    return q.storage or (q.compute_dtype if plan.hardware.strategy == "fsdp" else "uint8")
+
+
 def quantization_config(plan: Plan) -> Any:
     """A BitsAndBytesConfig for qlora (4-bit) or lora with load_in_8bit, else None."""
     if not quantized(plan):
@@ -50,7 +57,7 @@ def quantization_config(plan: Plan) -> Any:
         bnb_4bit_quant_type=q.type,
         bnb_4bit_use_double_quant=q.double_quant,
         bnb_4bit_compute_dtype=dtypes[q.compute_dtype],
-        bnb_4bit_quant_storage=dtypes[q.storage or "uint8"],
+        bnb_4bit_quant_storage=dtypes[quant_storage(plan)],
     )
 
 

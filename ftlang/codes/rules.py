@@ -71,6 +71,16 @@ CODES: tuple[Code, ...] = (
     Code("FT311", Stage.RULES, "pure bf16 without bf16 precision",
          "`train { pure_bf16 = true }` keeps the weights, gradients and optimizer state in bf16 with no fp32 "
          "master copy; the forward pass then runs in bf16 too, so it needs `precision = bf16`."),
+    Code("FT313", Stage.RULES, "fsdp + qlora with 4-bit storage FSDP cannot shard",
+         "FSDP flattens and shards parameters of one dtype. QLoRA's packed 4-bit weights must therefore be "
+         "stored in the compute dtype (PEFT's FSDP+QLoRA guide: bnb_4bit_quant_storage = the compute dtype), "
+         "which ftlang does by default under fsdp; a `quant { storage = ... }` that differs from "
+         "`compute_dtype` cannot be sharded."),
+    Code("FT314", Stage.RULES, "sharding option of another strategy",
+         "`zero_stage`, `offload_optimizer` and `offload_params` configure deepspeed (ZeRO 1-3) or fsdp (stage 2 "
+         "= SHARD_GRAD_OP, 3 = FULL_SHARD; offload_params); `wrap` and `state_dict` configure fsdp only. "
+         "DeepSpeed offloads weights only at ZeRO-3; fsdp has no stage 1 and offloads the optimizer only "
+         "together with the weights (offload_params)."),
     Code("FT401", Stage.RULES, "learning rate outside the method's typical range",
          "Typical peak learning rates: full fine-tuning 1e-5..5e-5, LoRA 1e-4..3e-4, QLoRA 2e-4..5e-4. Far "
          "outside them training tends to diverge (too high) or barely move (too low). A warning: small models "

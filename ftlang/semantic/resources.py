@@ -39,7 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ftlang.plan import HardwarePlan, MemoryEstimate, ResourcesPlan, TaskSpec, TrainPlan
+from ftlang.plan import HardwarePlan, MemoryEstimate, ResourcesPlan, TaskSpec, TrainPlan, zero_stage
 from ftlang.semantic.cards import Card, extra_linears, layer_linears, linear_params, total_params
 
 #: bits per weight of a bitsandbytes-quantized linear: 4-bit + a 32-bit absmax per 64 weights (4.5), or
@@ -76,8 +76,10 @@ class Runtime:
 
 def runtime_of(card: Card, method, train: TrainPlan, hardware: HardwarePlan) -> Runtime:
     """The runtime ftlang's backend uses for this plan (see the module doc for where each comes from)."""
-    stage = {"fsdp": 3, "deepspeed": 2}.get(hardware.strategy, 0)
-    return Runtime(attention=attention_of(card, train), zero_stage=stage, pure_16bit=bool(train.pure_bf16))
+    offload_all = hardware.strategy == "fsdp" and bool(hardware.offload_params)  # fsdp offloads both together
+    return Runtime(attention=attention_of(card, train), zero_stage=zero_stage(hardware),
+                   pure_16bit=bool(train.pure_bf16), offload_params=bool(hardware.offload_params),
+                   offload_optimizer=bool(hardware.offload_optimizer) or offload_all)
 
 
 def attention_of(card: Card, train: TrainPlan) -> Attention:
@@ -298,6 +300,8 @@ def estimate(card: Card, method, train: TrainPlan, hardware: HardwarePlan, task:
             overhead = (2 * _layer_params(card) + root) * e
             if method.kind == "full":
                 overhead += _layer_params(card) * e  # the current block's unsharded gradient
+    elif rt.zero_stage == 1 and world > 1:  # ZeRO-1: the optimizer state sharded, gradients all-reduced
+        optimizer, overhead = optimizer / world, grads
     elif world > 1 and rt.ddp_buckets and hardware.strategy in ("ddp", "none"):
         overhead = grads  # the all-reduce buckets
     if rt.offload_optimizer:

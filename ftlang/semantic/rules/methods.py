@@ -171,3 +171,35 @@ def pure_bf16_precision(ctx: RecipeContext) -> Iterator[Diagnostic]:
         yield error("FT311", "pure_bf16 trains every tensor in bf16, and the precision is not bf16",
                     tb.span_of("pure_bf16"), "add precision = bf16 (or drop pure_bf16 for mixed precision)")
 
+
+
+@rule("FT313")
+def fsdp_qlora_storage(ctx: RecipeContext) -> Iterator[Diagnostic]:
+    m = ctx.method
+    if ctx.method_kind != "qlora" or m is None or ctx.hardware.strategy != "fsdp":
+        return
+    if m.quant.storage is not None and m.quant.storage != m.quant.compute_dtype:
+        q = ctx.blocks["method"].blocks["quant"]
+        yield error("FT313", f"fsdp cannot shard 4-bit weights stored as {m.quant.storage} beside "
+                    f"{m.quant.compute_dtype} compute", q.span_of("storage"),
+                    f"write storage = {m.quant.compute_dtype}, or leave it out (the compute dtype under fsdp)")
+
+
+@rule("FT314")
+def sharding_options(ctx: RecipeContext) -> Iterator[Diagnostic]:
+    tb, hw = ctx.blocks.get("hardware"), ctx.hardware
+    if tb is None:
+        return
+    wrong = {"zero_stage": ("deepspeed", "fsdp"), "offload_optimizer": ("deepspeed",),
+             "offload_params": ("deepspeed", "fsdp"), "wrap": ("fsdp",), "state_dict": ("fsdp",)}
+    for key, strategies in wrong.items():
+        if tb.has(key) and hw.strategy not in strategies:
+            yield error("FT314", f"`{key}` configures strategy {' or '.join(strategies)}, and this recipe uses "
+                        f"{hw.strategy}", tb.span_of(key), f"set strategy = {strategies[0]}, or remove `{key}`")
+            return
+    if hw.strategy == "fsdp" and hw.zero_stage == 1:
+        yield error("FT314", "fsdp has no stage 1 (it shards gradients with the optimizer state)",
+                    tb.span_of("zero_stage"), "use zero_stage = 2 (SHARD_GRAD_OP) or 3 (FULL_SHARD)")
+    elif hw.strategy == "deepspeed" and hw.offload_params and (hw.zero_stage or 2) < 3:
+        yield error("FT314", "deepspeed offloads weights only at ZeRO-3", tb.span_of("offload_params"),
+                    "set zero_stage = 3, or use offload_optimizer alone")
