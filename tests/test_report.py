@@ -237,3 +237,20 @@ def test_force_exports_and_records_it(tiny_llama_dir, project):
     assert json.loads((ctx.run_dir / "gates.json").read_text())["forced"] is True
     assert "Exported with --force" in (ctx.run_dir / "export" / "adapter" / "README.md").read_text()
     assert "Run with --force" in (ctx.run_dir / "report.html").read_text()
+
+
+def test_chart_ticks_are_round_and_span_the_data():
+    from ftlang.report.charts import charts, nice_ticks
+
+    assert nice_ticks(5.8698, 5.9889, enclose=True) == [5.85, 5.9, 5.95, 6.0]
+    assert nice_ticks(1, 12, 8) == [2, 4, 6, 8, 10, 12]
+    history = [{"step": s, "loss": 6 - s / 10, "lr": 1e-3 * (1 - s / 12)} for s in range(1, 13)]
+    history += [{"step": s, "val_loss": 5.9 - s / 20} for s in (3, 6, 9, 12)]
+    c = charts(history)
+    loss = c["loss"]
+    assert c["points"] == {"loss": 12, "val_loss": 4, "lr": 12}
+    assert [s["key"] for s in loss["series"]] == ["loss", "val_loss"]  # one chart, one y scale
+    ys = [float(y) for s in loss["series"] for p in s["points"].split() for y in [p.split(",")[1]]]
+    assert min(ys) >= loss["top"] and max(ys) <= loss["bottom"]  # every point inside the plot box
+    assert len(loss["y_ticks"]) >= 3 and len(loss["x_ticks"]) >= 4
+    assert c["lr"]["x_min"] == loss["x_min"] and c["lr"]["x_max"] == loss["x_max"]  # LR beneath, same steps

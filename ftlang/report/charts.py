@@ -20,8 +20,9 @@ SERIES = {  # history key → (legend, colour, dash)
 }
 
 
-def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
-    """About `count` round tick values (1, 2 or 5 × 10^k apart) covering [lo, hi]."""
+def nice_ticks(lo: float, hi: float, count: int = 5, enclose: bool = False) -> list[float]:
+    """About `count` round tick values (1, 2 or 5 × 10^k apart) within [lo, hi], or from the last
+    round value at or below lo to the first at or above hi (`enclose`: the axis then spans them)."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return []
     if hi <= lo:
@@ -29,12 +30,14 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     raw = (hi - lo) / max(1, count - 1)
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
-    first = math.floor(lo / step) * step
-    ticks, t = [], first
-    while t <= hi + step * 1e-9:
-        if t >= lo - step * 1e-9:
-            ticks.append(round(t, 12))
-        t += step
+    first = math.floor(lo / step + 1e-9) * step
+    last = math.ceil(hi / step - 1e-9) * step if enclose else hi
+    ticks, i = [], 0
+    while first + i * step <= last + step * 1e-9:
+        t = round(first + i * step, 12)
+        if enclose or t >= lo - step * 1e-9:
+            ticks.append(t)
+        i += 1
     return ticks
 
 
@@ -61,7 +64,7 @@ def chart(series: dict[str, list[tuple[float, float]]], x_range: tuple[float, fl
     x0, x1 = x_range
     y0 = 0.0 if y_from_zero else min(p[1] for p in pts)
     y1 = max(p[1] for p in pts)
-    yt = nice_ticks(y0, y1)
+    yt = nice_ticks(y0, y1, enclose=True)
     y0, y1 = min([y0, *yt]), max([y1, *yt])
     xt = nice_ticks(x0, x1, 8)
     left, top = MARGIN["left"], MARGIN["top"]
