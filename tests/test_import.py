@@ -211,3 +211,28 @@ def test_a_step_limit_overrides_the_epochs_as_in_transformers(tmp_path: Path) ->
                                   "datasets:\n  - path: data/x.jsonl\n    type: alpaca\n")
     assert "# not imported: epochs: 3 — the step limit (`max_steps = 200`) decides the length" in text
     assert _checked(text, tmp_path).train.max_steps == 200
+
+
+_ODD = [None, {"a": 1}, 'x "y"', 1.5, ["a b", 2], "true"]
+
+
+@pytest.mark.parametrize("config", [DATA / "axolotl" / "llama31_fsdp.yml", DATA / "llamafactory" / "llama3_lora_sft.yaml",
+                                    DATA / "torchtune" / "llama32_1b_full_single_device.yaml"], ids=_id)
+def test_odd_values_anywhere_give_a_recipe_that_parses_never_a_crash(config: Path) -> None:
+    from ftlang.importers import convert
+    from ftlang.importers.write import render
+
+    tool = config.parent.name
+    original = yaml.safe_load(config.read_text())
+    paths = [(k,) for k in original] + [(k, i) for k, v in original.items() if isinstance(v, dict) for i in v] + [
+        (k, 0, i) for k, v in original.items() if isinstance(v, list) and v and isinstance(v[0], dict) for i in v[0]]
+    for path in paths:
+        for odd in _ODD:
+            cfg = yaml.safe_load(config.read_text())
+            inner = cfg
+            for part in path[:-1]:
+                inner = inner[part]
+            inner[path[-1]] = odd
+            draft = convert(cfg, tool, config.name, "r", config.parent)
+            render(draft)  # runs the formatter: raises if the text does not parse
+            assert all(_covered(k, draft.handled) for k in _keys(cfg, tool)), (path, odd)

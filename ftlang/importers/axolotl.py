@@ -17,7 +17,7 @@ from ftlang.importers.common import (
     split_percent,
     strategy,
 )
-from ftlang.importers.models import MODEL_DOC, stdlib_template, use_hub_model, use_local_model
+from ftlang.importers.models import MODEL_DOC, use_hub_model, use_local_model, use_template
 
 TOOL = "axolotl"
 LABEL = "Axolotl"
@@ -65,7 +65,7 @@ def _method(cfg: dict) -> str:
 def _dataset(d: Draft, i: int, entry: Any, role: str, key: str) -> None:
     where = f"{key}[{i}]"
     if not isinstance(entry, dict) or "path" not in entry:
-        d.skip(where, entry, "a dataset entry needs `path`")
+        d.skip(key if i == 0 else where, entry, "a dataset entry needs `path`")
         return
     kind = entry.get("type") or "alpaca"
     fmt, fields = "instruction", {}
@@ -73,7 +73,7 @@ def _dataset(d: Draft, i: int, entry: Any, role: str, key: str) -> None:
     if isinstance(kind, dict):  # a custom instruction format: field_instruction / field_input / field_output
         names = {"instruction": "field_instruction", "input": "field_input", "output": "field_output",
                  "system": "field_system"}
-        fields = {k: f'"{kind[v]}"' for k, v in names.items() if kind.get(v)}
+        fields = {k: kind[v] for k, v in names.items() if kind.get(v)}
         for k in kind:
             if k not in names.values():
                 d.skip(f"{where}.type.{k}", kind[k])
@@ -82,7 +82,7 @@ def _dataset(d: Draft, i: int, entry: Any, role: str, key: str) -> None:
         column = entry.get("field_messages") or "conversations" if kind == "sharegpt" else \
             entry.get("field_messages") or "messages"
         sharegpt = kind == "sharegpt" or entry.get("message_field_role") == "from"
-        fields = {"conversations" if sharegpt else "messages": f'"{column}"'}
+        fields = {"conversations" if sharegpt else "messages": column}
         used |= {"field_messages", "message_field_role", "message_field_content", "conversation"}
         if entry.get("roles_to_train") not in (None, ["assistant"], ("assistant",)):
             d.skip(f"{where}.roles_to_train", entry["roles_to_train"], "ftlang trains on assistant turns "
@@ -92,7 +92,7 @@ def _dataset(d: Draft, i: int, entry: Any, role: str, key: str) -> None:
             d.skip(f"{where}.chat_template", entry["chat_template"], "set the recipe's `train { template = … }`")
         used.add("chat_template")
     elif kind == "completion":
-        fmt, fields = "completion", {"text": f'"{entry.get("field") or "text"}"'}
+        fmt, fields = "completion", {"text": entry.get("field") or "text"}
         used.add("field")
     elif kind != "alpaca":
         d.skip(f"{where}.type", kind, "not an instruction, chat or completion format ftlang reads; "
@@ -113,6 +113,9 @@ def _dataset(d: Draft, i: int, entry: Any, role: str, key: str) -> None:
 
 
 def _datasets(d: Draft, key: str, value: Any, role: str) -> None:
+    if value is None or value == []:
+        d.done(key)  # none given: nothing to import
+        return
     entries = value if isinstance(value, list) else [value]
     for i, entry in enumerate(entries):
         _dataset(d, i, entry, role, key)
@@ -152,14 +155,7 @@ def convert(cfg: dict, d: Draft) -> None:
             d.set("train", "train_on", "all" if value else "assistant")
             d.done(key)
         elif key == "chat_template":
-            t = stdlib_template(str(value))
-            if t is not None:
-                d.set("train", "template", f'"{t}"')
-                d.done(key)
-            elif value == "tokenizer_default":
-                d.done(key)
-            else:
-                d.skip(key, value, "no stdlib chat template of that name")
+            d.done(key) if value == "tokenizer_default" else use_template(d, key, value)
         elif key in _ATTENTION:
             d.set("train", "attention", _ATTENTION[key]) if value else None
             d.done(key)

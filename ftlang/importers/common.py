@@ -22,6 +22,7 @@ NO_EQUIVALENT = "ftlang has no equivalent setting"
 # where a key the alias table renames lives in the recipe; a method key's block depends on the method
 _BLOCKS = ("train", "early_stop", "hardware", "eval")
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+_WORDS = frozenset({"true", "false", "and", "or", "not", "forgetting"})  # the grammar's reserved words
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -30,7 +31,7 @@ class Source:
     name: str
     call: str  # `jsonl("data/x.jsonl")`, `hf_dataset("org/name", split = "train")`
     format: str = "instruction"
-    fields: dict[str, str] = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)  # canonical field → the file's column (quoted on output)
 
 
 @dataclass
@@ -154,10 +155,20 @@ def word(value: Any) -> str:
     return alias.to if alias is not None and alias.to is not None else text
 
 
+def names(value: Any) -> list[str]:
+    """A list of names, or LLaMA-Factory's comma-separated string; [] for anything else (the caller notes it)."""
+    if isinstance(value, str):
+        items = value.split(",")
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        return []
+    return [str(i).strip() for i in items if isinstance(i, (str, int)) and str(i).strip()]
+
+
 def modules(value: Any) -> list[str]:
-    """Target modules: a list, or LLaMA-Factory's comma-separated string, in ftlang's names."""
-    items = value.split(",") if isinstance(value, str) else list(value or [])
-    return [word(str(i).strip()) for i in items if str(i).strip()]
+    """Target modules in ftlang's names (`output_proj` → `o_proj`, `all` → `all_linear`)."""
+    return [word(n) for n in names(value)]
 
 
 def _in_range(ks: KeySchema, v: float) -> bool:
@@ -218,10 +229,10 @@ def value_text(ks: KeySchema, value: Any, foreign: str) -> tuple[str | None, str
 
 def identifier(text: str, prefix: str = "r") -> str:
     """A recipe or source name made from a file or dataset name."""
-    out = re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_").lower()
+    out = re.sub(r"[^A-Za-z0-9_]+", "_", str(text)).strip("_").lower()
     if not out or not (out[0].isalpha() or out[0] == "_"):
         out = f"{prefix}_{out}"
-    return out
+    return f"{out}_{prefix}" if out in _WORDS else out
 
 
 _FILE_KINDS = {".jsonl": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}

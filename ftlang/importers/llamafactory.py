@@ -13,11 +13,12 @@ from ftlang.importers.common import (
     add_source,
     data_call,
     identifier,
+    names,
     precision,
     split_percent,
     strategy,
 )
-from ftlang.importers.models import MODEL_DOC, stdlib_template, use_hub_model, use_local_model
+from ftlang.importers.models import MODEL_DOC, use_hub_model, use_local_model, use_template
 
 TOOL = "llamafactory"
 LABEL = "LLaMA-Factory"
@@ -79,16 +80,19 @@ def _source(d: Draft, cfg: dict, info: dict, name: str) -> tuple[Source, str | N
         tags = entry.get("tags") or {}
         sharegpt = tags.get("role_tag", "from") == "from"
         column = columns.get("messages", "conversations")
-        return Source(sid, call, "chat", {"conversations" if sharegpt else "messages": f'"{column}"'}), None
-    fields = {_ALPACA[k]: f'"{v}"' for k, v in columns.items() if k in _ALPACA and v != _ALPACA[k]}
+        return Source(sid, call, "chat", {"conversations" if sharegpt else "messages": column}), None
+    fields = {_ALPACA[k]: v for k, v in columns.items() if k in _ALPACA and v != _ALPACA[k]}
     lost = sorted(set(columns) - set(_ALPACA))
     return Source(sid, call, "instruction", fields), (f"columns {lost} of `{name}` are not read" if lost else None)
 
 
 def _datasets(d: Draft, cfg: dict, key: str, value: Any) -> None:
-    names = [n.strip() for n in (value.split(",") if isinstance(value, str) else value or []) if n.strip()]
+    datasets = names(value)
+    if not datasets:
+        d.skip(key, value, "a dataset name, or names separated by commas")
+        return
     info = _info(d, cfg)
-    for i, name in enumerate(names):
+    for i, name in enumerate(datasets):
         source, why = _source(d, cfg, info, name)
         add_source(d, source, "train" if key == "dataset" else "validation", key if i == 0 else f"{key}[{i}]",
                    name)
@@ -119,10 +123,7 @@ def convert(cfg: dict, d: Draft) -> None:
         elif key in ("bf16", "fp16"):
             precision(d, key, value)
         elif key == "template":
-            t = stdlib_template(str(value))
-            d.set("train", "template", f'"{t}"') if t else d.skip(key, value, "no stdlib chat template of that name; "
-                                                                           "the model card's is used")
-            d.handled.add(key)
+            use_template(d, key, value)
         elif key in ("eval_strategy", "evaluation_strategy"):
             if value == "epoch":
                 d.set("eval", "every", "epoch")

@@ -16,6 +16,7 @@ from ftlang.importers.common import Draft, identifier, quote
 #: how `ftlang import` picks the model (docs/migrating.md's row for the model key of each tool)
 MODEL_DOC = ("`model`: the stdlib card with that hub id (an `-Instruct` variant gets a copy of the card), else "
              "`hf(\"…\")`; a local path is `local(\"…\")`")
+_IDENT = re.compile(r"^[a-z0-9_]+$")
 _CARD = re.compile(r"^model_card (\w+) \{\n(.*?)^\}", re.M | re.S)
 _SOURCE = re.compile(r'source\s*=\s*hf\("([^"]+)"\)')
 _VARIANT = re.compile(r"[-_](instruct|chat|it|hf|base)\b", re.I)
@@ -78,10 +79,14 @@ def use_local_model(d: Draft, path: str) -> None:
     d.model = f"local({quote(path)})"
 
 
-def stdlib_template(name: str) -> str | None:
-    """A chat template name ftlang ships (stdlib/templates/<name>.jinja), in ftlang's spelling."""
+def use_template(d: Draft, key: str, value: object) -> None:
+    """A chat template ftlang ships (stdlib/templates/<name>.jinja, in ftlang's spelling) → `template = "…"`."""
     from ftlang.importers.common import word
     from ftlang.resources import stdlib_dir
 
-    w = word(name)
-    return w if (Path(stdlib_dir()) / "templates" / f"{w}.jinja").is_file() else None
+    w = word(value)
+    if _IDENT.match(w) and (Path(stdlib_dir()) / "templates" / f"{w}.jinja").is_file():
+        d.set("train", "template", quote(w))
+        d.done(key)
+    else:
+        d.skip(key, value, "no stdlib chat template of that name: the model card's (else the tokenizer's) is used")

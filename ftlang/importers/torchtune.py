@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ftlang.importers.common import LOADERS, Draft, Source, add_source, data_call, modules, multi_gpu, quote
+from ftlang.importers.common import LOADERS, Draft, Source, add_source, data_call, modules, multi_gpu
 from ftlang.importers.models import use_card_name, use_local_model
 from ftlang.semantic import aliases
 
@@ -39,8 +39,8 @@ _MLP = ["gate_proj", "up_proj", "down_proj"]
 _BUILTIN = {
     "alpaca_dataset": ("tatsu-lab/alpaca", "instruction", {}),
     "alpaca_cleaned_dataset": ("yahma/alpaca-cleaned", "instruction", {}),
-    "slimorca_dataset": ("Open-Orca/SlimOrca-Dedup", "chat", {"conversations": '"conversations"'}),
-    "samsum_dataset": ("Samsung/samsum", "instruction", {"instruction": '"dialogue"', "output": '"summary"'}),
+    "slimorca_dataset": ("Open-Orca/SlimOrca-Dedup", "chat", {"conversations": "conversations"}),
+    "samsum_dataset": ("Samsung/samsum", "instruction", {"instruction": "dialogue", "output": "summary"}),
 }
 #: keys of distributed recipes (lora_finetune_distributed, full_finetune_distributed): FSDP
 _FSDP_KEYS = ("fsdp_cpu_offload", "fsdp_sharding_strategy", "custom_sharded_layers", "fsdp_reshard_after_forward",
@@ -64,7 +64,10 @@ def _model(d: Draft, section: dict) -> None:
         name = f"model.{key}"
         if key == "_component_":
             continue  # read above
-        if key in ("lora_attn_modules", "quantize_base"):
+        if key == "lora_attn_modules" and not all(t.isidentifier() for t in targets):
+            targets = []
+            d.skip(name, value, "not a list of module names")
+        elif key in ("lora_attn_modules", "quantize_base"):
             d.done(name)
         elif key == "apply_lora_to_mlp":
             targets += _MLP if value else []
@@ -87,6 +90,9 @@ def _dataset(d: Draft, key: str, section: Any, role: str) -> None:
     used = {"_component_", "source", "data_files", "split", "column_map", "conversation_column",
             "conversation_style", "column"}
     columns = section.get("column_map") or {}
+    if not isinstance(columns, dict):
+        d.skip(f"{key}.column_map", columns, "a mapping of torchtune's column names to the file's")
+        columns = {}
     if builder in _BUILTIN:
         hub, fmt, fields = _BUILTIN[builder]
         source = Source(builder.removesuffix("_dataset"), data_call(hub, section.get("split")), fmt, dict(fields))
@@ -103,13 +109,13 @@ def _dataset(d: Draft, key: str, section: Any, role: str) -> None:
             style = section.get("conversation_style", "sharegpt")
             column = section.get("conversation_column", "conversations")
             source = Source("chat", call, "chat", {"conversations" if style == "sharegpt" else "messages":
-                                                   quote(column)})
+                                                   column})
         elif builder == "text_completion_dataset":
-            source = Source("text", call, "completion", {"text": quote(section.get("column", "text"))})
+            source = Source("text", call, "completion", {"text": section.get("column", "text")})
         else:  # instruct_dataset: torchtune's `input` column is the prompt (ftlang's instruction)
             names = {"input": "instruction", "output": "output", "system": "system"}
             source = Source("instruct", call, "instruction",
-                            {names[k]: quote(v) for k, v in columns.items() if k in names and names[k] != v})
+                            {names[k]: v for k, v in columns.items() if k in names and names[k] != v})
             if builder != "instruct_dataset":
                 d.skip(f"{key}._component_", builder, "not a dataset builder ftlang knows; read as instruction rows")
     for k, v in section.items():
@@ -126,15 +132,22 @@ def _dataset(d: Draft, key: str, section: Any, role: str) -> None:
     add_source(d, source, role, key, section)
 
 
+def _section_of(cfg: dict, key: str) -> dict:
+    value = cfg.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def convert(cfg: dict, d: Draft) -> None:
-    if isinstance(cfg.get("model"), dict):
-        _model(d, cfg["model"])
+    model = _section_of(cfg, "model")
+    if model:
+        _model(d, model)
+    elif "model" in cfg:
+        d.skip("model", cfg["model"], "a torchtune model is a `_component_` builder section")
     if "model._component_" not in d.handled:  # no stdlib card: the checkpoint folder the config loads
-        folder = (cfg.get("checkpointer") or {}).get("checkpoint_dir") if isinstance(cfg.get("checkpointer"), dict) \
-            else None
+        folder = _section_of(cfg, "checkpointer").get("checkpoint_dir")
         use_local_model(d, str(folder or "FILL-IN/model"))
-        d.todo.append(f"no stdlib card for the builder {_leaf((cfg.get('model') or {}).get('_component_'))}: the model "
-                      "is the checkpoint folder; copy it into the project (or use hf(\"org/name\"))")
+        d.todo.append(f"no stdlib card for the builder {_leaf(model.get('_component_'))}: the model is the checkpoint "
+                      "folder; copy it into the project (or use hf(\"org/name\"))")
         d.done("model._component_")
     for key, value in cfg.items():
         if key == "model":
@@ -148,8 +161,7 @@ def convert(cfg: dict, d: Draft) -> None:
             multi_gpu(d)
         elif key == "max_steps_per_epoch" and value is not None:
             if cfg.get("epochs", 1) == 1:  # one epoch cut at N steps is `max_steps = N`
-                d.set("train", "max_steps", str(int(value)))
-                d.done(key)
+                d.put(key, value, leaf="max_steps")
             else:
                 d.skip(key, value, "each epoch cut short is not expressible; `max_steps` caps the whole run")
         elif key == "device":

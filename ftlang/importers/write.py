@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ftlang.importers.common import Draft, Source
+from ftlang.importers.common import Draft, Source, quote
 
 _ORDER = ("train", "hardware", "eval")
 
@@ -24,13 +24,11 @@ def _block(head: str, lines: list[str]) -> list[str]:
 def _source(s: Source) -> str:
     parts = [f"format = {s.format}"]
     if s.fields:
-        parts.append("fields { " + ", ".join(f"{k} = {v}" for k, v in s.fields.items()) + " }")
+        parts.append("fields { " + ", ".join(f"{k} = {quote(str(v))}" for k, v in s.fields.items()) + " }")
     return f"  data {s.name} = {s.call} {{ " + ", ".join(parts) + " }"
 
 
 def render(d: Draft) -> str:
-    from ftlang.importers.common import quote
-
     out = [f"# Imported from {d.origin} ({d.tool}) by `ftlang import`: review it before running."]
     local = [s.call.partition("(")[2].rstrip(")") for s in d.sources if not s.call.startswith("hf_dataset(")]
     todo = d.todo + ([f"the data files ({', '.join(local)}) are read relative to this recipe: copy them next to it "
