@@ -109,6 +109,28 @@ def _eval_strategy(plan: Plan, has_validation: bool, train_rows: int | None = No
     return "epoch", None
 
 
+def _checkpointing(plan: Plan, best: bool, eval_strategy: str, eval_steps: int | None) -> tuple[str, dict[str, Any]]:
+    """(save_strategy, TrainingArguments keys) for checkpoints and the model selection they serve."""
+    t = plan.train
+    kwargs: dict[str, Any] = {}
+    if t.early_stop is not None:
+        metric = "eval_loss" if t.early_stop.metric in ("val_loss", "loss") else f"eval_{t.early_stop.metric}"
+        kwargs.update(metric_for_best_model=metric, greater_is_better=metric != "eval_loss" and "loss" not in metric)
+    save_strategy = "steps" if t.save_steps else "epoch"
+    if best:
+        # a checkpoint at every evaluation, so the best one exists; the Trainer reloads it at the end
+        kwargs.update(metric_for_best_model="eval_loss", greater_is_better=False, load_best_model_at_end=True)
+        save_strategy = eval_strategy
+        if eval_strategy == "steps":
+            kwargs["save_steps"] = eval_steps
+    elif eval_strategy == "steps" and t.early_stop is not None and not t.save_steps:
+        save_strategy = "steps"
+        kwargs["save_steps"] = eval_steps
+    elif t.save_steps:
+        kwargs["save_steps"] = t.save_steps
+    return save_strategy, kwargs
+
+
 def training_arguments(plan: Plan, output_dir: Path, *, device: str, has_validation: bool,
                        tty: bool = False, train_rows: int | None = None) -> Any:
     """TrainingArguments for the plan: the one mapping of TrainPlan keys onto the Trainer.
@@ -131,25 +153,9 @@ def training_arguments(plan: Plan, output_dir: Path, *, device: str, has_validat
         warmup = float(t.warmup_ratio)  # transformers 5: a float in [0, 1) is a ratio
     elif t.warmup_steps is not None:
         warmup = int(t.warmup_steps)
-    kwargs: dict[str, Any] = {}
-    if t.early_stop is not None:
-        metric = "eval_loss" if t.early_stop.metric in ("val_loss", "loss") else f"eval_{t.early_stop.metric}"
-        kwargs.update(metric_for_best_model=metric, greater_is_better=metric != "eval_loss" and "loss" not in metric)
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if device == "cpu" and distributed:
+    save_strategy, kwargs = _checkpointing(plan, best, eval_strategy, eval_steps)
+    if device == "cpu" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         kwargs["ddp_backend"] = "gloo"
-    save_strategy = "steps" if t.save_steps else "epoch"
-    if best:
-        # a checkpoint at every evaluation, so the best one exists; the Trainer reloads it at the end
-        kwargs.update(metric_for_best_model="eval_loss", greater_is_better=False, load_best_model_at_end=True)
-        save_strategy = eval_strategy
-        if eval_strategy == "steps":
-            kwargs["save_steps"] = eval_steps
-    elif eval_strategy == "steps" and t.early_stop is not None and not t.save_steps:
-        save_strategy = "steps"
-        kwargs["save_steps"] = eval_steps
-    elif t.save_steps:
-        kwargs["save_steps"] = t.save_steps
     return TrainingArguments(
         output_dir=str(output_dir),
         learning_rate=t.lr,
