@@ -116,3 +116,20 @@ def test_failing_gate_exits_3_and_registers_nothing(project, tiny_llama_dir):
     manifest = json.loads((root / "registry" / "tiny" / "v1" / "manifest.json").read_text())
     assert manifest["forced"] is True
     assert json.loads((root / "runs" / "forced" / "gates.json").read_text())["forced"] is True
+
+
+def test_select_best_and_the_default_logging_through_the_cli(project, tiny_llama_dir):
+    """`eval { select = best(val_loss) }` from recipe text to report; the unset logging_steps logs each step."""
+    root = _project(project, tiny_llama_dir, "100000")
+    text = (root / "recipe.ft").read_text()
+    text = text.replace("max_steps = 4, batch = 4, seed = seed, logging_steps = 1", "max_steps = 6, batch = 4, seed = seed")
+    text = text.replace("    every = 2\n", "    every = 3\n    select = best(val_loss)\n").replace("merge = true", "merge = false")
+    (root / "recipe.ft").write_text(text)
+    r = ftlang("run", "recipe.ft", "--out", "runs/best", cwd=root)
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads((root / "runs" / "best" / "report.json").read_text())
+    vals = [(row["val_loss"], row["step"]) for row in report["history"] if "val_loss" in row]
+    assert report["checkpoint"]["select"] == "best(val_loss)" and report["checkpoint"]["step"] == min(vals)[1]
+    assert f"checkpoint: best(val_loss) → step {min(vals)[1]} of 6" in r.stderr
+    assert [row["step"] for row in report["history"] if "loss" in row] == [1, 2, 3, 4, 5, 6]
+    assert "best(val_loss)" in (root / "runs" / "best" / "report.md").read_text()
