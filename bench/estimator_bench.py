@@ -81,7 +81,7 @@ def child(name: str, steps: int, out: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         prepared = prepare(plan, tok, log=lambda s: None, cache_dir=Path(tmp) / "cache")
         lengths = data_lengths(plan, prepared)
-        res = plan_resources(plan, lengths)
+        res = plan_resources(plan, lengths, device="cpu")
         seed_everything(plan)
         before = current_rss()
         model = load_for_training(plan)

@@ -660,6 +660,9 @@ class MemoryEstimate(_Frozen):
     optimizer_bytes: int
     activations_bytes: int
     logits_bytes: int
+    #: what a CPU training process holds beyond the tensors (autograd engine, oneDNN/OpenMP buffers, malloc
+    #: slack), measured on the CPU; 0 on CUDA, whose max_memory_allocated counts tensors only
+    runtime_bytes: int = 0
     peak_bytes: int
 
 

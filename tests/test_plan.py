@@ -158,7 +158,7 @@ def test_plan_cli(proj: Path, capsys, monkeypatch) -> None:
     data = json.loads(capsys.readouterr().out)
     assert set(data) == TOP_KEYS and data["method"]["kind"] == "qlora"
     assert set(data["resources"]["memory"]) == {"weights_bytes", "gradients_bytes", "optimizer_bytes",
-                                                "activations_bytes", "logits_bytes", "peak_bytes"}
+                                                "activations_bytes", "logits_bytes", "runtime_bytes", "peak_bytes"}
     assert main(["plan", "base.ft"]) == 2  # two recipes: --recipe needed
     assert "--recipe" in capsys.readouterr().err
     assert main(["plan", "base.ft", "--recipe", "base_lora_r16"]) == 0

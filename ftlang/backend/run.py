@@ -387,7 +387,7 @@ def prepare_data(run: Run, allow_outside: bool) -> tuple[Any, Prepared]:
                            run_dir=run.run_dir if run.is_main else None)
     lengths = data_lengths(run.plan, prepared)
     # the estimate, now from the real token lengths (the plan hash leaves resources out)
-    run.plan = run.plan.model_copy(update={"resources": plan_resources(run.plan, lengths)})
+    run.plan = run.plan.model_copy(update={"resources": plan_resources(run.plan, lengths, device=run.device)})
     if run.is_main:
         write_json(run.run_dir / "plan.json", json.loads(run.plan.to_json()))
         run.log(f"estimate: {summary_line(run.plan.resources, run.plan.hardware)} "

@@ -28,7 +28,8 @@ s the padded sequence length, b the per-device micro-batch, h hidden, a heads, V
                (transformers upcasts to fp32 before cross-entropy; ftlang has no chunked loss, which would
                keep e + 1); classify: tiny
   peak         weights + optimizer + activations + logits + gradients (gradients overlap the freed
-               activations when grad_accum = 1: max(activations + logits, gradients) then)
+               activations when grad_accum = 1: max(activations + logits, gradients) then), + 150 MiB
+               on the CPU for the process beyond its tensors (measured, CPU_RUNTIME_BYTES)
 Sharding (world = count · nodes): ddp replicates and adds a gradient bucket copy; fsdp (FULL_SHARD,
 ZeRO-3) divides weights, gradients and optimizer state by world and adds two gathered layers and the
 root unit (embeddings, head); deepspeed (ZeRO-2, what launch.py writes) divides gradients and optimizer.
@@ -54,6 +55,10 @@ BNB_MIN_8BIT_SIZE = 4096
 #: because SDPA cannot soft-cap the scores), used when `train { attention }` is unset (backend/load.py
 #: then passes no attn_implementation)
 EAGER_FAMILIES = frozenset({"gemma2"})
+#: a CPU training process's memory beyond its tensors (autograd engine and oneDNN/OpenMP buffers, malloc
+#: slack), measured with bench/estimator_bench.py: +220 MiB over the tensors for SmolLM2-135M LoRA,
+#: +146 MiB for MiniLM-L6 LoRA (docs/estimator.md)
+CPU_RUNTIME_BYTES = 150 * 2**20
 
 Attention = Literal["sdpa", "eager", "flash"]
 
@@ -276,8 +281,9 @@ def default_seq(method, train: TrainPlan) -> int:
 
 
 def estimate(card: Card, method, train: TrainPlan, hardware: HardwarePlan, task: TaskSpec | None = None, *,
-             seq: int | None = None, runtime: Runtime | None = None) -> Estimate:
-    """Peak memory per device. `seq`: the padded length of the longest batch when the data is known."""
+             seq: int | None = None, runtime: Runtime | None = None, device: str | None = None) -> Estimate:
+    """Peak memory per device. `seq`: the padded length of the longest batch when the data is known;
+    `device`: where the run trains, when known (a run knows; the checker only when hardware says cpu)."""
     rt = runtime or runtime_of(card, method, train, hardware)
     total = total_params(card)
     trainable = trainable_params(card, method)
@@ -320,29 +326,30 @@ def estimate(card: Card, method, train: TrainPlan, hardware: HardwarePlan, task:
         live = transient + grads
     else:  # set_to_none zero_grad: gradients fill as the activations are freed
         live = max(transient, grads)
-    peak = weights + optimizer + live + overhead
+    process = CPU_RUNTIME_BYTES if (device or hardware.device) == "cpu" else 0
+    peak = weights + optimizer + live + overhead + process
     mem = MemoryEstimate(weights_bytes=int(weights + overhead), gradients_bytes=int(grads),
                          optimizer_bytes=int(optimizer), activations_bytes=int(acts), logits_bytes=int(logits),
-                         peak_bytes=int(peak))
+                         runtime_bytes=process, peak_bytes=int(peak))
     return Estimate(trainable, total, mem)
 
 
 def resources_plan(card: Card, method, train: TrainPlan, hardware: HardwarePlan, task: TaskSpec | None = None,
                    *, seq: int | None = None, seq_source: str = "max_seq_len", rows: float | None = None,
-                   mean_seq: float | None = None) -> ResourcesPlan:
+                   mean_seq: float | None = None, device: str | None = None) -> ResourcesPlan:
     """The plan's `resources`: params, memory, and (throughput.py) time and cost.
 
     seq: the padded length of the longest batch (data known) and seq_source where it came from;
     rows: training rows (None: unknown); mean_seq: the mean padded batch length (time)."""
     from ftlang.semantic.throughput import time_and_cost
 
-    est = estimate(card, method, train, hardware, task, seq=seq)
-    device = hardware.memory_bytes
-    fits = device is None or est.memory.peak_bytes <= device
+    est = estimate(card, method, train, hardware, task, seq=seq, device=device)
+    capacity = hardware.memory_bytes
+    fits = capacity is None or est.memory.peak_bytes <= capacity
     used = seq if seq is not None else default_seq(method, train)
     rt = runtime_of(card, method, train, hardware)
     plan = ResourcesPlan(trainable_params=est.trainable, total_params=est.total, fits=fits, memory=est.memory,
-                         device_memory_bytes=device, seq_len=used, seq_len_source=seq_source,
+                         device_memory_bytes=capacity, seq_len=used, seq_len_source=seq_source,
                          attention=rt.attention, rows=rows)
     time, cost = time_and_cost(card, method, train, hardware, task, plan, rows=rows, mean_seq=mean_seq)
     return plan.model_copy(update={"time": time, "cost": cost})
@@ -358,8 +365,9 @@ def lengths_summary(lengths: list[int], batch: int, packed: bool) -> dict:
             "padded_mean": expected_batch_max(lengths, batch), "packed": packed}
 
 
-def plan_resources(plan, lengths: dict | None = None) -> ResourcesPlan:
-    """A plan's resources again, from its own sections; `lengths` (lengths_summary) makes them data-aware."""
+def plan_resources(plan, lengths: dict | None = None, device: str | None = None) -> ResourcesPlan:
+    """A plan's resources again, from its own sections; `lengths` (lengths_summary) makes them data-aware,
+    `device` (cpu, cuda) counts what that device's process adds."""
     from ftlang.semantic.cards import card_from_plan
 
     card = card_from_plan(plan.model)
@@ -370,7 +378,7 @@ def plan_resources(plan, lengths: dict | None = None) -> ResourcesPlan:
         rows, seq, mean_seq = lengths["rows"], int(lengths["max"]) + extra, lengths["padded_mean"] + extra
         source = "packing" if lengths.get("packed") else "data"
     return resources_plan(card, plan.method, plan.train, plan.hardware, plan.model.task, seq=seq,
-                          seq_source=source, rows=rows, mean_seq=mean_seq)
+                          seq_source=source, rows=rows, mean_seq=mean_seq, device=device)
 
 
 def compare_hardware(plan, lengths: dict | None = None) -> list[tuple[str, ResourcesPlan, HardwarePlan]]:
