@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ftlang.importers import sharding
 from ftlang.importers.common import (
     Draft,
     Source,
@@ -15,7 +16,6 @@ from ftlang.importers.common import (
     precision,
     quote,
     split_percent,
-    strategy,
 )
 from ftlang.importers.models import MODEL_DOC, use_hub_model, use_local_model, use_template
 
@@ -27,7 +27,8 @@ HANDLED = {
     "base_model": MODEL_DOC,
     "adapter": "`method lora` / `method qlora`; absent: `method full`",
     "load_in_4bit": "with `adapter: lora` or `qlora`: `method qlora`",
-    "load_in_8bit": "false: nothing to do; true: not imported (no 8-bit base)",
+    "load_in_8bit": "with `adapter: lora`: `method lora { load_in_8bit = true }`",
+    "gradient_checkpointing_kwargs": "`use_reentrant` → `train { reentrant_checkpointing }`",
     "lora_target_linear": "`targets = all_linear`",
     "datasets": "`data NAME = jsonl/json/csv/parquet(\"path\")` or `hf_dataset(\"org/name\", split = …)`; type "
                 "`alpaca` → instruction, `chat_template`/`sharegpt` → chat (`messages`/`conversations`), "
@@ -35,12 +36,16 @@ HANDLED = {
                 "`dataset train`",
     "test_datasets": "`dataset validation`",
     "val_set_size": "`split train { validation = N% }`",
-    "bf16": "`precision = bf16` (`auto` too)",
+    "bf16": "`precision = bf16` (`auto` too); `full`: `precision = bf16, pure_bf16 = true`",
     "fp16": "`precision = fp16`",
     "train_on_inputs": "`train_on = all` (true) / `assistant` (false)",
     "chat_template": "`template = \"…\"` when the stdlib has it",
-    "deepspeed": "`hardware { strategy = deepspeed }` (the JSON file's options are noted)",
-    "fsdp": "`hardware { strategy = fsdp }` (`fsdp_config` is noted)",
+    "deepspeed": "`hardware { strategy = deepspeed, zero_stage, offload_optimizer, offload_params }` from the JSON "
+                 "file (or its name)",
+    "fsdp": "`hardware { strategy = fsdp }`; `full_shard` / `shard_grad_op` → `zero_stage = 3 / 2`, `offload` → "
+            "`offload_params = true`",
+    "fsdp_config": "`fsdp_offload_params` → `offload_params`, `fsdp_state_dict_type` → `state_dict`, "
+                   "`fsdp_auto_wrap_policy` → `wrap`, `fsdp_sharding_strategy` → `zero_stage`",
     "flash_attention": "true: `train { attention = flash_attention_2 }`",
     "sdp_attention": "true: `train { attention = sdpa }`",
     "eager_attention": "true: `train { attention = eager }`",
@@ -131,6 +136,16 @@ def _special_tokens(d: Draft, key: str, value: dict) -> None:
     d.done(key)
 
 
+def _eight_bit(d: Draft, key: str, value: Any) -> None:
+    if not value:
+        d.done(key)
+    elif d.method == "lora":
+        d.set("method.lora", "load_in_8bit", "true")
+        d.done(key)
+    else:
+        d.skip(key, value, "an 8-bit base is for `method lora` (`load_in_8bit = true`)")
+
+
 def convert(cfg: dict, d: Draft) -> None:
     d.method = _method(cfg)
     for key, value in cfg.items():
@@ -140,7 +155,11 @@ def convert(cfg: dict, d: Draft) -> None:
         elif key in ("adapter", "load_in_4bit"):
             d.done(key)  # read into the method above
         elif key == "load_in_8bit":
-            d.done(key) if not value else d.skip(key, value, "LoRA on an 8-bit base is not supported")
+            _eight_bit(d, key, value)
+        elif key == "gradient_checkpointing_kwargs" and isinstance(value, dict):
+            for k, v in value.items():
+                d.put(f"{key}.{k}", v)
+            d.done(key)
         elif key == "lora_target_linear":
             if value and "lora_target_modules" not in cfg:
                 d.set(d.method_block(), "targets", "all_linear")
@@ -149,7 +168,7 @@ def convert(cfg: dict, d: Draft) -> None:
             _datasets(d, key, value, "train" if key == "datasets" else "validation")
         elif key == "val_set_size":
             split_percent(d, key, value)
-        elif key in ("bf16", "fp16"):
+        elif key in ("bf16", "fp16"):  # `bf16: full` is pure bf16
             precision(d, key, value)
         elif key == "train_on_inputs":
             d.set("train", "train_on", "all" if value else "assistant")
@@ -165,11 +184,11 @@ def convert(cfg: dict, d: Draft) -> None:
         elif key == "special_tokens" and isinstance(value, dict):
             _special_tokens(d, key, value)
         elif key == "deepspeed":
-            strategy(d, key, value, "deepspeed")
+            sharding.deepspeed(d, key, value)
         elif key == "fsdp":
-            strategy(d, key, value, "fsdp")
-        elif key == "fsdp_config" and value:
-            d.skip(key, value, "ftlang's own fsdp settings apply")
+            sharding.fsdp_words(d, key, value)
+        elif key == "fsdp_config":
+            sharding.fsdp_config(d, key, value)
         elif key in ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules") and d.method == "full":
             d.skip(key, value, "a full fine-tune has no LoRA settings")
         elif value is None:

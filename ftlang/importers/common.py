@@ -270,25 +270,19 @@ def add_source(d: Draft, source: Source, role: str, key: str, value: Any) -> Non
 
 
 def precision(d: Draft, key: str, value: Any) -> None:
-    """`bf16: true` / `fp16: true` (Axolotl's `auto`: bf16 where the GPU has it) → `precision = …`."""
-    if value is True or value == "auto":
+    """`bf16: true` / `fp16: true` (Axolotl's `auto`: bf16 where the GPU has it) → `precision = …`; Axolotl's
+    `bf16: full` and LLaMA-Factory's `pure_bf16: true` are bf16 without fp32 master weights."""
+    if key == "pure_bf16" and value is True or key == "bf16" and value == "full":
+        d.set("train", "precision", "bf16")
+        d.set("train", "pure_bf16", "true")
+        d.done(key)
+    elif value is True or value == "auto":
         d.set("train", "precision", key)
         d.done(key)
     elif value in (False, None):
         d.done(key)
     else:
         d.skip(key, value, "precision is bf16, fp16 or fp32")
-
-
-def strategy(d: Draft, key: str, value: Any, name: str) -> None:
-    """A DeepSpeed / FSDP setting: the strategy is imported, its own options are noted."""
-    if not value:
-        d.done(key)
-        return
-    d.set("hardware", "strategy", name)
-    d.skip(key, value, f"the strategy is imported (`strategy = {name}`), these options are not: ftlang's own "
-                       f"{name} settings apply")
-    multi_gpu(d)
 
 
 def multi_gpu(d: Draft) -> None:

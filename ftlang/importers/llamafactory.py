@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ftlang.importers import sharding
 from ftlang.importers.common import (
     Draft,
     Source,
@@ -16,7 +17,6 @@ from ftlang.importers.common import (
     names,
     precision,
     split_percent,
-    strategy,
 )
 from ftlang.importers.models import MODEL_DOC, use_hub_model, use_local_model, use_template
 
@@ -26,7 +26,8 @@ LABEL = "LLaMA-Factory"
 HANDLED = {
     "model_name_or_path": MODEL_DOC,
     "finetuning_type": "`method lora` / `method full` (`freeze` is imported as full and noted)",
-    "quantization_bit": "4 with `finetuning_type: lora`: `method qlora`; 8: noted (no 8-bit base)",
+    "quantization_bit": "with `finetuning_type: lora`: 4 → `method qlora`, 8 → `method lora { load_in_8bit = true }`",
+    "pure_bf16": "`precision = bf16, pure_bf16 = true`",
     "quantization_method": "`bnb`: nothing to do",
     "stage": "`sft`: ftlang's training; other stages are noted",
     "do_train": "true: nothing to do",
@@ -39,7 +40,8 @@ HANDLED = {
     "eval_strategy": "`epoch` → `eval { every = epoch }`; `steps` → `eval_steps`",
     "bf16": "`precision = bf16`",
     "fp16": "`precision = fp16`",
-    "deepspeed": "`hardware { strategy = deepspeed }` (the JSON file's options are noted)",
+    "deepspeed": "`hardware { strategy = deepspeed, zero_stage, offload_optimizer, offload_params }` from the JSON "
+                 "file (or its name)",
     "trust_remote_code": "`trust_remote_code = true`",
 }
 SIGNATURE = ("model_name_or_path", "stage", "finetuning_type", "dataset", "template", "cutoff_len", "lora_target",
@@ -132,7 +134,12 @@ def convert(cfg: dict, d: Draft) -> None:
             else:
                 d.skip(key, value)
         elif key == "deepspeed":
-            strategy(d, key, value, "deepspeed")
+            sharding.deepspeed(d, key, value)
+        elif key == "quantization_bit" and value == 8 and d.method == "lora":
+            d.set("method.lora", "load_in_8bit", "true")
+            d.done(key)
+        elif key == "pure_bf16":
+            precision(d, key, value)
         elif key == "trust_remote_code":
             d.set("recipe", key, "true" if value else "false")
             d.done(key)

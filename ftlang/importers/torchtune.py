@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ftlang.importers import sharding
 from ftlang.importers.common import LOADERS, Draft, Source, add_source, data_call, modules, multi_gpu
 from ftlang.importers.models import use_card_name, use_local_model
 from ftlang.semantic import aliases
@@ -29,7 +30,8 @@ HANDLED = {
     "optimizer._component_": "`optimizer` (`torch.optim.AdamW` → adamw, `bitsandbytes.optim.PagedAdamW8bit` → "
                              "paged_adamw_8bit, …)",
     "lr_scheduler._component_": "`schedule` (`get_cosine_schedule_with_warmup` → cosine)",
-    "fsdp_cpu_offload": "a distributed recipe: `hardware { strategy = fsdp }` (the option is noted)",
+    "fsdp_cpu_offload": "a distributed recipe: `hardware { strategy = fsdp, offload_params }`",
+    "fsdp_reshard_after_forward": "`hardware { strategy = fsdp, zero_stage = 3 }` (false: 2)",
     "device": "`hardware { device = … }`",
     "max_steps_per_epoch": "with `epochs: 1`: `max_steps`",
 }
@@ -155,10 +157,9 @@ def convert(cfg: dict, d: Draft) -> None:
         if key in ("dataset", "dataset_val"):
             _dataset(d, key, value, "train" if key == "dataset" else "validation")
         elif key in _FSDP_KEYS:
-            d.set("hardware", "strategy", "fsdp")
-            d.skip(key, value, "a distributed recipe: the strategy is imported (`strategy = fsdp`), this option is "
-                               "not: ftlang's own fsdp settings apply")
+            d.set("hardware", "strategy", "fsdp")  # only distributed recipes have these keys
             multi_gpu(d)
+            sharding.fsdp_option(d, key, key, value)
         elif key == "max_steps_per_epoch" and value is not None:
             if cfg.get("epochs", 1) == 1:  # one epoch cut at N steps is `max_steps = N`
                 d.put(key, value, leaf="max_steps")
