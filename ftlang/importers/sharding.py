@@ -30,12 +30,19 @@ _FSDP_WORDS = {"full_shard": ("zero_stage", "3"), "shard_grad_op": ("zero_stage"
                "offload": ("offload_params", "true"), "auto_wrap": ("wrap", "transformer")}
 
 
-def deepspeed(d: Draft, key: str, value: Any) -> None:
+def _strategy(d: Draft, key: str, value: Any, name: str) -> bool:
+    """Set the strategy when the key is set (False: an empty key, nothing more to read)."""
     if not value:
         d.done(key)
-        return
-    d.set("hardware", "strategy", "deepspeed")
+        return False
+    d.set("hardware", "strategy", name)
     multi_gpu(d)
+    return True
+
+
+def deepspeed(d: Draft, key: str, value: Any) -> None:
+    if not _strategy(d, key, value, "deepspeed"):
+        return
     if not isinstance(value, str):
         d.skip(key, value, "the strategy is imported (`strategy = deepspeed`); an inline DeepSpeed config is not read")
         return
@@ -76,11 +83,8 @@ def _read(path: Path, name: str) -> tuple[int | None, bool, bool, str]:
 
 def fsdp_words(d: Draft, key: str, value: Any) -> None:
     """Axolotl's `fsdp: [full_shard, auto_wrap, offload]`."""
-    if not value:
-        d.done(key)
+    if not _strategy(d, key, value, "fsdp"):
         return
-    d.set("hardware", "strategy", "fsdp")
-    multi_gpu(d)
     words = value.split() if isinstance(value, str) else value if isinstance(value, list) else [value]
     for w in words:
         found = _FSDP_WORDS.get(str(w).lower())
