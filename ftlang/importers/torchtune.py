@@ -33,6 +33,7 @@ HANDLED = {
     "fsdp_cpu_offload": "a distributed recipe: `hardware { strategy = fsdp, offload_params }`",
     "fsdp_reshard_after_forward": "`hardware { strategy = fsdp, zero_stage = 3 }` (false: 2)",
     "device": "`hardware { device = … }`",
+    "optimizer.fused": "true: ftlang's `adamw` is the fused kernel",
     "max_steps_per_epoch": "with `epochs: 1`: `max_steps`",
 }
 SIGNATURE = ("model", "tokenizer", "checkpointer", "optimizer", "loss", "metric_logger")
@@ -180,6 +181,8 @@ def _section(d: Draft, key: str, section: dict) -> None:
         name = f"{key}.{k}"
         if key == "tokenizer" and k == "_component_":
             d.done(name)  # the model's own tokenizer, which ftlang loads with it
+        elif key == "optimizer" and k == "fused" and v is True:
+            d.done(name)  # ftlang's adamw is the fused kernel
         elif key in ("optimizer", "lr_scheduler") and k == "_component_":
             d.put(name, v, leaf="optimizer" if key == "optimizer" else "schedule")
         elif key in ("optimizer", "lr_scheduler") or key == "tokenizer" and k == "max_seq_len":

@@ -94,6 +94,7 @@ ALIASES: tuple[Alias, ...] = (
     _a("float16", (HF, TT), "fp16"),
     _a("float32", (HF, TT), "fp32"),
     _a("adamw_torch", (HF, AX, LF), "adamw"),
+    _a("adamw_torch_fused", (HF, AX, LF), "adamw"),  # ftlang's adamw is the fused kernel
     # ---- more names `ftlang import` maps (keys, then values)
     _a("clip_grad_norm", (TT,), "max_grad_norm"),
     _a("enable_activation_checkpointing", (TT,), "gradient_checkpointing"),
