@@ -126,7 +126,7 @@ EXPECT = {
     "torchtune/llama31_70b_full_distributed": {"method.kind": "full", "hardware.strategy": "fsdp",
                                                "model.card": "llama31_70b", "train.lr": 2e-5,
                                                "train.max_steps": 1000, "hardware.offload_params": True,
-                                               "train.compile": False},
+                                               "train.compile": False, "train.precision": "bf16"},
     "torchtune/qwen25_7b_lora_text": {"method.kind": "lora", "train.precision": "fp32", "model.card": "qwen25_7b"},
 }
 

@@ -207,8 +207,8 @@ def value_text(ks: KeySchema, value: Any, foreign: str) -> tuple[str | None, str
         if "ratio" in foreign or isinstance(value, float) and value < 1:
             return (percent(value), "") if 0 <= value < 1 else (None, "a warmup ratio is below 1")
         return (number(int(value)), "") if value >= 0 else (None, "negative warmup")
-    if t == "enum":
-        w = word(value)
+    if t == "enum":  # a word already valid stays (`bf16` is also a key alias: bf16 → precision)
+        w = str(value) if str(value) in ks.enum else word(value)
         if w in ks.enum:
             return w, ""
         return None, f"`{ks.name}` is one of {', '.join(ks.enum)}"

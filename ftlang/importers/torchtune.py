@@ -33,6 +33,7 @@ HANDLED = {
     "fsdp_cpu_offload": "a distributed recipe: `hardware { strategy = fsdp, offload_params }`",
     "fsdp_reshard_after_forward": "`hardware { strategy = fsdp, zero_stage = 3 }` (false: 2)",
     "device": "`hardware { device = … }`",
+    "shuffle": "true: what ftlang does (the training set is shuffled every epoch)",
     "optimizer.fused": "true: ftlang's `adamw` is the fused kernel",
     "max_steps_per_epoch": "with `epochs: 1`: `max_steps`",
 }
@@ -166,6 +167,8 @@ def convert(cfg: dict, d: Draft) -> None:
                 d.put(key, value, leaf="max_steps")
             else:
                 d.skip(key, value, "each epoch cut short is not expressible; `max_steps` caps the whole run")
+        elif key == "shuffle" and value is True:
+            d.done(key)  # the trainer shuffles the training set every epoch
         elif key == "device":
             d.put(key, value) if value in ("cpu", "cuda") else d.skip(key, value)
         elif isinstance(value, dict):
