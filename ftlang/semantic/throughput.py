@@ -131,9 +131,9 @@ def summary_line(res: ResourcesPlan, hardware: HardwarePlan) -> str:
     of = f" of {human_bytes(res.device_memory_bytes)}" if res.device_memory_bytes else ""
     parts.append(f"{human_bytes(m.peak_bytes)} peak{of}")
     if res.time is not None:
-        parts.append(f"≈ {human_seconds(res.time.seconds)}")
+        parts.append("< 1 s" if res.time.seconds < 1 else f"≈ {human_seconds(res.time.seconds)}")
     if res.cost is not None:
-        parts.append(f"≈ ${res.cost.usd:,.2f}")
+        parts.append("< $0.01" if res.cost.usd < 0.01 else f"≈ ${res.cost.usd:,.2f}")
     devices = max(1, hardware.count * hardware.nodes)
     where = f"{devices}×{hardware.gpu}" if hardware.gpu else (
         f"{devices}×{human_bytes(hardware.memory_bytes)} device" if hardware.memory_bytes else
