@@ -90,3 +90,17 @@ def test_estimated_weight_bytes_match_what_the_backend_loads(tmp_path):
     loaded = sum(p.numel() * p.element_size() for p in model.parameters())
     estimate = plan.resources.memory.weights_bytes
     assert abs(loaded - estimate) <= 0.25 * loaded, (estimate, loaded)
+
+
+@pytest.mark.slow
+def test_gpu_serve_cpu_smoke_runs_qlora_merge_and_serves(tmp_path):
+    """bench/gpu_serve.py's steps (ftlang run QLoRA + merge, ftlang serve, 8 concurrent requests) on the CPU."""
+    out = tmp_path / "serve.json"
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "gpu_serve.py"), "--cpu-smoke", "--steps", "4",
+                           "--json", str(out)], capture_output=True, text=True, timeout=1200, cwd=tmp_path)
+    report = json.loads(out.read_text())
+    assert proc.returncode == 0, report
+    steps = report["steps"]
+    assert steps["qlora_run_merge"]["post_export_check"]["ok"] is True
+    assert steps["qlora_run_merge"]["post_export_check"]["merged_vs_adapter_max_logit_diff"] < 1e-3
+    assert steps["serve"]["answered"] == 8 and steps["serve"]["completion_tokens"] > 0
