@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ftlang.semantic.check import check_file, check_text
+from ftlang.semantic.sweep import point_plan
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sweep.ft"
 
@@ -27,10 +28,12 @@ def test_example_sweep_points_are_the_recipe_with_set():
     sweep = res.sweeps["sweep"]
     assert [p.params for p in sweep.points] == [{"lr": 0.001}, {"lr": 0.002}]
     assert (sweep.goal, sweep.metric) == ("min", "perplexity")
-    # the base recipe sets lr = 2e-3: that point's plan is the base plan, the other one is `--set lr=1e-3`
-    assert sweep.points[1].plan.sha256 == res.plan.sha256
+    # the base recipe sets lr = 2e-3: that point's plan is the base plan, the other one is `--set lr=1e-3`,
+    # both without the register block (the sweep registers only the point it selects)
+    assert sweep.points[1].plan.sha256 == point_plan(res.plan).sha256
+    assert sweep.points[1].plan.export.registry is None and res.plan.export.registry is not None
     alone = check_file(EXAMPLE, sets={"lr": "1e-3"})
-    assert sweep.points[0].plan.sha256 == alone.plan.sha256 != res.plan.sha256
+    assert sweep.points[0].plan.sha256 == point_plan(alone.plan).sha256 != point_plan(res.plan).sha256
     assert sweep.points[0].plan.train.lr == 1e-3
 
 
@@ -79,7 +82,7 @@ def test_plan_prints_sweep_points_with_their_hashes(capsys):
     out = json.loads(capsys.readouterr().out)
     sweep = out["sweep"]
     assert [p["params"] for p in sweep["points"]] == [{"lr": 0.001}, {"lr": 0.002}]
-    assert sweep["points"][1]["sha256"] == out["sha256"]
+    assert sweep["points"][1]["sha256"] == point_plan(check_file(EXAMPLE).plan).sha256
     est = [p["estimates"] for p in sweep["points"]]
     assert all(e["fits"] and e["peak_bytes"] > 0 and e["seconds"] > 0 for e in est)
     assert sweep["totals"]["points"] == 2

@@ -221,22 +221,28 @@ def after_training(ctx: RunContext) -> int:
 
 
 def _publish(ctx: RunContext, exported: Any, metrics: dict, gates: list[dict], forced: bool) -> dict:
+    return publish(ctx.plan, ctx.plan.export.registry, Path(ctx.run_dir), dict(exported.artifacts()),
+                   dict(ctx.data.fingerprints or {}), metrics, gates, forced)
+
+
+def publish(plan: Any, spec: Any, run_dir: Path, artifacts: dict[str, Path], data_hashes: dict[str, str],
+            metrics: dict, gates: list[dict], forced: bool) -> dict:
+    """Register a finished run's exported artifacts under `spec` (a RegistrySpec): the run's own registration,
+    and a sweep's registration of its selected point (backend/sweep.py)."""
     from ftlang.registry import Registry
 
-    plan = ctx.plan
-    spec = plan.export.registry
     reg_dir = plan.resolve(spec.dir)
-    artifacts = dict(exported.artifacts())
+    artifacts = dict(artifacts)
     for extra in ("plan.json", "gates.json"):
-        if (Path(ctx.run_dir) / extra).is_file():
-            artifacts[extra] = Path(ctx.run_dir) / extra
+        if (run_dir / extra).is_file():
+            artifacts[extra] = run_dir / extra
     from ftlang.backend.export import base_name
 
     version = Registry(reg_dir).publish(
-        spec.name, artifacts, plan_hash=plan.sha256, data_hashes=dict(ctx.data.fingerprints or {}),
+        spec.name, artifacts, plan_hash=plan.sha256, data_hashes=data_hashes,
         metrics=metrics, gates=gates, stage=spec.stage,
         extra={"forced": forced, "recipe": plan.recipe.name, "method": plan.method.kind, "base": base_name(plan),
-               "run_dir": str(ctx.run_dir)},
+               "run_dir": str(run_dir)},
     )
     return {"name": spec.name, "version": version, "stage": spec.stage, "dir": str(reg_dir)}
 

@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-outside", action="store_true",
                         help="allow data paths outside the project root")
     parser.add_argument("--plan", metavar="PLAN_JSON", help="run a plan written by `ftlang plan -o` instead of a recipe")
+    parser.add_argument("--points", metavar="K", type=int, help="a recipe with a sweep: run only its first K points")
+    parser.add_argument("--register", choices=("best", "all"), default="best",
+                        help="a recipe with a sweep: register the best passing point (default) or every passing one")
     parser.add_argument("--format", choices=FORMATS, default="human", help="diagnostics output format")
     add_verbose(parser)
 
@@ -42,7 +45,7 @@ def _log(msg: str) -> None:
 
 
 def load_plan(args: argparse.Namespace):
-    """(plan, recipe file) from --plan JSON or by compiling FILE; None after printing diagnostics."""
+    """(plan, recipe file, sweep or None) from --plan JSON or by compiling FILE; None after printing diagnostics."""
     import json
     from pathlib import Path
 
@@ -65,7 +68,7 @@ def load_plan(args: argparse.Namespace):
         if plan.sha256 and plan.sha256 != plan_hash(plan):
             raise DiagnosticError(error("FT101", f"{args.plan} was edited: its sha256 does not match its content",
                                         None, help="recompile it with `ftlang plan FILE -o plan.json`"))
-        return plan.seal(), args.file or plan.recipe.file
+        return plan.seal(), args.file or plan.recipe.file, None
     if not args.file:
         raise UsageError("ftlang run needs a recipe FILE (or --plan PLAN_JSON)")
     if not Path(args.file).is_file():
@@ -79,7 +82,7 @@ def load_plan(args: argparse.Namespace):
     emit(res.diagnostics, args.format, res.sources)
     if has_errors(res.diagnostics) or res.plan is None:
         return None
-    return res.plan, args.file
+    return res.plan, args.file, res.sweeps.get(res.plan.recipe.name)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,8 +95,10 @@ def run(args: argparse.Namespace) -> int:
         return usage(str(e))
     if loaded is None:
         return 1
-    plan, recipe_file = loaded
+    plan, recipe_file, sweep = loaded
     out = Path(args.out) if args.out else None
+    if sweep is not None:
+        return _sweep(args, sweep, plan, out, recipe_file)
     if args.launch:
         from ftlang.backend.launch import perform_launch
 
@@ -103,3 +108,15 @@ def run(args: argparse.Namespace) -> int:
     resume = Path(args.resume) if isinstance(args.resume, str) else args.resume
     return execute(plan, run_dir=out, resume=resume, force=args.force, allow_outside=args.allow_outside,
                    log=_log, recipe_file=recipe_file)
+
+
+def _sweep(args: argparse.Namespace, sweep, plan, out, recipe_file: str) -> int:
+    from ftlang.backend.sweep import execute_sweep
+
+    if args.launch or args.resume:
+        return usage("a sweep runs its points one by one and resumes by itself: rerun without --launch/--resume")
+    if args.points is not None and args.points < 1:
+        return usage("--points expects a positive count")
+    return execute_sweep(sweep, plan, out=out, points=args.points, force=args.force, allow_outside=args.allow_outside,
+                         log=_log, recipe_file=recipe_file, register_which=args.register,
+                         on_error=lambda e: emit(e.diagnostics, args.format))

@@ -56,7 +56,7 @@ def _points(history: list[dict], key: str) -> list[tuple[float, float]]:
 
 
 def chart(series: dict[str, list[tuple[float, float]]], x_range: tuple[float, float], height: int,
-          y_title: str, y_from_zero: bool = False) -> dict[str, Any] | None:
+          y_title: str, y_from_zero: bool = False, x_title: str = "step") -> dict[str, Any] | None:
     """One chart: every series on the same axes (shared y scale)."""
     pts = [p for s in series.values() for p in s]
     if not pts:
@@ -80,7 +80,7 @@ def chart(series: dict[str, list[tuple[float, float]]], x_range: tuple[float, fl
     for key, s in series.items():
         if not s:
             continue
-        legend, colour, dash = SERIES[key]
+        legend, colour, dash = SERIES.get(key, (key, "#9467bd", ""))  # a sweep's metric: report/sweep.py
         coords = [(round(px(x), 1), round(py(y), 1)) for x, y in s]
         drawn.append({"key": key, "legend": legend, "colour": colour, "dash": dash,
                       "points": " ".join(f"{x},{y}" for x, y in coords),
@@ -89,7 +89,7 @@ def chart(series: dict[str, list[tuple[float, float]]], x_range: tuple[float, fl
         "width": WIDTH, "height": height, "left": left, "top": top, "right": left + w, "bottom": top + h,
         "x_ticks": [(round(px(t), 1), _label(t)) for t in xt if x0 <= t <= x1],
         "y_ticks": [(round(py(t), 1), _label(t)) for t in yt],
-        "series": drawn, "y_title": y_title, "x_title": "step",
+        "series": drawn, "y_title": y_title, "x_title": x_title,
         "x_min": x0, "x_max": x1, "y_min": min(p[1] for p in pts), "y_max": max(p[1] for p in pts),
     }
 

@@ -112,7 +112,7 @@ def _sweeps(st: _State) -> None:
     """Each point of a recipe's sweep checked like the recipe with `--set` for its values."""
     from dataclasses import replace
 
-    from ftlang.semantic.sweep import point_label, read_sweep
+    from ftlang.semantic.sweep import point_label, point_plan, read_sweep
 
     for name, ctx in st.contexts.items():
         node = ctx.block_nodes.get("sweep")
@@ -132,8 +132,8 @@ def _sweeps(st: _State) -> None:
                 st.diags.append(error("FT241", f"sweep point {point_label(point)} does not check: {why}",
                                       node.kind_span, "check it alone: ftlang check FILE " +
                                       " ".join(f"--set {k}={v}" for k, v in point.sets.items())))
-            points.append(replace(point, plan=res.plan))
-        st.sweeps[name] = replace(sweep, points=tuple(points))
+            points.append(replace(point, plan=point_plan(res.plan) if res.plan else None))
+        st.sweeps[name] = replace(sweep, points=tuple(points), registry=plan.export.registry)
 
 
 def _finish(st: _State) -> None:

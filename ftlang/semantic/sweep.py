@@ -41,6 +41,7 @@ class Sweep:
     goal: str  # min | max
     span: Span
     points: tuple[SweepPoint, ...] = ()
+    registry: Any = None  # the recipe's RegistrySpec: where the selected point is registered
     axes: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
     @property
@@ -139,6 +140,14 @@ def read_sweep(recipe: str, node: ast.Block, params: dict, metrics: list[str] | 
         for i, combo in enumerate(itertools.product(*(axes[n] for n in names))))
     return Sweep(recipe, select[1], select[0], node.span, points,
                  {n: tuple(_plain(v) for v in axes[n]) for n in names}), []
+
+
+def point_plan(plan: Plan) -> Plan:
+    """A point's plan: the recipe's with `--set` for its values, less its `register` block: the sweep
+    registers only the point it selects (backend/sweep.py), never every point."""
+    if plan.export.registry is None:
+        return plan
+    return plan.model_copy(update={"export": plan.export.model_copy(update={"registry": None})}).seal()
 
 
 def point_label(point: SweepPoint) -> str:
