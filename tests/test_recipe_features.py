@@ -382,3 +382,86 @@ def test_pure_bf16_and_8bit_base_train_on_the_cpu(tiny_llama_dir, tmp_path, sett
                               log=lambda s: None), tty=False)
     assert result.global_step == 3
     assert any(not torch.equal(before[n], p.detach()) for n, p in trainable.items())
+
+
+# ---------------------------------------------------------------------------- ftlang plan --libs
+
+
+_LIBS_RECIPES = {
+    "lora": _lora("modules_to_save = [embed_tokens, lm_head], dropout = 0.1").replace(
+        "batch = 2 }", "batch = 2, attention = eager, gradient_checkpointing = true, warmup = 10 }").replace(
+        "eval {", "eval { every = 0.25, batch = 3,"),
+    "qlora": variant("method lora", _QLORA % ", storage = bf16").replace(
+        "batch = 2 }", "batch = 2, precision = bf16, compile = true }"),
+}
+
+
+def _plain(value):
+    """A library object's attribute as JSON would print it (enums, sets, dtypes)."""
+    if hasattr(value, "value") and not isinstance(value, (int, float, str)):
+        return value.value
+    if isinstance(value, str) and hasattr(value, "value"):  # str enums
+        return value.value
+    if isinstance(value, set):
+        return sorted(value)
+    if type(value).__name__ == "dtype":
+        return str(value).removeprefix("torch.")
+    return value
+
+
+#: what TrainingArguments itself normalizes a keyword argument to
+_NORMALIZED = {("report_to", "none"): []}
+
+
+@pytest.mark.parametrize("name", sorted(_LIBS_RECIPES))
+def test_plan_libs_prints_what_run_builds(proj: Path, name: str, capsys) -> None:
+    """`ftlang plan --libs` output, attribute by attribute, equals the objects ftlang run's code builds."""
+    pytest.importorskip("peft")
+    from ftlang.backend.methods import peft_config, quantization_config
+    from ftlang.backend.train import training_arguments
+    from ftlang.cli import main
+
+    text = _LIBS_RECIPES[name].replace("recipe base_lora {", "recipe base_lora {\n  hardware { device = cpu }")
+    (proj / f"libs_{name}.ft").write_text(text, encoding="utf-8")
+    assert main(["plan", "--libs", str(proj / f"libs_{name}.ft")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    plan = _plan(proj, text)
+    args = training_arguments(plan, "RUN_DIR/checkpoints", device="cpu", has_validation=True)
+    built = {"TrainingArguments": args, "peft": peft_config(plan), "BitsAndBytesConfig": quantization_config(plan)}
+    for lib, obj in built.items():
+        kwargs = printed[lib]["kwargs"] if lib == "peft" else printed[lib]
+        if obj is None:
+            assert kwargs is None
+            continue
+        if lib == "peft":
+            assert type(obj).__name__ == printed["peft"]["class"]
+        differ = []
+        for key, value in kwargs.items():
+            have, want = _plain(getattr(obj, key)), _NORMALIZED.get((key, str(value)), value)
+            if not (have == want or (isinstance(want, list) and sorted(want) == have)):
+                differ.append((lib, key, have, value))
+        assert not differ
+    if name == "lora":
+        assert printed["TrainingArguments"]["eval_steps"] == pytest.approx(0.25)  # of 1 epoch: a ratio
+        assert printed["from_pretrained"] == {"attn_implementation": "eager"}
+        assert printed["peft"]["kwargs"]["modules_to_save"] == ["embed_tokens", "lm_head"]
+    else:
+        assert printed["BitsAndBytesConfig"]["bnb_4bit_quant_storage"] == "bfloat16"
+
+
+def test_plan_libs_stays_torch_free(proj: Path) -> None:
+    import subprocess
+    import sys
+
+    f = proj / "libs_free.ft"
+    f.write_text(_LIBS_RECIPES["qlora"].replace("recipe base_lora {", 'recipe base_lora {\n  hardware { gpu = '
+                                                '"A100-80GB", count = 2, strategy = fsdp }'), encoding="utf-8")
+    code = ("import sys, json, io, contextlib\nfrom ftlang.cli import main\nbuf = io.StringIO()\n"
+            f"with contextlib.redirect_stdout(buf): rc = main(['plan', '--libs', {str(f)!r}])\n"
+            "out = json.loads(buf.getvalue())\n"
+            "assert rc == 0 and out['accelerate']['fsdp_config']['fsdp_use_orig_params'] is False\n"
+            "heavy = [m for m in ('torch', 'transformers', 'peft', 'bitsandbytes') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert done.returncode == 0, done.stderr[-2000:]

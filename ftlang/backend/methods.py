@@ -9,95 +9,37 @@ from __future__ import annotations
 
 from typing import Any
 
-from ftlang.backend.load import ModelLocation, load_model, model_location
-from ftlang.diagnostics import DiagnosticError, error
+from ftlang.backend.libs import OPTIMIZERS, bnb_kwargs, optimizer_name, peft_kwargs, quantized, task_type
+from ftlang.backend.load import load_model
 from ftlang.plan import Plan
-from ftlang.source import loc_span
 
-#: plan optimizer → transformers `optim` name
-OPTIMIZERS = {
-    "adamw": "adamw_torch_fused",  # transformers 5's default: one fused kernel per step
-    "adamw_8bit": "adamw_bnb_8bit",
-    "paged_adamw_8bit": "paged_adamw_8bit",
-    "paged_adamw_32bit": "paged_adamw_32bit",
-    "sgd": "sgd",
-    "adafactor": "adafactor",
-}
-
-
-def task_type(plan: Plan) -> str:
-    return "SEQ_CLS" if plan.model.task.kind == "classify" else "CAUSAL_LM"
-
-
-def quantized(plan: Plan) -> bool:
-    """The base loads quantized (qlora, or lora with load_in_8bit)."""
-    return plan.method.kind == "qlora" or bool(getattr(plan.method, "load_in_8bit", None))
-
-
-def quant_storage(plan: Plan) -> str:
-    """The dtype 4-bit weights are stored in: `quant { storage }`, else the compute dtype under fsdp (so FSDP
-    can shard them: PEFT's FSDP+QLoRA guide), else uint8."""
-    q = plan.method.quant
-    return q.storage or (q.compute_dtype if plan.hardware.strategy == "fsdp" else "uint8")
+__all__ = ["OPTIMIZERS", "apply_method", "load_for_training", "optimizer_name", "peft_config", "quantization_config",
+           "quantized", "task_type"]
 
 
 def quantization_config(plan: Plan) -> Any:
-    """A BitsAndBytesConfig for qlora (4-bit) or lora with load_in_8bit, else None."""
-    if not quantized(plan):
+    """A BitsAndBytesConfig for qlora (4-bit) or lora with load_in_8bit, else None (libs.bnb_kwargs)."""
+    kwargs = bnb_kwargs(plan)
+    if kwargs is None:
         return None
     import torch
     from transformers import BitsAndBytesConfig
 
-    if plan.method.kind == "lora":
-        return BitsAndBytesConfig(load_in_8bit=True)
-    q = plan.method.quant
-    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32, "uint8": torch.uint8}
-    return BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type=q.type,
-        bnb_4bit_use_double_quant=q.double_quant,
-        bnb_4bit_compute_dtype=dtypes[q.compute_dtype],
-        bnb_4bit_quant_storage=dtypes[quant_storage(plan)],
-    )
-
-
-def _prompt_tokenizer_source(where: ModelLocation) -> tuple[str, dict]:
-    kwargs = {k: v for k, v in where.kwargs.items() if k in ("gguf_file", "revision", "trust_remote_code")}
-    return where.path, kwargs
+    dtypes = {k: getattr(torch, v) for k, v in kwargs.items() if k in ("bnb_4bit_compute_dtype", "bnb_4bit_quant_storage")}
+    return BitsAndBytesConfig(**(kwargs | dtypes))
 
 
 def peft_config(plan: Plan) -> Any:
-    """The PEFT config of the plan's method, or None for full fine-tuning and ftlang adapters."""
-    from peft import IA3Config, LoraConfig, PrefixTuningConfig, PromptTuningConfig, PromptTuningInit
+    """The PEFT config of the plan's method (libs.peft_kwargs), or None for full fine-tuning and ftlang adapters."""
+    import peft
 
-    m = plan.method
-    tt = task_type(plan)
-    if m.kind in ("lora", "qlora"):
-        return LoraConfig(
-            task_type=tt, r=m.r, lora_alpha=m.alpha, lora_dropout=m.dropout, target_modules=list(m.targets),
-            use_dora=m.dora, use_rslora=m.rslora, bias=m.bias,
-            modules_to_save=list(m.modules_to_save) if m.modules_to_save else None,
-        )
-    if m.kind == "prefix":
-        return PrefixTuningConfig(task_type=tt, num_virtual_tokens=m.virtual_tokens, prefix_projection=m.projection)
-    if m.kind == "prompt":
-        if m.init_text:
-            path, kwargs = _prompt_tokenizer_source(model_location(plan))
-            return PromptTuningConfig(
-                task_type=tt, num_virtual_tokens=m.virtual_tokens, prompt_tuning_init=PromptTuningInit.TEXT,
-                prompt_tuning_init_text=m.init_text, tokenizer_name_or_path=path, tokenizer_kwargs=kwargs or None,
-            )
-        return PromptTuningConfig(task_type=tt, num_virtual_tokens=m.virtual_tokens,
-                                  prompt_tuning_init=PromptTuningInit.RANDOM)
-    if m.kind == "ia3":
-        missing = [f for f in m.feedforward if f not in m.targets]
-        if missing:
-            raise DiagnosticError(error(
-                "FT306", f"ia3 feedforward modules {missing} are not among its targets", loc_span(m.loc),
-                help="every feedforward module must also be listed in targets",
-            ))
-        return IA3Config(task_type=tt, target_modules=list(m.targets), feedforward_modules=list(m.feedforward))
-    return None
+    spec = peft_kwargs(plan)
+    if spec is None:
+        return None
+    name, kwargs = spec
+    if "prompt_tuning_init" in kwargs:
+        kwargs["prompt_tuning_init"] = peft.PromptTuningInit(kwargs["prompt_tuning_init"])
+    return getattr(peft, name)(**kwargs)
 
 
 def apply_method(plan: Plan, model: Any) -> Any:
@@ -160,23 +102,6 @@ def load_for_training(plan: Plan) -> Any:
     """Base model loaded (quantized for qlora) and wrapped for the plan's method."""
     base = load_model(plan, quantization_config=quantization_config(plan), device_map=quantized_device_map(plan))
     return apply_method(plan, base)
-
-
-def optimizer_name(plan: Plan, device: str) -> str:
-    """The transformers `optim` for the plan, refusing CUDA-only optimizers elsewhere."""
-    opt = plan.train.optimizer
-    if opt.startswith("paged_") and device != "cuda":
-        raise DiagnosticError(error(
-            "FT703", f"optimizer {opt} needs a CUDA GPU (paged memory); this run is on {device}",
-            loc_span(plan.train.loc),
-            help="use optimizer = adamw on this machine, or run on a CUDA GPU",
-        ))
-    if opt == "adamw_8bit" and device != "cuda":
-        raise DiagnosticError(error(
-            "FT703", f"optimizer {opt} (bitsandbytes 8-bit Adam) needs a CUDA GPU; this run is on {device}",
-            loc_span(plan.train.loc), help="use optimizer = adamw on this machine",
-        ))
-    return OPTIMIZERS[opt]
 
 
 def trainable_parameters(model: Any) -> tuple[int, int]:

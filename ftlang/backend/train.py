@@ -25,7 +25,7 @@ from ftlang.atomic import write_lines
 from ftlang.backend import checkpoint as ckpt
 from ftlang.backend.context import RunContext
 from ftlang.backend.faults import NonFiniteLoss
-from ftlang.backend.methods import optimizer_name, quantized
+from ftlang.backend.libs import training_kwargs
 from ftlang.diagnostics import DiagnosticError, error
 from ftlang.plan import Plan
 from ftlang.source import loc_span
@@ -85,117 +85,17 @@ def seed_everything(plan: Plan) -> None:
         set_seed(plan.train.seed)
 
 
-def steps_per_epoch(plan: Plan, train_rows: int, world: int = 1) -> int:
-    """Optimizer steps in one epoch, as the Trainer counts them (the last partial accumulation counts)."""
-    batches = math.ceil(train_rows / (plan.train.batch * world))
-    return max(1, math.ceil(batches / plan.train.grad_accum))
-
-
-def _eval_strategy(plan: Plan, has_validation: bool, train_rows: int | None = None) -> tuple[str, int | float | None]:
-    every = plan.eval.every
-    if not has_validation:
-        return "no", None
-    if isinstance(every, int):
-        return "steps", every
-    if isinstance(every, float):  # a fraction of an epoch
-        if train_rows is not None:
-            world = int(os.environ.get("WORLD_SIZE", "1"))
-            return "steps", max(1, round(every * steps_per_epoch(plan, train_rows, world)))
-        if plan.train.epochs is not None and every / plan.train.epochs < 1:
-            return "steps", every / plan.train.epochs  # the Trainer reads a float < 1 as a ratio of all steps
-        return "epoch", None
-    if every == "end" and plan.train.early_stop is None and plan.eval.select == "final":
-        return "no", None  # one evaluation after training instead
-    return "epoch", None
-
-
-def _checkpointing(plan: Plan, best: bool, eval_strategy: str, eval_steps: int | None) -> tuple[str, dict[str, Any]]:
-    """(save_strategy, TrainingArguments keys) for checkpoints and the model selection they serve."""
-    t = plan.train
-    kwargs: dict[str, Any] = {}
-    if t.early_stop is not None:
-        metric = "eval_loss" if t.early_stop.metric in ("val_loss", "loss") else f"eval_{t.early_stop.metric}"
-        kwargs.update(metric_for_best_model=metric, greater_is_better=metric != "eval_loss" and "loss" not in metric)
-    save_strategy = "steps" if t.save_steps else "epoch"
-    if best:
-        # a checkpoint at every evaluation, so the best one exists; the Trainer reloads it at the end
-        kwargs.update(metric_for_best_model="eval_loss", greater_is_better=False, load_best_model_at_end=True)
-        save_strategy = eval_strategy
-        if eval_strategy == "steps":
-            kwargs["save_steps"] = eval_steps
-    elif eval_strategy == "steps" and t.early_stop is not None and not t.save_steps:
-        save_strategy = "steps"
-        kwargs["save_steps"] = eval_steps
-    elif t.save_steps:
-        kwargs["save_steps"] = t.save_steps
-    return save_strategy, kwargs
-
-
 def training_arguments(plan: Plan, output_dir: Path, *, device: str, has_validation: bool,
                        tty: bool = False, train_rows: int | None = None) -> Any:
-    """TrainingArguments for the plan: the one mapping of TrainPlan keys onto the Trainer.
+    """TrainingArguments for the plan, from the one torch-free mapping (backend/libs.py, which
+    `ftlang plan --libs` prints).
 
     train_rows: the training rows (after packing), for `eval { every = 0.25 }` (a fraction of an epoch)."""
     from transformers import TrainingArguments
 
-    t = plan.train
     check_precision(plan, device)
-    best = plan.eval.select != "final"
-    if (t.early_stop is not None or best) and not has_validation:
-        what, where = ("early_stop", t.loc) if t.early_stop is not None else ("select = best(val_loss)", plan.eval.loc)
-        raise DiagnosticError(error(
-            "FT706", f"{what} needs a validation set, and this recipe has none", loc_span(where),
-            help="add `split train { validation = 5% }` or a `dataset validation = ...`",
-        ))
-    eval_strategy, eval_steps = _eval_strategy(plan, has_validation, train_rows)
-    warmup: float | int = 0
-    if t.warmup_ratio is not None:
-        warmup = float(t.warmup_ratio)  # transformers 5: a float in [0, 1) is a ratio
-    elif t.warmup_steps is not None:
-        warmup = int(t.warmup_steps)
-    save_strategy, kwargs = _checkpointing(plan, best, eval_strategy, eval_steps)
-    if device == "cpu" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        kwargs["ddp_backend"] = "gloo"
-    return TrainingArguments(
-        output_dir=str(output_dir),
-        learning_rate=t.lr,
-        num_train_epochs=t.epochs if t.epochs is not None else 1.0,
-        max_steps=t.max_steps if t.max_steps is not None else -1,
-        per_device_train_batch_size=t.batch,
-        per_device_eval_batch_size=plan.eval.batch or t.batch,
-        gradient_accumulation_steps=t.grad_accum,
-        warmup_steps=warmup,
-        lr_scheduler_type=t.schedule,
-        bf16=t.precision == "bf16",
-        fp16=t.precision == "fp16",
-        weight_decay=t.weight_decay,
-        max_grad_norm=t.max_grad_norm,
-        activation_checkpointing=t.gradient_checkpointing and not quantized(plan),  # kbit prep did it
-        activation_checkpointing_kwargs={"use_reentrant": bool(t.reentrant_checkpointing)}
-        if t.gradient_checkpointing else None,
-        torch_compile=bool(t.compile),
-        seed=t.seed,
-        data_seed=t.seed,
-        full_determinism=t.deterministic,
-        optim=optimizer_name(plan, device),
-        # unset: every step of a short run, about 200 points of a long one (a float < 1 is a ratio)
-        logging_steps=t.logging_steps if t.logging_steps is not None else 1 / 200,
-        logging_first_step=False,
-        eval_strategy=eval_strategy,
-        eval_steps=eval_steps,
-        save_strategy=save_strategy,
-        save_total_limit=None,  # rotation is ours: only after a newer checkpoint is complete
-        prediction_loss_only=True,
-        label_names=["labels"],
-        remove_unused_columns=False,
-        report_to="none",
-        disable_tqdm=not tty,
-        use_cpu=device == "cpu",
-        dataloader_num_workers=0,
-        dataloader_pin_memory=device == "cuda",
-        save_only_model=False,
-        **kwargs,
-    )
+    return TrainingArguments(**training_kwargs(plan, output_dir, device=device, has_validation=has_validation,
+                                               tty=tty, train_rows=train_rows))
 
 
 def _fmt_eta(seconds: float) -> str:

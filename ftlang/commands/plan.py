@@ -18,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, default="human", help="diagnostics output format")
     parser.add_argument("--launch-cmd", action="store_true",
                         help="print the command line that launches training for this plan instead")
+    parser.add_argument("--libs", action="store_true",
+                        help="print the keyword arguments of TrainingArguments, the PEFT config, BitsAndBytesConfig "
+                             "and the accelerate config this plan becomes (torch-free) instead")
     parser.add_argument("-o", "--output", metavar="PATH", help="write the plan JSON to PATH")
     parser.add_argument("--compare-hardware", action="store_true",
                         help="instead of the plan, print the estimate line for every catalog GPU that fits, "
@@ -59,6 +62,14 @@ def run(args: argparse.Namespace) -> int:
         print(shlex.join(launch_command(plan, python="python")))
         return 0
     text = plan.to_json(indent=2)
+    if args.libs:
+        import json
+
+        from ftlang.backend.launch import accelerate_config, launcher_for
+        from ftlang.backend.libs import library_kwargs
+
+        accelerate = accelerate_config(plan) if launcher_for(plan) == "accelerate" else None
+        text = json.dumps(library_kwargs(plan) | {"accelerate": accelerate}, indent=2, ensure_ascii=False)
     if (sweep := res.sweeps.get(plan.recipe.name)) is not None:  # the base plan plus `sweep` (its points)
         import json
 
