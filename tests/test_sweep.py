@@ -94,3 +94,51 @@ def test_sweep_block_is_kept_by_the_formatter():
 
     text = EXAMPLE.read_text(encoding="utf-8")
     assert format_text(text, str(EXAMPLE)) == (text, [])
+
+
+def test_sweep_jobs_write_one_plan_per_point_and_a_slurm_array(tmp_path, capsys):
+    from ftlang.cli import main
+    from ftlang.plan import Plan, plan_hash
+
+    jobs = tmp_path / "jobs"
+    assert main(["plan", str(EXAMPLE), "--sweep-jobs", str(jobs)]) == 0
+    script = jobs / "sweep.sbatch"
+    assert capsys.readouterr().out.strip() == str(script)
+    sweep = check_file(EXAMPLE).sweeps["sweep"]
+    for p in sweep.points:  # each plan file is the point's sealed plan, runnable alone with `ftlang run --plan`
+        plan = Plan.from_json((jobs / "plans" / f"{p.name}.json").read_text())
+        assert plan.sha256 == plan_hash(plan) == p.plan.sha256
+    text = script.read_text()
+    assert text.startswith("#!/bin/bash\n") and script.stat().st_mode & 0o111
+    assert "#SBATCH --array=0-1\n" in text and "POINTS=(p0 p1)" in text
+    assert 'ftlang run --plan "$PLAN" --out "$OUT"' in text and 'ftlang run --plan "$PLAN" --resume "$OUT"' in text
+    spec = json.loads((jobs / "sweep.points.json").read_text())
+    assert spec["points"] == [{"name": "p0", "params": {"lr": 0.001}}, {"name": "p1", "params": {"lr": 0.002}}]
+    import subprocess
+
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0  # the script parses
+
+
+def test_report_sweep_summarizes_a_directory_filled_by_jobs(tmp_path, capsys):
+    """Two points ran elsewhere (their run.json / eval.json as a run writes them): the summary selects the
+    lower perplexity among points whose gates passed, and marks a failed gate."""
+    from ftlang.cli import main
+    from ftlang.report.sweep import write_spec
+
+    write_spec(tmp_path, "r", "perplexity", "min", [("p0", {"lr": 1e-3}), ("p1", {"lr": 2e-3}),
+                                                    ("p2", {"lr": 5e-3})], "abc")
+    for name, ppl, passed in (("p0", 3.0, True), ("p1", 2.5, True), ("p2", 1.5, False)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "run.json").write_text(json.dumps(
+            {"status": "done", "exit_code": 0 if passed else 3, "timings": {"train": 10.0, "eval": 2.0}}))
+        (tmp_path / name / "eval.json").write_text(json.dumps(
+            {"plan_hash": name * 4, "metrics_before": {"perplexity": 9.0}, "metrics_after": {"perplexity": ppl},
+             "gates": [{"text": "perplexity < 2", "passed": passed}], "gates_passed": passed}))
+    assert main(["report", "sweep", str(tmp_path)]) == 0
+    assert "best point: p1" in capsys.readouterr().out
+    facts = json.loads((tmp_path / "sweep.json").read_text())
+    assert facts["best"] == "p1" and [r["seconds"] for r in facts["points"]] == [12.0] * 3
+    md = (tmp_path / "sweep.md").read_text()
+    assert "Best point: **p1** (lr = 0.002): perplexity 9 → **2.5**" in md and "| FAIL |" in md
+    assert "<svg" in (tmp_path / "sweep.html").read_text()
+    assert main(["report", "sweep", str(tmp_path / "p0")]) == 2

@@ -104,10 +104,11 @@ def execute_sweep(sweep, base: Plan, *, out: Path | None, points: int | None, fo
                   on_error: Callable[[DiagnosticError], None]) -> int:
     """Run, summarize, register. Exit code: 130 interrupted, 1 when a point did not finish, 3 when no point
     passed its gates, else 0."""
-    from ftlang.report.sweep import summarize
+    from ftlang.report.sweep import summarize, write_spec
 
     out = out or sweep_dir(base, sweep)
     out.mkdir(parents=True, exist_ok=True)
+    write_spec(out, sweep.recipe, sweep.metric, sweep.goal, [(p.name, p.params) for p in sweep.points], sweep.sha256)
     code = run_points(sweep, out, points=points, force=force, allow_outside=allow_outside, log=log,
                       recipe_file=recipe_file, on_error=on_error)
     chosen = sweep.points[:points] if points else sweep.points

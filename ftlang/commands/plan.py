@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ftlang.atomic import write_text
 from ftlang.commands._common import FORMATS, UsageError, add_set, emit, parse_sets, usage
@@ -22,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="print the keyword arguments of TrainingArguments, the PEFT config, BitsAndBytesConfig "
                              "and the accelerate config this plan becomes (torch-free) instead")
     parser.add_argument("-o", "--output", metavar="PATH", help="write the plan JSON to PATH")
+    parser.add_argument("--sweep-jobs", metavar="DIR",
+                        help="a recipe with a sweep: write one plan per point and a Slurm job-array script into DIR")
     parser.add_argument("--compare-hardware", action="store_true",
                         help="instead of the plan, print the estimate line for every catalog GPU that fits, "
                              "cheapest first")
@@ -51,6 +54,14 @@ def run(args: argparse.Namespace) -> int:
     if has_errors(res.diagnostics) or res.plan is None:
         return 1
     plan = res.plan
+    if args.sweep_jobs:
+        sweep = res.sweeps.get(plan.recipe.name)
+        if sweep is None:
+            return usage(f"{args.file}: recipe `{plan.recipe.name}` has no sweep block")
+        from ftlang.commands._sweep_jobs import write_jobs
+
+        print(write_jobs(sweep, Path(args.sweep_jobs)))
+        return 0
     if args.compare_hardware:
         return _compare(plan)
     if args.launch_cmd:

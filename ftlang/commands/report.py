@@ -1,12 +1,13 @@
-"""`ftlang report show RUN` and `ftlang report diff RUN_A RUN_B`."""
+"""`ftlang report show RUN`, `ftlang report diff RUN_A RUN_B` and `ftlang report sweep DIR`."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-HELP = "show a run's report (regenerating it), or diff two runs"
+HELP = "show a run's report (regenerating it), diff two runs, or summarize a sweep directory"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,11 +19,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("run_a")
     p.add_argument("run_b")
     p.add_argument("--json", action="store_true", help="print the differences as JSON")
+    p = sub.add_parser("sweep", help="write sweep.json/md/html for a sweep directory (a run's, or --sweep-jobs')")
+    p.add_argument("dir", help="the sweep directory (it holds sweep.points.json)")
 
 
 def run(args: argparse.Namespace) -> int:
     from ftlang.report import build, diff
 
+    if args.action == "sweep":
+        from ftlang.report.sweep import summarize_dir
+
+        facts = summarize_dir(Path(args.dir))
+        if facts is None:
+            print(f"ftlang: {args.dir} is not a sweep directory (no sweep.points.json)", file=sys.stderr)
+            return 2
+        print(f"best point: {facts['best'] or '(none yet)'}; {facts['finished']} of {len(facts['points'])} finished")
+        print(Path(args.dir) / "sweep.md")
+        return 0
     if args.action == "show":
         diff.load(args.run)  # FT830 when the run has no report.json
         md, html = build.regenerate(args.run)

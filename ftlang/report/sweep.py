@@ -64,6 +64,24 @@ def plots(rows: list[dict], params: list[str], metric: str) -> list[dict]:
     return out
 
 
+SPEC = "sweep.points.json"  # what a sweep directory holds: the selection and every point's name and values
+
+
+def write_spec(sweep_dir: Path, recipe: str, metric: str, goal: str, points: list[tuple[str, dict]],
+               sha256: str) -> None:
+    write_json(Path(sweep_dir) / SPEC, {"recipe": recipe, "metric": metric, "goal": goal, "sha256": sha256,
+                                        "points": [{"name": n, "params": p} for n, p in points]}, sort_keys=True)
+
+
+def summarize_dir(sweep_dir: Path) -> dict[str, Any] | None:
+    """The summary of a sweep directory from its spec (a run here, or `--sweep-jobs` jobs); None without one."""
+    spec = _read(Path(sweep_dir) / SPEC)
+    if not spec:
+        return None
+    return summarize(Path(sweep_dir), spec["recipe"], spec["metric"], spec["goal"],
+                     [(p["name"], p["params"]) for p in spec["points"]], spec.get("sha256", ""))
+
+
 def summarize(sweep_dir: Path, recipe: str, metric: str, goal: str, points: list[tuple[str, dict]],
               sha256: str = "") -> dict[str, Any]:
     """Write sweep.json, sweep.md and sweep.html for the points (name, params) under sweep_dir; returns the facts."""
