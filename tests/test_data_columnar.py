@@ -110,3 +110,27 @@ def test_worker_processes_give_the_same_tables_as_one(tmp_path, monkeypatch):
     assert one.stats["conservation"]
     q = [json.loads(x) for x in one.quarantine_path.read_text().splitlines()]
     assert [(r["line"], r["code"]) for r in q] == [(8, "FT618")]  # file:line survives the workers
+
+
+def test_cached_rerun_reuses_file_hashes_until_the_file_changes(tmp_path):
+    pytest.importorskip("transformers")
+    from plan_factory import make_plan, write_jsonl
+    from tiny_models import build_tokenizer
+    from transformers import AutoTokenizer
+
+    from ftlang.data.prepare import prepare
+
+    build_tokenizer(tmp_path / "tok")
+    tok = AutoTokenizer.from_pretrained(str(tmp_path / "tok"))
+    (tmp_path / ".git").mkdir()
+    rows = [{"instruction": f"q{i}", "input": "", "output": f"a{i}"} for i in range(20)]
+    write_jsonl(tmp_path / "data" / "d.jsonl", rows)
+    plan = make_plan(tmp_path)
+    first = prepare(plan, tok, cache_dir=tmp_path / "c", log=lambda _m: None)
+    memo = json.loads((tmp_path / "c" / "fingerprints.json").read_text())
+    assert list(memo.values())[0]["sha256"] == first.fingerprints["d"]
+    again = prepare(plan, tok, cache_dir=tmp_path / "c", log=lambda _m: None)
+    assert again.cache_hit and again.validation_rows == first.validation_rows and len(again.validation_rows) == 2
+    write_jsonl(tmp_path / "data" / "d.jsonl", rows[:-1] + [{"instruction": "q", "input": "", "output": "changed"}])
+    changed = prepare(plan, tok, cache_dir=tmp_path / "c", log=lambda _m: None)
+    assert not changed.cache_hit and changed.fingerprints["d"] != first.fingerprints["d"]

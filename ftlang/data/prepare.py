@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ftlang.atomic import sha256_file
+from ftlang.atomic import sha256_file, write_json
 from ftlang.data import cache as cache_mod
 from ftlang.data.codes import row_problem
 from ftlang.data.formats import to_chat
@@ -24,7 +24,7 @@ from ftlang.data.packing import PackedCollator, PackedRows, PadCollator, pack_bi
 from ftlang.data.rows import content_hash, public
 from ftlang.data.steps import Dataset, PipelineRunner, split_rows
 from ftlang.data.stream import TrainStream, streamed_source
-from ftlang.data.tables import TableWriter, TokenRows, read_bins, read_table, write_bins
+from ftlang.data.tables import TableWriter, TokenRows, read_bins, read_table, rows_equal, write_bins
 from ftlang.data.templates import ChatRenderer, chat_renderer
 from ftlang.data.tokenize import Problem, encode_chat, encode_classification, encode_completion, map_batches
 from ftlang.data.validate import MAX_LISTED, _limit, resolve_path
@@ -40,7 +40,7 @@ class Prepared:
     #: Sequences of row dicts built on access from memory-mapped Arrow tables (TokenRows, PackedRows)
     train: Sequence[dict]
     validation: Sequence[dict] | None
-    validation_rows: list[dict]
+    validation_rows: Sequence[dict]  # canonical rows (generation metrics); JsonlRows from the cache
     extra: dict[str, Sequence[dict]]
     stats: dict
     fingerprints: dict[str, str]
@@ -70,7 +70,16 @@ def _pad_id(tokenizer) -> int:
     return 0
 
 
-def source_fingerprints(plan: Plan, allow_outside: bool) -> dict[str, str]:
+def source_fingerprints(plan: Plan, allow_outside: bool, memo_dir: Path | None = None) -> dict[str, str]:
+    """Source name → the sha256 of its bytes (hf: name, revision, dataset fingerprint). With `memo_dir`, a
+    file whose size and mtime (ns) are as last hashed keeps its hash (memo_dir/fingerprints.json), so a
+    cached rerun does not read a large file through."""
+    memo_path = memo_dir / "fingerprints.json" if memo_dir is not None else None
+    try:
+        memo = json.loads(memo_path.read_text()) if memo_path is not None and memo_path.is_file() else {}
+    except ValueError:
+        memo = {}
+    changed = False
     out = {}
     for name, src in plan.data.items():
         if src.kind == "hf_dataset":
@@ -78,7 +87,18 @@ def source_fingerprints(plan: Plan, allow_outside: bool) -> dict[str, str]:
 
             out[name] = hf_fingerprint(plan, src)
         else:
-            out[name] = sha256_file(resolve_path(plan, src, allow_outside))
+            path = resolve_path(plan, src, allow_outside)
+            st, key = path.stat(), str(path.resolve())
+            seen = memo.get(key)
+            if seen and seen["size"] == st.st_size and seen["mtime_ns"] == st.st_mtime_ns:
+                out[name] = seen["sha256"]
+                continue
+            out[name] = sha256_file(path)
+            memo[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": out[name]}
+            changed = True
+    if changed and memo_path is not None:
+        memo_path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(memo_path, memo)
     return out
 
 
@@ -91,7 +111,7 @@ def _renderer(plan: Plan, tokenizer) -> ChatRenderer | None:
 def prepare(plan: Plan, tokenizer, *, cache_dir: Path | None = None, allow_outside: bool = False,
             log: Callable[[str], None] = print, run_dir: Path | None = None) -> Prepared:
     cache_dir = Path(cache_dir) if cache_dir is not None else plan.resolve(".ftlang-cache/data")
-    fingerprints = source_fingerprints(plan, allow_outside)
+    fingerprints = source_fingerprints(plan, allow_outside, memo_dir=cache_dir)
     renderer = _renderer(plan, tokenizer)
     key = cache_mod.cache_key(plan, fingerprints, cache_mod.tokenizer_identity(tokenizer),
                               renderer.digest if renderer else None)
@@ -109,7 +129,8 @@ def prepare(plan: Plan, tokenizer, *, cache_dir: Path | None = None, allow_outsi
     try:
         built, quarantine = _build(plan, tokenizer, renderer, key, fingerprints, allow_outside, log, tmp)
         meta = {"stats": built.stats, "extra_rows": built.extra_rows, "packed": built.packed, "task": built.task,
-                "has_validation": built.validation is not None, "files": _files(tmp)}
+                "has_validation": built.validation is not None, "files": _files(tmp),
+                "validation_rows": len(built.validation_rows)}
         _write_jsonl(tmp / VALIDATION_ROWS, built.validation_rows)
         entry = cache_mod.commit(tmp, cache_dir, key, meta, quarantine)
     finally:
@@ -131,6 +152,31 @@ def prepare(plan: Plan, tokenizer, *, cache_dir: Path | None = None, allow_outsi
 
 
 VALIDATION_ROWS = "validation_rows.jsonl"
+
+
+class JsonlRows(Sequence):
+    """Rows of a JSONL file, read on first access (a cache hit does not pay for rows only generation
+    metrics read); compares equal to a list of the same rows."""
+
+    def __init__(self, path: Path, count: int):
+        self.path, self._count, self._rows = path, count, None
+
+    def rows(self) -> list[dict]:
+        if self._rows is None:
+            text = self.path.read_text(encoding="utf-8") if self.path.is_file() else ""
+            self._rows = [json.loads(x) for x in text.splitlines()]
+        return self._rows
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, i):
+        return self.rows()[i]
+
+    def __eq__(self, other) -> bool:
+        return rows_equal(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def _files(entry: Path) -> dict[str, str]:
@@ -168,9 +214,7 @@ def _from_cache(hit: tuple[dict, Path], key: str, fingerprints: dict[str, str], 
     train: Sequence[dict] = tables["train"]
     if "train.bins" in files:
         train = PackedRows(train, *read_bins(entry / files["train.bins"]))
-    vrows = entry / VALIDATION_ROWS
-    validation_rows = [json.loads(x) for x in vrows.read_text(encoding="utf-8").splitlines()] \
-        if vrows.is_file() else []
+    validation_rows = JsonlRows(entry / VALIDATION_ROWS, meta.get("validation_rows", 0))
     return Prepared(
         train=train, validation=tables.get("validation") if meta["has_validation"] else None,
         validation_rows=validation_rows,
