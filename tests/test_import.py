@@ -244,3 +244,21 @@ def test_odd_values_anywhere_give_a_recipe_that_parses_never_a_crash(config: Pat
             draft = convert(cfg, tool, config.name, "r", config.parent)
             render(draft)  # runs the formatter: raises if the text does not parse
             assert all(_covered(k, draft.handled) for k in _keys(cfg, tool)), (path, odd)
+
+
+@pytest.mark.parametrize("config, source, card", [
+    ("base_model: NousResearch/Meta-Llama-3-8B\nadapter: lora\nmicro_batch_size: 1\n", "NousResearch/Meta-Llama-3-8B",
+     "llama3_8b"),
+    ("model:\n  _component_: torchtune.models.llama3.lora_llama3_8b\n  lora_attn_modules: [q_proj, v_proj]\n"
+     "tokenizer:\n  _component_: torchtune.models.llama3.llama3_tokenizer\n", "meta-llama/Meta-Llama-3-8B",
+     "llama3_8b"),
+])
+def test_the_issue_example_models_resolve_to_stdlib_cards(config: str, source: str, card: str,
+                                                          tmp_path: Path) -> None:
+    text = _import_text(tmp_path, config + "datasets:\n  - path: data/x.jsonl\n" if "base_model" in config
+                        else config + "dataset:\n  _component_: torchtune.datasets.alpaca_dataset\n")
+    (tmp_path / "pyproject.toml").write_text("")
+    result = check_text(text, tmp_path / "recipe.ft")
+    assert not {d.code for d in result.diagnostics if d.severity.name == "ERROR"} - {"FT203"}
+    plan = _checked(text, tmp_path)
+    assert plan.model.source.path == source and card in text
