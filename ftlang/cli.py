@@ -25,6 +25,7 @@ from ftlang.diagnostics import DiagnosticError
 
 COMMANDS = (
     "check", "fmt", "plan", "schema", "explain", "run", "report", "data", "registry", "serve", "lsp", "import",
+    "card",
 )
 
 

@@ -465,3 +465,63 @@ def test_plan_libs_stays_torch_free(proj: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parents[1])})
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+# ---------------------------------------------------------------------------- ftlang card
+
+
+def _offline_hub(monkeypatch, home: Path) -> None:
+    """huggingface_hub offline, over this cache (its constants are read at import: patch them too)."""
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+
+
+def _hub_cache(home: Path, repo: str, config: dict) -> None:
+    """A Hugging Face cache holding only the repo's config.json (as hf_hub_download lays it out)."""
+    root = home / "hub" / f"models--{repo.replace('/', '--')}"
+    (root / "refs").mkdir(parents=True)
+    (root / "refs" / "main").write_text("0" * 40)
+    snap = root / "snapshots" / ("0" * 40)
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text(json.dumps(config))
+
+
+def test_card_writes_a_model_card_that_check_reads_offline(proj: Path, tmp_path, monkeypatch, capsys) -> None:
+    pytest.importorskip("huggingface_hub")
+    from semantic_project import TINY_LLAMA
+
+    from ftlang.cli import main
+
+    home = tmp_path / "hf"
+    _hub_cache(home, "someorg/Tiny-Llama-3", TINY_LLAMA)
+    _offline_hub(monkeypatch, home)
+    monkeypatch.chdir(proj)
+    assert main(["card", "someorg/Tiny-Llama-3"]) == 0
+    text = capsys.readouterr().out
+    assert text == (proj / "cards" / "tiny_llama_3.ft").read_text()
+    assert "model_card tiny_llama_3 {" in text and "kv_heads = 2" in text and "alias all_linear" in text
+    recipe = 'import "cards/tiny_llama_3.ft"\n' + BASE.replace('local("models/tiny-llama")', "tiny_llama_3")
+    plan = _plan(proj, recipe)
+    assert plan.model.card == "tiny_llama_3" and plan.model.source.path == "someorg/Tiny-Llama-3"
+    assert plan.resources.total_params == _plan(proj, BASE).resources.total_params
+
+
+def test_card_offline_without_cache_is_a_diagnostic(tmp_path, monkeypatch, capsys) -> None:
+    pytest.importorskip("huggingface_hub")
+    from ftlang.cli import main
+
+    _offline_hub(monkeypatch, tmp_path / "empty")
+    monkeypatch.chdir(tmp_path)
+    assert main(["card", "someorg/not-cached"]) == 1
+    err = capsys.readouterr().err
+    assert "FT223" in err and "offline" in err and not (tmp_path / "cards").exists()
+
+
+def test_no_card_help_names_ftlang_card(proj: Path) -> None:
+    (err,) = _errors(proj, BASE.replace('local("models/tiny-llama")', 'hf("someorg/unknown-model")'))
+    assert err.code == "FT212" and "ftlang card someorg/unknown-model" in err.help

@@ -91,6 +91,10 @@ CODES: tuple[Code, ...] = (
          "(`import \"stdlib/models/llama2.ft\"`, `model = llama2_7b`), a `model_card` block, or `local(\"dir\")` "
          "with a transformers config.json all provide them; a bare hub id is matched against the known cards "
          "and the local Hugging Face cache, never the network."),
+    Code("FT223", Stage.CHECK, "cannot fetch a model's config.json",
+         "`ftlang card ORG/NAME` downloads the model's config.json (only that file) through huggingface_hub "
+         "and writes a model card into the project. It needs network access once (or the file in the "
+         "Hugging Face cache); a gated model needs `huggingface-cli login`. `check` itself never goes online."),
     Code("FT213", Stage.CHECK, "unknown GPU",
          "`hardware { gpu = \"...\" }` names a GPU that is not in the hardware catalog (stdlib/hardware.json: "
          "T4-16GB, L4-24GB, RTX4090-24GB, A10-24GB, A100-40GB, A100-80GB, H100-80GB, H200-141GB). Give `memory "

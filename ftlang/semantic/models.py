@@ -209,7 +209,10 @@ def _model_card(node: ast.Value, trust: bool, s: Scope) -> Card | None:
             except CardError:
                 pass
     s.err("FT212", f"no model card for `{_src_text(source)}`: the checker needs the model's dimensions",
-          node.span, "use a stdlib card (import \"stdlib/models/<family>.ft\"), write a `model_card` with this "
+          node.span, f"run `ftlang card {source.path}` once (online: it writes the card into the project), "
+          "use a stdlib card (import \"stdlib/models/<family>.ft\"), write a `model_card` with this source, or "
+          "point local(...) at a folder with config.json" if source.kind == "hf" else
+          "use a stdlib card (import \"stdlib/models/<family>.ft\"), write a `model_card` with this "
           "source, or point local(...) at a folder with config.json")
     return None
 
