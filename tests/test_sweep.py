@@ -142,3 +142,33 @@ def test_report_sweep_summarizes_a_directory_filled_by_jobs(tmp_path, capsys):
     assert "Best point: **p1** (lr = 0.002): perplexity 9 → **2.5**" in md and "| FAIL |" in md
     assert "<svg" in (tmp_path / "sweep.html").read_text()
     assert main(["report", "sweep", str(tmp_path / "p0")]) == 2
+
+
+RANDOM = """    random { lr = loguniform(1e-4, 1e-2), epochs = choice(1, 2) }
+    trials = 5
+    seed = SEED
+"""
+
+
+def test_random_sweep_draws_seeded_points_within_their_distributions():
+    def points(seed: int):
+        res = _variant("    grid { lr = [1e-3, 2e-3] }\n", RANDOM.replace("SEED", str(seed)))
+        assert res.ok, [d.message for d in res.diagnostics if d.severity.value == "error"]
+        return res.sweeps["sweep"].points
+
+    a, b, c = points(0), points(0), points(1)
+    assert [p.params for p in a] == [p.params for p in b] != [p.params for p in c]
+    assert len(a) == 5 and [p.name for p in a] == ["p0", "p1", "p2", "p3", "p4"]
+    for p in a:  # each point's plan holds the drawn values, as `--set` would give them
+        assert 1e-4 <= p.params["lr"] <= 1e-2 and p.params["epochs"] in (1, 2)
+        assert p.plan.train.lr == p.params["lr"] and p.plan.train.epochs == p.params["epochs"]
+
+
+def test_random_sweep_problems():
+    bad = {"lr = loguniform(1e-4, 1e-2)": "lr = loguniform(0, 1e-2)",
+           "epochs = choice(1, 2)": "epochs = choice()",
+           "    trials = 5\n": "",
+           "random { lr": "random { lrx"}
+    for old, new in bad.items():
+        res = _variant("    grid { lr = [1e-3, 2e-3] }\n", RANDOM.replace("SEED", "0").replace(old, new))
+        assert "FT240" in _codes(res), (old, new)

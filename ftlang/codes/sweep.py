@@ -7,7 +7,8 @@ from ftlang.codes.model import Code, Stage
 CODES: tuple[Code, ...] = (
     Code("FT240", Stage.CHECK, "bad sweep",
          "A `sweep` block varies declared `param`s: `grid { lr = [1e-4, 2e-4], rank = [8, 16] }` lists each "
-         "param's values (a non-empty list), and `select = min(perplexity)` (or `max(...)`) names one metric of "
+         "param's values (a non-empty list), or `random { lr = loguniform(1e-5, 1e-3), rank = choice(8, 16, 32) }` "
+         "with `trials = N` (and `seed = 0`) draws N points; `select = min(perplexity)` (or `max(...)`) names one metric of "
          "the recipe's `eval` block. A name that is not a declared param, an empty list, a missing or unknown "
          "select, or an unknown statement in the block is this error.",
          help="sweep { grid { NAME = [v1, v2] }  select = min(METRIC) }"),

@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,21 +76,12 @@ def _plain(v: ast.Value) -> Any:
 
 
 def _grid(node: ast.Block, params: dict, diags: list[Diagnostic]) -> dict[str, tuple[ast.Value, ...]]:
-    from ftlang.semantic.values import did_you_mean
-
     axes: dict[str, tuple[ast.Value, ...]] = {}
     for st in node.body:
         if not isinstance(st, ast.Assign):
             diags.append(error("FT240", "a `grid` lists params: `NAME = [v1, v2]`", st.span))
             continue
-        if st.key not in params:
-            guess = did_you_mean(st.key, params)
-            diags.append(error("FT240", f"`{st.key}` is not a declared param: only params can be swept", st.key_span,
-                               f"did you mean `{guess}`?" if guess else
-                               f"declare it (`param {st.key} = ...`) and use it in the recipe"))
-            continue
-        if st.key in axes:
-            diags.append(error("FT107", f"`{st.key}` is swept twice", st.key_span, "merge the two lists"))
+        if not _param_ok(st, params, axes, diags):
             continue
         items = st.value.items if isinstance(st.value, ast.ListValue) else ()
         if not items or any(set_text(i) is None for i in items):
@@ -97,6 +90,63 @@ def _grid(node: ast.Block, params: dict, diags: list[Diagnostic]) -> dict[str, t
             continue
         axes[st.key] = items
     return axes
+
+
+def _random(node: ast.Block, params: dict, diags: list[Diagnostic]) -> dict[str, ast.Call]:
+    """`random { lr = loguniform(1e-5, 1e-3), rank = choice(8, 16, 32) }`: each param's distribution."""
+    dists: dict[str, ast.Call] = {}
+    for st in node.body:
+        if not isinstance(st, ast.Assign) or not _param_ok(st, params, dists, diags):
+            continue
+        v = st.value
+        lit = isinstance(v, ast.Call) and all(set_text(a) is not None for a in v.args) and not v.kwargs
+        nums = lit and all(isinstance(a, (ast.Int, ast.Float)) for a in v.args)
+        if lit and v.name == "choice" and v.args:
+            dists[st.key] = v
+        elif nums and v.name in ("loguniform", "uniform") and len(v.args) == 2 and _bounds_ok(v):
+            dists[st.key] = v
+        else:
+            diags.append(error("FT240", f"`{st.key}` needs loguniform(LOW, HIGH), uniform(LOW, HIGH) with "
+                               "LOW < HIGH (LOW > 0 for loguniform) or choice(v1, v2, ...)", v.span))
+    return dists
+
+
+def _bounds_ok(call: ast.Call) -> bool:
+    lo, hi = call.args[0].value, call.args[1].value
+    return lo < hi and (call.name == "uniform" or lo > 0)  # log needs a positive low bound
+
+
+def _param_ok(st: ast.Assign, params: dict, seen: dict, diags: list[Diagnostic]) -> bool:
+    from ftlang.semantic.values import did_you_mean
+
+    if st.key not in params:
+        guess = did_you_mean(st.key, params)
+        diags.append(error("FT240", f"`{st.key}` is not a declared param: only params can be swept", st.key_span,
+                           f"did you mean `{guess}`?" if guess else
+                           f"declare it (`param {st.key} = ...`) and use it in the recipe"))
+        return False
+    if st.key in seen:
+        diags.append(error("FT107", f"`{st.key}` is swept twice", st.key_span, "merge the two"))
+        return False
+    return True
+
+
+def _draw(call: ast.Call, rng: random.Random) -> tuple[Any, str]:
+    """One value of a distribution: (plain value, its `--set` text)."""
+    if call.name == "choice":
+        v = rng.choice(call.args)
+        return _plain(v), set_text(v)
+    lo, hi = float(call.args[0].value), float(call.args[1].value)
+    x = math.exp(rng.uniform(math.log(lo), math.log(hi))) if call.name == "loguniform" else rng.uniform(lo, hi)
+    x = float(f"{x:.4g}")  # four significant digits: a point's value reads (and sets) as written
+    return x, repr(x)
+
+
+def _int_key(st: ast.Assign, diags: list[Diagnostic], low: int) -> int | None:
+    if isinstance(st.value, ast.Int) and st.value.value >= low:
+        return st.value.value
+    diags.append(error("FT240", f"`{st.key}` expects an integer ≥ {low}", st.value.span))
+    return None
 
 
 def _select(v: ast.Value, diags: list[Diagnostic]) -> tuple[str, str] | None:
@@ -113,16 +163,27 @@ def read_sweep(recipe: str, node: ast.Block, params: dict, metrics: list[str] | 
     `metrics`: the eval metrics of the recipe's plan (None when the recipe has errors: not checked)."""
     diags: list[Diagnostic] = []
     axes: dict[str, tuple[ast.Value, ...]] = {}
+    dists: dict[str, ast.Call] = {}
+    trials, seed = None, 0
     select = None
     for st in node.body:
-        if isinstance(st, ast.Block) and st.kind == "grid" and not axes:
+        if isinstance(st, ast.Block) and st.kind == "grid" and not axes and not dists:
             axes = _grid(st, params, diags)
+        elif isinstance(st, ast.Block) and st.kind == "random" and not axes and not dists:
+            dists = _random(st, params, diags)
         elif isinstance(st, ast.Assign) and st.key == "select" and select is None:
             select = _select(st.value, diags)
+        elif isinstance(st, ast.Assign) and st.key == "trials" and trials is None:
+            trials = _int_key(st, diags, 1)
+        elif isinstance(st, ast.Assign) and st.key == "seed":
+            seed = _int_key(st, diags, 0)
         else:
-            diags.append(error("FT240", "a sweep holds one `grid { ... }` and one `select = min(METRIC)`", st.span))
-    if not axes and not diags:
-        diags.append(error("FT240", "a sweep needs a `grid` of params", node.kind_span))
+            diags.append(error("FT240", "a sweep holds one `grid { ... }` or `random { ... }` (with `trials` and "
+                               "`seed`) and one `select = min(METRIC)`", st.span))
+    if not axes and not dists and not diags:
+        diags.append(error("FT240", "a sweep needs a `grid` or a `random` block of params", node.kind_span))
+    if dists and trials is None and not diags:
+        diags.append(error("FT240", "a random sweep needs `trials = N`", node.kind_span, "trials = 8"))
     if select is None and not any(d.message.startswith("`select`") for d in diags):
         diags.append(error("FT240", "a sweep needs `select = min(METRIC)` or `max(METRIC)`", node.kind_span))
     if select is not None and metrics is not None and select[1] not in metrics:
@@ -133,13 +194,29 @@ def read_sweep(recipe: str, node: ast.Block, params: dict, metrics: list[str] | 
                            f"did you mean `{guess}`?" if guess else "eval metrics: " + ", ".join(metrics)))
     if diags:
         return None, diags
+    points = _grid_points(axes) if axes else _random_points(dists, trials, seed or 0)
+    names = list(axes or dists)
+    return Sweep(recipe, select[1], select[0], node.span, points,
+                 axes={n: tuple(dict.fromkeys(p.params[n] for p in points)) for n in names}), []
+
+
+def _grid_points(axes: dict[str, tuple[ast.Value, ...]]) -> tuple[SweepPoint, ...]:
     names = list(axes)
-    points = tuple(
+    return tuple(
         SweepPoint(f"p{i}", {n: _plain(v) for n, v in zip(names, combo, strict=True)},
                    {n: set_text(v) for n, v in zip(names, combo, strict=True)})
         for i, combo in enumerate(itertools.product(*(axes[n] for n in names))))
-    return Sweep(recipe, select[1], select[0], node.span, points,
-                 {n: tuple(_plain(v) for v in axes[n]) for n in names}), []
+
+
+def _random_points(dists: dict[str, ast.Call], trials: int, seed: int) -> tuple[SweepPoint, ...]:
+    """`trials` points drawn with one seeded generator, params in their written order: the same sweep
+    block always gives the same points."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(trials):
+        drawn = {n: _draw(c, rng) for n, c in dists.items()}
+        out.append(SweepPoint(f"p{i}", {n: v for n, (v, _) in drawn.items()}, {n: t for n, (_, t) in drawn.items()}))
+    return tuple(out)
 
 
 def point_plan(plan: Plan) -> Plan:
