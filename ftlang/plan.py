@@ -354,8 +354,35 @@ class SampleStep(_Step):
     loc: Loc | None = None
 
 
+class HeadArgs(_Frozen):
+    n: int = Field(description="rows kept: the first n, in order", ge=1)
+
+
+class HeadStep(_Step):
+    """Keep the first n rows, in order: head(1000)."""
+
+    signature: ClassVar = (("n",), 1)
+    op: Literal["head"] = "head"
+    args: HeadArgs
+    loc: Loc | None = None
+
+
+class ConcatArgs(_Frozen):
+    other: str = Field(description="a data source or dataset name")
+
+
+class ConcatStep(_Step):
+    """Append every row of another source or dataset, in order: concat(more)."""
+
+    signature: ClassVar = (("other",), 1)
+    op: Literal["concat"] = "concat"
+    args: ConcatArgs
+    loc: Loc | None = None
+
+
 StepPlan = Annotated[
-    DedupeStep | FilterStep | ToChatStep | ToInstructionStep | ToCompletionStep | AugmentStep | MixStep | SampleStep,
+    DedupeStep | FilterStep | ToChatStep | ToInstructionStep | ToCompletionStep | AugmentStep | MixStep | SampleStep
+    | HeadStep | ConcatStep,
     Field(discriminator="op"),
 ]
 

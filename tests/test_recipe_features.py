@@ -525,3 +525,29 @@ def test_card_offline_without_cache_is_a_diagnostic(tmp_path, monkeypatch, capsy
 def test_no_card_help_names_ftlang_card(proj: Path) -> None:
     (err,) = _errors(proj, BASE.replace('local("models/tiny-llama")', 'hf("someorg/unknown-model")'))
     assert err.code == "FT212" and "ftlang card someorg/unknown-model" in err.help
+
+
+# ---------------------------------------------------------------------------- concat, head
+
+
+def test_concat_and_head_run_and_count_every_row(proj: Path) -> None:
+    """faq_train (1200 rows) + faq_val (20 rows) → 1220, then the first 1000: the stats balance."""
+    from ftlang.data.steps import PipelineRunner
+
+    text = variant("data d", 'data d = jsonl("data/faq_train.jsonl") { fields { instruction = "question", '
+                   'output = "answer" } }\n  data v = jsonl("data/faq_val.jsonl") { fields { instruction = '
+                   '"question", output = "answer" } }').replace("dataset train = d", "dataset train = d | concat(v) | head(1000)")
+    plan = _plan(proj, text)
+    assert [s.op for s in plan.datasets.pipelines["train"].steps] == ["concat", "head"]
+    ds = PipelineRunner(plan, log=lambda _m: None).run("train")
+    assert len(ds.rows) == 1000
+    st = ds.stats
+    assert (st["input"], st["concatenated"], st["sampled_out"], st["conservation"]) == (1200, 20, 220, True)
+    assert [(s["rows_in"], s["rows_out"]) for s in st["steps"]] == [(1200, 1220), (1220, 1000)]
+
+
+@pytest.mark.parametrize("step, code, word", [("concat(vv)", "FT201", "undefined"), ("head()", "FT105", "head"),
+                                              ("head(0)", "FT103", "0")])
+def test_concat_and_head_are_checked(proj: Path, step: str, code: str, word: str) -> None:
+    errs = _errors(proj, BASE.replace("dataset train = d", f"dataset train = d | {step}"))
+    assert errs and errs[0].code == code and word in errs[0].message

@@ -124,7 +124,7 @@ class PipelineRunner:
             self._step(ds, step, stats)
             stats["steps"].append({"op": step.op, "rows_in": before, "rows_out": len(ds.rows)})
         stats["output"] = len(ds.rows)
-        stats["conservation"] = (stats["input"] + stats["augmented"] + stats["mixed"]
+        stats["conservation"] = (stats["input"] + stats["augmented"] + stats["mixed"] + stats.get("concatenated", 0)
                                  == stats["output"] + stats["deduped"] + stats["filtered"] + stats["sampled_out"])
         ds.stats = stats
         self.datasets[name] = ds
@@ -157,19 +157,24 @@ class PipelineRunner:
         ds.rows = out
         ds.fmt = {"to_chat": "chat", "to_instruction": "instruction", "to_completion": "completion"}[op]
 
-    def _mix(self, ds: Dataset, step: StepPlan, stats: dict) -> None:
-        ratio = float(step.args.ratio)
+    def other_rows(self, ds: Dataset, step: StepPlan) -> tuple[Dataset, list[dict]]:
+        """The rows of the source or dataset a step names (mix, concat), copied and shaped like ds's rows."""
         other = self.resolve(step.args.other, step)
         rows = [dict(r) for r in other.rows]
         if other.fmt != ds.fmt:
             conv = make_step({"chat": "to_chat", "instruction": "to_instruction"}.get(ds.fmt, "to_completion"),
                              loc=step.loc)
             if ds.fmt not in ("chat", "instruction"):
-                raise DiagnosticError(error("FT624", f"mix: {other.name} has {other.fmt} rows, this dataset has "
-                                                     f"{ds.fmt} rows", loc_span(step.loc)))
+                raise DiagnosticError(error("FT624", f"{step.op}: {other.name} has {other.fmt} rows, this dataset "
+                                                     f"has {ds.fmt} rows", loc_span(step.loc)))
             tmp = Dataset(other.name, other.fmt, rows)
             self._convert(tmp, conv)
             rows = tmp.rows
+        return other, rows
+
+    def _mix(self, ds: Dataset, step: StepPlan, stats: dict) -> None:
+        ratio = float(step.args.ratio)
+        other, rows = self.other_rows(ds, step)
         if not rows:
             raise DiagnosticError(error("FT625", f"mix: {other.name} has no rows", loc_span(step.loc)))
         want = round(ratio * len(ds.rows) / (1 - ratio)) if ratio < 1 else len(rows)
@@ -262,6 +267,20 @@ def _sample(runner: PipelineRunner, ds: Dataset, step: P.SampleStep, stats: dict
         keep = sorted(random.Random(step.args.seed).sample(range(len(ds.rows)), n))
         stats["sampled_out"] += len(ds.rows) - n
         ds.rows = [ds.rows[i] for i in keep]
+
+
+@runs(P.HeadStep)
+def _head(runner: PipelineRunner, ds: Dataset, step: P.HeadStep, stats: dict) -> None:
+    dropped = max(0, len(ds.rows) - step.args.n)
+    stats["sampled_out"] += dropped  # counted like sample(...): rows left out on purpose
+    ds.rows = ds.rows[: step.args.n]
+
+
+@runs(P.ConcatStep)
+def _concat(runner: PipelineRunner, ds: Dataset, step: P.ConcatStep, stats: dict) -> None:
+    _, rows = runner.other_rows(ds, step)  # shaped like this dataset's rows, as for mix(...)
+    stats["concatenated"] = stats.get("concatenated", 0) + len(rows)
+    ds.rows = ds.rows + rows
 
 
 def source_readers(plan: Plan) -> dict[str, int]:

@@ -178,20 +178,39 @@ def _model_ref(env: StepEnv, node: ast.Str) -> str | None:
     return node.value
 
 
-@binds(P.MixStep)
-def _mix(call: ast.Call, env: StepEnv) -> dict[str, Any]:
+def _other(call: ast.Call, env: StepEnv, example: str) -> str:
+    """The data source or dataset a step names (mix, concat)."""
     other = _arg(call, "other", 0)
     if not isinstance(other, ast.Ident):
-        raise Problem(error("FT114", "mix(...) needs a data source or dataset name", call.span,
-                            "e.g. mix(general, ratio = 10%)"))
+        raise Problem(error("FT114", f"{call.name}(...) needs a data source or dataset name", call.span,
+                            f"e.g. {example}"))
     if other.name not in env.names:
         guess = did_you_mean(other.name, env.names)
         raise Problem(error("FT201", f"undefined data source or dataset `{other.name}`", other.span,
                             f"did you mean `{guess}`?" if guess else "declare it with `data NAME = ...`"))
+    return other.name
+
+
+@binds(P.ConcatStep)
+def _concat(call: ast.Call, env: StepEnv) -> dict[str, Any]:
+    return {"other": _other(call, env, "concat(more_rows)")}
+
+
+@binds(P.HeadStep)
+def _head(call: ast.Call, env: StepEnv) -> dict[str, Any]:
+    n = _value(env, call, "n", "int", None, 0, min=1)
+    if n is None:
+        raise Problem(error("FT105", "head(...) needs n", call.span, "e.g. head(1000)"))
+    return {"n": n}
+
+
+@binds(P.MixStep)
+def _mix(call: ast.Call, env: StepEnv) -> dict[str, Any]:
+    other = _other(call, env, "mix(general, ratio = 10%)")
     ratio = _value(env, call, "ratio", "fraction", None, 1, min=0, max=1, min_open=True, max_open=True)
     if ratio is None:
         raise Problem(error("FT105", "mix(...) needs ratio = N%", call.span, "e.g. mix(general, ratio = 10%)"))
-    return {"other": other.name, "ratio": ratio, "seed": _value(env, call, "seed", "int", None, min=0)}
+    return {"other": other, "ratio": ratio, "seed": _value(env, call, "seed", "int", None, min=0)}
 
 
 @binds(P.SampleStep)
