@@ -675,6 +675,10 @@ class ExportPlan(_Frozen):
     merge: bool = key(False, "merge the adapter into the base weights (lora, qlora, ia3)")
     #: where to publish after the gates pass
     registry: RegistrySpec | None = Field(None, json_schema_extra={"ftlang": {"block": "register"}})
+    #: a hub repo (org/name) the exported model is uploaded to after the gates pass (backend/push.py);
+    #: left out of the plan (and its hash) while unset
+    push: str | None = key(None, "upload the exported model to this hub repo (org/name) after the gates pass",
+                           exclude_if=_unset)
     loc: Loc | None = None
 
 

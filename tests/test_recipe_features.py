@@ -551,3 +551,37 @@ def test_concat_and_head_run_and_count_every_row(proj: Path) -> None:
 def test_concat_and_head_are_checked(proj: Path, step: str, code: str, word: str) -> None:
     errs = _errors(proj, BASE.replace("dataset train = d", f"dataset train = d | {step}"))
     assert errs and errs[0].code == code and word in errs[0].message
+
+
+# ---------------------------------------------------------------------------- export push (never attempted)
+
+
+def test_push_is_planned_and_refused_offline(proj: Path, tmp_path, monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    pytest.importorskip("huggingface_hub")
+    from huggingface_hub import HfApi, constants
+
+    from ftlang.backend.push import push_folder, push_to_hub
+    from ftlang.diagnostics import DiagnosticError
+
+    plan = _plan(proj, BASE.replace("}\n}", '}\n  export { push = "someorg/my-adapter" }\n}'))
+    assert plan.export.push == "someorg/my-adapter"
+    assert "push" not in json.loads(_plan(proj, BASE).to_json())["export"]
+    exported = SimpleNamespace(merged_dir=None, adapter_dir=tmp_path / "adapter", model_dir=None)
+    assert push_folder(exported) == tmp_path / "adapter"
+
+    def never(*a, **k):
+        raise AssertionError("a test must not reach the hub")
+
+    monkeypatch.setattr(HfApi, "create_repo", never)
+    monkeypatch.setattr(HfApi, "upload_folder", never)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(DiagnosticError) as e:
+        push_to_hub(plan, tmp_path / "adapter")
+    d = e.value.diagnostics[0]
+    assert d.code == "FT850" and "offline" in d.message and "huggingface-cli upload someorg/my-adapter" in d.help
+    bad = plan.model_copy(update={"export": plan.export.model_copy(update={"push": "no-org"})})
+    with pytest.raises(DiagnosticError) as e:
+        push_to_hub(bad, tmp_path / "adapter")
+    assert e.value.diagnostics[0].code == "FT850" and "org/name" in e.value.diagnostics[0].help

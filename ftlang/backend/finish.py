@@ -209,6 +209,11 @@ def after_training(ctx: RunContext) -> int:
             summary["registry"] = _publish(ctx, exported, _clean(after), gate_dicts, bool(failed))
             _log(f"registered: {summary['registry']['name']} {summary['registry']['version']} "
                  f"({summary['registry']['stage']}) in {summary['registry']['dir']}")
+        if plan.export.push:
+            from ftlang.backend.push import push_folder, push_to_hub
+
+            summary["push"] = push_to_hub(plan, push_folder(exported))
+            _log(f"pushed: {summary['push']['folder']} → {summary['push']['repo']}")
         return 0
     except DiagnosticError as e:
         summary["error"] = [f"{d.code}: {d.message}" for d in e.diagnostics]

@@ -50,4 +50,9 @@ CODES: tuple[Code, ...] = (
          "`ftlang serve` needs a base model (a directory with config.json, a .gguf file, or a cached hub id) "
          "and PEFT adapter directories (with adapter_config.json) given as --adapter NAME=PATH; the name "
          "\"base\" is reserved for the base model without an adapter."),
+    Code("FT850", Stage.EXPORT, "cannot push to the hub",
+         "`export { push = \"org/name\" }` uploads the exported model (the merged model, else the adapter) "
+         "through huggingface_hub after the gates pass. It needs network access, a token with write access "
+         "(`huggingface-cli login` or HF_TOKEN) and a repo id of the form org/name. The run's own artifacts "
+         "are complete either way: push them later with `huggingface-cli upload`."),
 )
