@@ -95,7 +95,7 @@ EXPECT = {
                              "hardware.state_dict": "full", "train.reentrant_checkpointing": False,
                              "train.optimizer": "adamw"},
     "axolotl/llama2_deepspeed": {"method.kind": "full", "hardware.strategy": "deepspeed", "train.weight_decay": 0.1,
-                                 "hardware.zero_stage": 3, "train.compile": True},
+                                 "hardware.zero_stage": 3, "train.compile": True, "export.push": "org/llama2-corpus"},
     "axolotl/llama32_custom_qlora": {"method.kind": "qlora", "method.targets": ["q_proj", "v_proj"],
                                      "train.max_steps": 500, "train.precision": "fp16"},
     "llamafactory/llama3_lora_sft": {"method.kind": "lora", "method.r": 8, "eval.every": 500, "train.epochs": 3.0,
@@ -262,3 +262,12 @@ def test_the_issue_example_models_resolve_to_stdlib_cards(config: str, source: s
     assert not {d.code for d in result.diagnostics if d.severity.name == "ERROR"} - {"FT203"}
     plan = _checked(text, tmp_path)
     assert plan.model.source.path == source and card in text
+
+
+def test_dataset_lists_are_concatenated_in_order(tmp_path: Path) -> None:
+    text, _ = import_config(DATA / "axolotl" / "llama32_custom_qlora.yml")
+    assert "dataset train = faq | concat(alpaca)" in text
+    text, _ = import_config(DATA / "llamafactory" / "llama31_full_ds3.yaml")
+    assert "dataset train = support_alpaca | concat(alpaca_hub)" in text
+    plan = _checked(text, tmp_path)
+    assert [s.op for s in plan.datasets.pipelines["train"].steps] == ["concat"]

@@ -20,7 +20,7 @@ from ftlang.semantic.schema import KeySchema, keys
 
 NO_EQUIVALENT = "ftlang has no equivalent setting"
 # where a key the alias table renames lives in the recipe; a method key's block depends on the method
-_BLOCKS = ("train", "early_stop", "hardware", "eval")
+_BLOCKS = ("train", "early_stop", "hardware", "eval", "export")
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 _WORDS = frozenset({"true", "false", "and", "or", "not", "forgetting"})  # the grammar's reserved words
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -51,6 +51,7 @@ class Draft:
     train_data: str | None = None
     validation_data: str | None = None
     split: str | None = None  # `5%`
+    steps: dict[str, list[str]] = field(default_factory=dict)  # role → pipeline steps after its first source
     method: str = "full"
     blocks: dict[str, dict[str, str]] = field(default_factory=dict)  # block → key → value text
 
@@ -253,8 +254,8 @@ def data_call(path: str, split: str | None = None, files: str | None = None, *, 
 
 
 def add_source(d: Draft, source: Source, role: str, key: str, value: Any) -> None:
-    """Declare a data source; the first of a role trains (or validates), later ones are declared and noted:
-    a recipe's dataset is one source (concatenation is not expressible)."""
+    """Declare a data source; the first of a role trains (or validates), later ones are appended in order
+    (`| concat(NAME)`), as the tools concatenate their dataset lists."""
     taken = {s.name for s in d.sources}
     base, n = source.name, 2
     while source.name in taken:
@@ -263,10 +264,9 @@ def add_source(d: Draft, source: Source, role: str, key: str, value: Any) -> Non
     attr = "train_data" if role == "train" else "validation_data"
     if getattr(d, attr) is None:
         setattr(d, attr, source.name)
-        d.done(key)
     else:
-        d.skip(key, value, f"declared as data `{source.name}` but unused: a dataset is one source "
-                           f"(`| mix({source.name}, ratio = …)` mixes one in at a ratio)")
+        d.steps.setdefault(role, []).append(f"concat({source.name})")
+    d.done(key)
 
 
 def precision(d: Draft, key: str, value: Any) -> None:

@@ -28,6 +28,8 @@ HANDLED = {
     "finetuning_type": "`method lora` / `method full` (`freeze` is imported as full and noted)",
     "quantization_bit": "with `finetuning_type: lora`: 4 → `method qlora`, 8 → `method lora { load_in_8bit = true }`",
     "pure_bf16": "`precision = bf16, pure_bf16 = true`",
+    "hub_model_id": "with `push_to_hub: true`: `export { push = \"org/name\" }`",
+    "push_to_hub": "see `hub_model_id`",
     "quantization_method": "`bnb`: nothing to do",
     "stage": "`sft`: ftlang's training; other stages are noted",
     "do_train": "true: nothing to do",
@@ -107,6 +109,16 @@ _DONE_WHEN = {"stage": "sft", "do_train": True, "quantization_method": "bnb", "f
               "quantization_bit": 4, "dataset_dir": None}
 
 
+def _push(d: Draft, cfg: dict, key: str, value: Any) -> None:
+    """transformers pushes to `hub_model_id` only with `push_to_hub: true`."""
+    if key == "hub_model_id" and cfg.get("push_to_hub") is True:
+        d.put(key, value)
+    elif key == "push_to_hub" and (value is not True or cfg.get("hub_model_id")):
+        d.done(key)
+    else:
+        d.skip(key, value, "a push needs both `push_to_hub: true` and `hub_model_id`")
+
+
 def convert(cfg: dict, d: Draft) -> None:
     d.method = _method(cfg)
     for key, value in cfg.items():
@@ -138,6 +150,8 @@ def convert(cfg: dict, d: Draft) -> None:
         elif key == "quantization_bit" and value == 8 and d.method == "lora":
             d.set("method.lora", "load_in_8bit", "true")
             d.done(key)
+        elif key in ("push_to_hub", "hub_model_id"):
+            _push(d, cfg, key, value)
         elif key == "pure_bf16":
             precision(d, key, value)
         elif key == "trust_remote_code":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ftlang.importers.common import Draft, Source, quote
 
-_ORDER = ("train", "hardware", "eval")
+_ORDER = ("train", "hardware", "eval", "export")
 
 
 def _body(pairs: dict[str, str], nested: dict[str, dict[str, str]] | None = None) -> list[str]:
@@ -42,10 +42,9 @@ def render(d: Draft) -> str:
     out += ["", f"recipe {d.name} {{", f"  model = {d.model}"]
     out += [f"  {k} = {v}" for k, v in d.blocks.get("recipe", {}).items()]
     out += [_source(s) for s in d.sources]
-    if d.train_data:
-        out.append(f"  dataset train = {d.train_data}")
-    if d.validation_data:
-        out.append(f"  dataset validation = {d.validation_data}")
+    for role, first in (("train", d.train_data), ("validation", d.validation_data)):
+        if first:
+            out.append(f"  dataset {role} = " + " | ".join([first, *d.steps.get(role, [])]))
     if d.split:
         out.append(f"  split train {{ validation = {d.split} }}")
     b = d.blocks
