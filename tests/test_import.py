@@ -271,3 +271,12 @@ def test_dataset_lists_are_concatenated_in_order(tmp_path: Path) -> None:
     assert "dataset train = support_alpaca | concat(alpaca_hub)" in text
     plan = _checked(text, tmp_path)
     assert [s.op for s in plan.datasets.pipelines["train"].steps] == ["concat"]
+
+
+def test_max_samples_keeps_the_first_rows_of_each_dataset(tmp_path: Path) -> None:
+    text = _import_text(tmp_path, "model_name_or_path: Qwen/Qwen2.5-0.5B\nstage: sft\nfinetuning_type: full\n"
+                                  "dataset: a,b\nmax_samples: 100\n")
+    assert "dataset b_first = b | head(100)" in text
+    assert "dataset train = a | head(100) | concat(b_first)" in text
+    plan = _checked(text, tmp_path)
+    assert [s.op for s in plan.datasets.pipelines["train"].steps] == ["head", "concat"]

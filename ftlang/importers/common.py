@@ -52,6 +52,7 @@ class Draft:
     validation_data: str | None = None
     split: str | None = None  # `5%`
     steps: dict[str, list[str]] = field(default_factory=dict)  # role → pipeline steps after its first source
+    head: int | None = None  # keep the first N rows of each source (LLaMA-Factory's max_samples)
     method: str = "full"
     blocks: dict[str, dict[str, str]] = field(default_factory=dict)  # block → key → value text
 

@@ -30,6 +30,7 @@ HANDLED = {
     "pure_bf16": "`precision = bf16, pure_bf16 = true`",
     "hub_model_id": "with `push_to_hub: true`: `export { push = \"org/name\" }`",
     "push_to_hub": "see `hub_model_id`",
+    "max_samples": "`| head(N)` on each dataset (the first N rows of each)",
     "quantization_method": "`bnb`: nothing to do",
     "stage": "`sft`: ftlang's training; other stages are noted",
     "do_train": "true: nothing to do",
@@ -121,6 +122,8 @@ def _push(d: Draft, cfg: dict, key: str, value: Any) -> None:
 
 def convert(cfg: dict, d: Draft) -> None:
     d.method = _method(cfg)
+    cap = cfg.get("max_samples")
+    d.head = cap if isinstance(cap, int) and not isinstance(cap, bool) and cap >= 1 else None
     for key, value in cfg.items():
         if key == "model_name_or_path":
             (use_local_model if str(value).startswith((".", "/")) else use_hub_model)(d, str(value))
@@ -130,6 +133,8 @@ def convert(cfg: dict, d: Draft) -> None:
                 d.skip(key, value, "imported as a full fine-tune (ftlang freezes no layer subsets)")
             else:
                 d.done(key)  # read into the method / datasets above, or ftlang's only behaviour (SFT)
+        elif key == "max_samples" and d.head is not None:
+            d.done(key)  # `| head(N)` on each dataset (written by write.py)
         elif key in ("dataset", "eval_dataset"):
             _datasets(d, cfg, key, value)
         elif key == "val_size":

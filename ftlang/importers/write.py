@@ -28,6 +28,25 @@ def _source(s: Source) -> str:
     return f"  data {s.name} = {s.call} {{ " + ", ".join(parts) + " }"
 
 
+def _datasets(d: Draft) -> list[str]:
+    """`dataset train = a | concat(b)`; with a row cap per source, each later source is capped by a dataset of
+    its own first (`dataset b_first = b | head(N)`)."""
+    head = [f"head({d.head})"] if d.head else []
+    extra, out = [], []
+    for role, first in (("train", d.train_data), ("validation", d.validation_data)):
+        if not first:
+            continue
+        steps = []
+        for step in d.steps.get(role, []):
+            if head and step.startswith("concat("):
+                name = step[len("concat("):-1]
+                extra.append(f"  dataset {name}_first = {name} | {head[0]}")
+                step = f"concat({name}_first)"
+            steps.append(step)
+        out.append(f"  dataset {role} = " + " | ".join([first, *head, *steps]))
+    return extra + out
+
+
 def render(d: Draft) -> str:
     out = [f"# Imported from {d.origin} ({d.tool}) by `ftlang import`: review it before running."]
     local = [s.call.partition("(")[2].rstrip(")") for s in d.sources if not s.call.startswith("hf_dataset(")]
@@ -42,9 +61,7 @@ def render(d: Draft) -> str:
     out += ["", f"recipe {d.name} {{", f"  model = {d.model}"]
     out += [f"  {k} = {v}" for k, v in d.blocks.get("recipe", {}).items()]
     out += [_source(s) for s in d.sources]
-    for role, first in (("train", d.train_data), ("validation", d.validation_data)):
-        if first:
-            out.append(f"  dataset {role} = " + " | ".join([first, *d.steps.get(role, [])]))
+    out += _datasets(d)
     if d.split:
         out.append(f"  split train {{ validation = {d.split} }}")
     b = d.blocks

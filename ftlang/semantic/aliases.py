@@ -140,7 +140,7 @@ ALIASES: tuple[Alias, ...] = (
     _a("additional_target", (LF,), "modules_to_save"),
     _a("push_to_hub", (HF, LF), fix="with `hub_model_id`: `export { push = \"org/name\" }`"),
     _a("hub_model_id", (HF, AX, LF), "push", "`export { push = \"org/name\" }`"),
-    _a("max_samples", (LF,), fix="`| sample(N)` keeps N random rows (not the first N)"),
+    _a("max_samples", (LF,), fix="`dataset train = d | head(N)` keeps the first N rows"),
     _a("evals_per_epoch", (AX,), "every", "`eval { every = 1/N }`: a fraction of an epoch (0.25: four times)"),
     _a("ddp_timeout", (HF, LF), fix="the launcher's defaults are used"),
     _a("stage", (LF,), fix="ftlang fine-tunes with the supervised (SFT) loss; pre-training, reward-model, PPO and "
