@@ -71,8 +71,8 @@ def use_hub_model(d: Draft, hub_id: str) -> None:
             d.model = name
             return
     d.model = f"hf({quote(hub_id)})"
-    d.todo.append(f"no stdlib card describes {hub_id}: `ftlang check` reads its config.json from the Hugging Face "
-                  "cache (download it once), or write a model_card for it (FT212 until then)")
+    d.todo.append(f"no stdlib card describes {hub_id}: `ftlang card {hub_id}` writes one into the project (online, "
+                  "config.json only), or `check` reads config.json from the Hugging Face cache (FT212 until then)")
 
 
 def use_local_model(d: Draft, path: str) -> None:
