@@ -559,6 +559,10 @@ class TrainPlan(_Frozen):
     pure_bf16: bool | None = key(None, "train in bf16 without fp32 master weights (needs precision = bf16)",
                                  exclude_if=_unset)
     compile: bool | None = key(None, "torch.compile the model (TrainingArguments torch_compile)", exclude_if=_unset)
+    #: the loss watchdog (backend/train.py): after 10 steps, a step whose loss exceeds this many times the mean
+    #: of the previous (up to 20) steps stops the run with FT716. Left out of the plan while unset
+    loss_spike: float | None = key(None, "stop when a step's loss exceeds this many times the recent mean",
+                                   gt=1, exclude_if=_unset)
     #: from_pretrained(attn_implementation=...); unset: transformers' default for the family (sdpa, eager for
     #: gemma2). Left out of the plan (and its hash) while unset
     #: added to the tokenizer as special tokens (never split); the model's embeddings grow to fit

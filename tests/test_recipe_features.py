@@ -585,3 +585,48 @@ def test_push_is_planned_and_refused_offline(proj: Path, tmp_path, monkeypatch) 
     with pytest.raises(DiagnosticError) as e:
         push_to_hub(bad, tmp_path / "adapter")
     assert e.value.diagnostics[0].code == "FT850" and "org/name" in e.value.diagnostics[0].help
+
+
+# ---------------------------------------------------------------------------- loss watchdog
+
+
+def test_loss_watchdog_stops_on_a_spike(tiny_llama_dir, tmp_path) -> None:
+    """Steady training for 12 steps, then the output head is blown up: the next step's loss is far above
+    the recent mean, and the watchdog stops the run with FT716 (the same run without it keeps going)."""
+    import torch
+    from backend_helpers import lm_data
+    from transformers import TrainerCallback
+
+    from ftlang.backend.context import RunContext
+    from ftlang.backend.faults import LossSpike, diagnose
+    from ftlang.backend.load import load_tokenizer
+    from ftlang.backend.methods import load_for_training
+    from ftlang.backend.train import seed_everything, train
+
+    class Spoil(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if state.global_step == 12:
+                with torch.no_grad():
+                    for n, p in model.named_parameters():
+                        if "lm_head" in n:  # sharp logits: a near-uniform tiny model becomes confidently wrong
+                            p.mul_(300.0)
+            return control
+
+    def run(spike: float | None, out: Path):
+        plan = _tiny(tiny_llama_dir, train={"max_steps": 16, "lr": 1e-4, "batch": 2} |
+                     ({"loss_spike": spike} if spike else {}))
+        tok = load_tokenizer(plan)
+        seed_everything(plan)
+        model = load_for_training(plan)
+        return plan, lambda: train(RunContext(plan=plan, run_dir=out, model=model, tokenizer=tok,
+                                              data=lm_data(tok, n_train=32), log=lambda s: None),
+                                   tty=False, callbacks=[Spoil()])
+
+    plan, go = run(1.5, tmp_path / "watched")
+    with pytest.raises(LossSpike) as e:
+        go()
+    assert e.value.step == 13 and e.value.value > 1.5 * e.value.mean
+    (d,) = diagnose(e.value, plan, "cpu", None)
+    assert d.code == "FT716" and "step 13" in d.message and "lr" in d.help
+    _, go = run(None, tmp_path / "unwatched")
+    assert go().global_step == 16

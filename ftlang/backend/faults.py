@@ -20,6 +20,25 @@ class NonFiniteLoss(Exception):
         self.value = value
 
 
+class LossSpike(NonFiniteLoss):
+    """Raised from inside the training step when the loss jumps above `train { loss_spike }` times its recent mean."""
+
+    def __init__(self, step: int, value: float, mean: float, factor: float):
+        super().__init__(step, value)
+        self.args = (f"loss {value:.4g} at step {step} is over {factor:g}× the recent mean {mean:.4g}",)
+        self.mean, self.factor = mean, factor
+
+
+def loss_spike_diagnostic(plan: Plan, exc: LossSpike, last_checkpoint: Path | None) -> Diagnostic:
+    where = f"the last checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was written yet"
+    return error(
+        "FT716", f"training stopped: the loss jumped to {exc.value:.4g} at step {exc.step}, over {exc.factor:g}× "
+        f"the recent mean {exc.mean:.4g} (train {{ loss_spike = {exc.factor:g} }}); {where}", loc_span(plan.train.loc),
+        help=f"lower lr (now {plan.train.lr:g}) or add warmup, then rerun (or --resume from the last checkpoint); "
+             "raise loss_spike if such jumps are expected",
+    )
+
+
 def nonfinite_diagnostic(plan: Plan, step: int, value: float, last_checkpoint: Path | None) -> Diagnostic:
     where = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was written yet"
     return error(
@@ -84,6 +103,8 @@ def diagnose(exc: BaseException, plan: Plan, device: str, last_checkpoint: Path 
     """The diagnostics an exception that ended a run stands for; None for an unknown one (a bug)."""
     if isinstance(exc, DiagnosticError):
         return list(exc.diagnostics)
+    if isinstance(exc, LossSpike):
+        return [loss_spike_diagnostic(plan, exc, last_checkpoint)]
     if isinstance(exc, NonFiniteLoss):
         return [nonfinite_diagnostic(plan, exc.step, exc.value, last_checkpoint)]
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):

@@ -24,7 +24,7 @@ from typing import Any
 from ftlang.atomic import write_lines
 from ftlang.backend import checkpoint as ckpt
 from ftlang.backend.context import RunContext
-from ftlang.backend.faults import NonFiniteLoss
+from ftlang.backend.faults import LossSpike, NonFiniteLoss
 from ftlang.backend.libs import training_kwargs
 from ftlang.diagnostics import DiagnosticError, error
 from ftlang.plan import Plan
@@ -116,6 +116,7 @@ def _build_trainer_classes():
 
         ft_tokens: Any = 0
         ft_step_times: list[float]
+        ft_loss_spike: float | None = None  # train { loss_spike }
 
         def training_step(self, model, inputs, num_items_in_batch=None):
             loss = super().training_step(model, inputs, num_items_in_batch)
@@ -128,7 +129,17 @@ def _build_trainer_classes():
             if not torch.isfinite(loss).all():
                 value = float(loss.float().mean())
                 raise NonFiniteLoss(self.state.global_step + 1, value)
+            if self.ft_loss_spike is not None:
+                self._watch(float(loss.float().mean()))
             return loss
+
+        def _watch(self, value: float) -> None:
+            """The loss watchdog: a step far above the recent mean stops the run (LossSpike → FT716)."""
+            recent = self.ft_losses = [*getattr(self, "ft_losses", []), value][-21:]
+            if len(recent) > 10:
+                mean = sum(recent[:-1]) / (len(recent) - 1)
+                if mean > 0 and value > self.ft_loss_spike * mean:
+                    raise LossSpike(self.state.global_step + 1, value, mean, self.ft_loss_spike)
 
         def tokens_seen(self) -> int:
             t = self.ft_tokens
@@ -251,6 +262,7 @@ def build_trainer(ctx: RunContext, *, callbacks: Sequence[Any] = (),
         model=model, args=args, train_dataset=prepared.train, eval_dataset=validation or None,
         data_collator=prepared.collator(), processing_class=tokenizer,
     )
+    trainer.ft_loss_spike = plan.train.loss_spike
     trainer.remove_callback(PrinterCallback)
     if tty:
         # keep the progress bar, but print our one concise line per logging step above it, not raw dicts

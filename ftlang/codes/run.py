@@ -60,4 +60,9 @@ CODES: tuple[Code, ...] = (
          "`train { attention = flash_attention_2 }` needs the flash_attn package and a CUDA GPU of the Ampere "
          "generation or newer. `attention = sdpa` (PyTorch's scaled-dot-product kernel, the default for most "
          "families) needs neither and saves the same activation memory on recent PyTorch."),
+    Code("FT716", Stage.RUN, "loss spike",
+         "`train { loss_spike = K }` watches every step's loss: after 10 steps, a loss above K times the mean of "
+         "the previous (up to 20) steps stops the run, since training seldom recovers on its own. The "
+         "checkpoints written before the spike stay resumable; lower lr or raise warmup, then rerun or "
+         "--resume."),
 )
