@@ -23,7 +23,7 @@ EXAMPLES = REPO / "examples"
 DATA = EXAMPLES / "data"
 RECIPES = sorted(p.name for p in EXAMPLES.glob("*.ft"))
 EXPECTED = {"quickstart.ft", "qlora_7b.ft", "classify_tickets.ft", "prefix.ft", "prompt.ft", "ia3.ft",
-            "adapter.ft", "replay_buffer.ft"}
+            "adapter.ft", "replay_buffer.ft", "sweep.ft"}
 
 
 def rows(name: str) -> list[dict]:
