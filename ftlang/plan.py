@@ -650,6 +650,10 @@ class EvalPlan(_Frozen):
     #: None: train.batch. Left out of the plan (and its hash) while unset
     batch: int | None = key(None, "examples per device per evaluation step (default: train.batch)", ge=1,
                             exclude_if=_unset)
+    #: pack the validation rows into bins of train.max_seq_len like `train { packing }` (4D block-diagonal
+    #: masks, so the loss is the same); causal LMs only. Left out of the plan (and its hash) while unset
+    packing: bool | None = key(None, "pack the validation rows like train.packing (same loss, fewer batches)",
+                               exclude_if=_unset)
     metrics: list[Literal[
         "loss", "perplexity", "bleu", "rouge_1", "rouge_2", "rouge_l", "exact_match", "accuracy", "f1"
     ]] = key(["loss", "perplexity"], "metrics computed on the validation set")

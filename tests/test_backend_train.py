@@ -290,3 +290,26 @@ def test_ctrl_c_leaves_a_resumable_run(stop, project, tiny_llama_dir, capsys):
     for name in ("plan.json", "data.json", "metrics.jsonl", "ranks/rank-0.json"):
         assert (run / name).is_file(), name
     assert Plan.from_json((run / "plan.json").read_text()).sha256 == plan.sha256
+
+
+def test_eval_packing_gives_the_trainer_the_same_val_loss(tiny_llama_dir, tmp_path):
+    """eval { packing }: the Trainer evaluates packed validation bins (its eval collator builds the 4D
+    mask while training stays unpacked) and logs the same val_loss as on the unpacked rows."""
+    from ftlang.data.packing import PackedCollator, PackedRows, pack_bins
+
+    plan = tiny_plan(tiny_llama_dir, LORA, train={"max_steps": 2}, eval={"batch": 8})
+    val_losses = {}
+    for packed in (False, True):
+        tok, model = _fresh(plan)
+        data = lm_data(tok)
+        if packed:
+            data.validation = PackedRows.of(data.validation, pack_bins([len(r["input_ids"]) for r in data.validation],
+                                                                       256))
+            assert len(data.validation) < 4
+            data.eval_packed = True
+            data.eval_collator = lambda d=data: PackedCollator(d.pad_id)
+        result = train(RunContext(plan=plan, run_dir=tmp_path / str(packed), model=model, tokenizer=tok, data=data,
+                                  log=lambda s: None), tty=False)
+        val_losses[packed] = [r["val_loss"] for r in result.history if "val_loss" in r]
+    assert len(val_losses[True]) == 1
+    assert abs(val_losses[True][0] - val_losses[False][0]) <= 1e-4

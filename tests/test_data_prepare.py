@@ -207,6 +207,43 @@ def test_packing_loss_equals_unpadded(project, tiny_llama_dir):
         assert abs(model(**packed.collator()(padded.train)).loss.item() - loss_padded.item()) < 1e-4
 
 
+def test_eval_packing_keeps_validation_loss(project, tiny_llama_dir):
+    """eval { packing }: the validation set in bins with 4D masks gives the same loss and perplexity."""
+    import random
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ftlang.backend.evaluate import evaluate_model
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_llama_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir), attn_implementation="sdpa").eval()
+    rng = random.Random(1)
+    words = ["how", "do", "I", "reset", "my", "password", "open", "settings"]
+    data = [{"instruction": " ".join(rng.choice(words) for _ in range(rng.randint(1, 12))),
+             "output": " ".join(rng.choice(words) for _ in range(rng.randint(1, 20))), "input": ""}
+            for _ in range(40)]
+    write_jsonl(project / "data" / "d.jsonl", data)
+    split = {"validation": 0.5, "seed": 3}
+    plain_plan = make_plan(project, split=split, train={"max_seq_len": 256})
+    packed_plan = make_plan(project, split=split, train={"max_seq_len": 256}, eval={"packing": True})
+    plain = prepare(plain_plan, tok, **QUIET)
+    packed = prepare(packed_plan, tok, **QUIET)
+    assert packed.cache_hit and packed.cache_key == plain.cache_key  # the cache stays that of the unpacked data
+    assert packed.eval_packed and not packed.packed and len(packed.validation) < len(plain.validation)
+    assert sum(len(b["seq_lens"]) for b in packed.validation) == len(plain.validation)  # no row dropped
+    a = evaluate_model(plain_plan, model, tok, plain, ["loss", "perplexity"])
+    b = evaluate_model(packed_plan, model, tok, packed, ["loss", "perplexity"])
+    assert abs(a["loss"] - b["loss"]) <= 1e-4 and abs(a["perplexity"] - b["perplexity"]) <= 1e-4 * a["perplexity"]
+    # the Trainer's evaluation batches (eval_collator) over the whole set: the same token-mean loss
+    with torch.no_grad():
+        loss_plain = model(**plain.collator()(list(plain.validation))).loss.item()
+        batch = packed.eval_collator()(list(packed.validation))
+        assert batch["attention_mask"].dim() == 4
+        assert abs(model(**batch).loss.item() - loss_plain) <= 1e-4
+    assert packed.collator()(list(packed.train))["attention_mask"].dim() == 2  # training stays unpacked
+
+
 def test_classification_rows(project, tiny_bert_dir):
     from transformers import AutoTokenizer
 

@@ -83,6 +83,10 @@ def test_packing_with_prompt_tuning(proj: Path) -> None:
     text = variant("train", "train { lr = 2e-4, packing = true, gradient_checkpointing = true }", text)
     errs = [d for d in diags(proj, text) if d.severity is Severity.ERROR]
     assert [d.code for d in errs] == ["FT303", "FT303"]
+    # eval { packing } packs the validation set the same way: refused too
+    text = variant("eval", "eval { packing = true }", text)
+    errs = [d for d in diags(proj, text) if d.severity is Severity.ERROR]
+    assert [d.code for d in errs] == ["FT303", "FT303", "FT303"]
 
 
 def test_import_cycle_and_missing(proj: Path) -> None:
@@ -188,6 +192,8 @@ def test_classify_task(proj: Path) -> None:
     assert d.code == "FT115"
     default = check_text(variant("eval", "eval { gate accuracy >= 0.5 }", text), proj / "r.ft").plan
     assert default.eval.metrics == ["loss", "accuracy", "f1"]
+    d = only_error(proj, variant("eval", "eval { metrics = [accuracy], packing = true }", text))
+    assert d.code == "FT307"
 
 
 def test_seq_len_beyond_context_warns_only_when_set(proj: Path) -> None:

@@ -163,8 +163,15 @@ def causal_lm_loss(model: Any, rows: Iterable[Any], pad_id: int = 0, batch_size:
     try:
         with torch.no_grad():
             for batch in _batches(rows, batch_size):
-                t = {k: v.to(device) for k, v in _pad_lm(batch, pad_id).items()}
-                logits = model(input_ids=t["input_ids"], attention_mask=t["attention_mask"]).logits
+                if "position_ids" in batch[0]:  # packed bins (eval { packing }): 4D block-diagonal mask
+                    from ftlang.data.packing import PackedCollator
+
+                    t = {k: v.to(device) for k, v in PackedCollator(pad_id)(batch).items()}
+                    logits = model(input_ids=t["input_ids"], attention_mask=t["attention_mask"],
+                                   position_ids=t["position_ids"]).logits
+                else:
+                    t = {k: v.to(device) for k, v in _pad_lm(batch, pad_id).items()}
+                    logits = model(input_ids=t["input_ids"], attention_mask=t["attention_mask"]).logits
                 # the prompt-learning methods prepend virtual tokens: keep the positions of the real ones
                 logits = logits[:, -t["labels"].shape[1]:, :]
                 shift_logits = logits[:, :-1, :].float()

@@ -117,6 +117,16 @@ def _build_trainer_classes():
         ft_tokens: Any = 0
         ft_step_times: list[float]
         ft_loss_spike: float | None = None  # train { loss_spike }
+        ft_eval_collator: Any = None  # eval { packing } with unpacked training: the packed collator
+
+        def get_eval_dataloader(self, eval_dataset=None):
+            if self.ft_eval_collator is None:
+                return super().get_eval_dataloader(eval_dataset)
+            train_collator, self.data_collator = self.data_collator, self.ft_eval_collator
+            try:
+                return super().get_eval_dataloader(eval_dataset)
+            finally:
+                self.data_collator = train_collator
 
         def training_step(self, model, inputs, num_items_in_batch=None):
             loss = super().training_step(model, inputs, num_items_in_batch)
@@ -263,6 +273,8 @@ def build_trainer(ctx: RunContext, *, callbacks: Sequence[Any] = (),
         data_collator=prepared.collator(), processing_class=tokenizer,
     )
     trainer.ft_loss_spike = plan.train.loss_spike
+    if getattr(prepared, "eval_packed", False):
+        trainer.ft_eval_collator = prepared.eval_collator()
     trainer.remove_callback(PrinterCallback)
     if tty:
         # keep the progress bar, but print our one concise line per logging step above it, not raw dicts

@@ -43,7 +43,7 @@ CODES: tuple[Code, ...] = (
     Code("FT303", Stage.RULES, "packing and gradient checkpointing refused with prefix/prompt tuning",
          "Prefix and prompt tuning prepend virtual tokens to every sequence: packing several examples into one "
          "sequence would let them share one prefix and break the attention layout, and PEFT's prompt learning "
-         "does not support gradient checkpointing of the base model."),
+         "does not support gradient checkpointing of the base model. `eval { packing }` is refused for the same reason."),
     Code("FT304", Stage.RULES, "epochs and max_steps both set",
          "Training stops after `epochs` passes or after `max_steps` optimizer steps; giving both leaves it "
          "unclear which one is meant. Keep one."),
@@ -59,7 +59,7 @@ CODES: tuple[Code, ...] = (
          "adapt, or leave `targets` out for the model card's `all_linear`."),
     Code("FT307", Stage.RULES, "packing refused for classification",
          "Packing joins several examples into one sequence; a sequence classifier predicts one label per "
-         "sequence, so packed examples would share a label. Set `packing = false` for classify tasks."),
+         "sequence, so packed examples would share a label. Set `packing = false` (train and eval) for classify tasks."),
     Code("FT309", Stage.RULES, "flash attention on hardware without it",
          "FlashAttention-2 (`train { attention = flash_attention_2 }`) runs on NVIDIA GPUs of the Ampere "
          "generation or newer (A10, A100, L4, RTX 30xx/40xx, H100) in fp16 or bf16. A T4 (Turing) or the CPU "

@@ -47,6 +47,7 @@ class Prepared:
     cache_key: str
     cache_hit: bool
     packed: bool = False
+    eval_packed: bool = False  # eval { packing }: validation holds PackedRows bins
     pad_id: int = 0
     task: str = "causal_lm"
     quarantine_path: Path | None = None
@@ -60,6 +61,21 @@ class Prepared:
         if self.packed and self.task == "causal_lm":
             return PackedCollator(self.pad_id)
         return PadCollator(self.pad_id)
+
+    def eval_collator(self) -> Callable[[list[dict]], dict]:
+        """The validation set's collator: packed bins need the 4D mask even when training is unpacked."""
+        return PackedCollator(self.pad_id) if self.eval_packed else self.collator()
+
+
+def _pack_validation(plan: Plan, prepared: Prepared) -> Prepared:
+    """eval { packing }: bins of the validation rows, built at load (not cached: the cache key and the
+    tables stay those of the unpacked data)."""
+    if plan.eval.packing and prepared.task == "causal_lm" and prepared.validation:
+        v = prepared.validation
+        lengths = v.lengths() if hasattr(v, "lengths") else [len(r["input_ids"]) for r in v]
+        prepared.validation = PackedRows.of(v, pack_bins(lengths, plan.train.max_seq_len))
+        prepared.eval_packed = True
+    return prepared
 
 
 def _pad_id(tokenizer) -> int:
@@ -124,7 +140,7 @@ def prepare(plan: Plan, tokenizer, *, cache_dir: Path | None = None, allow_outsi
                       for v in prepared.stats.get("sources", {}).values())
         log(f"data: cache hit {key[:12]} ({len(prepared.train)} train rows"
             + (f"; {skipped} rows were skipped → {prepared.quarantine_path}" if skipped else "") + ")")
-        return prepared
+        return _pack_validation(plan, prepared)
     tmp = cache_mod.begin(cache_dir, key)
     try:
         built, quarantine = _build(plan, tokenizer, renderer, key, fingerprints, allow_outside, log, tmp)
@@ -148,7 +164,7 @@ def prepare(plan: Plan, tokenizer, *, cache_dir: Path | None = None, allow_outsi
         log(f"data: {len(quarantine)} rows skipped → {target}")
     log(f"data: prepared {len(prepared.train)} train rows, "
         f"{len(prepared.validation or [])} validation rows (cache {key[:12]} stored)")
-    return prepared
+    return _pack_validation(plan, prepared)
 
 
 VALIDATION_ROWS = "validation_rows.jsonl"

@@ -82,12 +82,12 @@ def merge_refused(ctx: RecipeContext) -> Iterator[Diagnostic]:
 
 @rule("FT303")
 def prompt_learning_train(ctx: RecipeContext) -> Iterator[Diagnostic]:
-    tb = ctx.blocks.get("train")
-    if tb is None or ctx.method_kind not in ("prefix", "prompt"):
+    if ctx.method_kind not in ("prefix", "prompt"):
         return
-    for key in ("packing", "gradient_checkpointing"):
-        if tb.get(key):
-            yield error("FT303", f"`{key} = true` cannot be used with {ctx.method_kind} tuning", tb.span_of(key),
+    tb, eb = ctx.blocks.get("train"), ctx.blocks.get("eval")
+    for block, key in ((tb, "packing"), (tb, "gradient_checkpointing"), (eb, "packing")):
+        if block is not None and block.get(key):
+            yield error("FT303", f"`{key} = true` cannot be used with {ctx.method_kind} tuning", block.span_of(key),
                         f"set {key} = false, or use lora")
 
 

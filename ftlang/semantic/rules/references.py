@@ -181,7 +181,7 @@ def gate_range(ctx: RecipeContext) -> Iterator[Diagnostic]:
 
 @rule("FT307")
 def classify_packing(ctx: RecipeContext) -> Iterator[Diagnostic]:
-    tb = ctx.blocks.get("train")
-    if ctx.task.kind == "classify" and tb is not None and tb.get("packing"):
-        yield error("FT307", "packing cannot be used with a classify task", tb.span_of("packing"),
-                    "set packing = false")
+    for tb in (ctx.blocks.get("train"), ctx.blocks.get("eval")):  # eval { packing } packs the validation set
+        if ctx.task.kind == "classify" and tb is not None and tb.get("packing"):
+            yield error("FT307", "packing cannot be used with a classify task", tb.span_of("packing"),
+                        "set packing = false")
