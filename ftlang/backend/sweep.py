@@ -38,29 +38,56 @@ def run_points(sweep, out: Path, *, points: int | None, force: bool, allow_outsi
                log: Callable[[str], None], recipe_file: str | None,
                on_error: Callable[[DiagnosticError], None]) -> int:
     """Run the sweep's points in order (each through backend.run.execute); 130 when interrupted, else 0."""
-    from ftlang.backend.run import execute
-    from ftlang.semantic.sweep import point_label
-
     chosen = sweep.points[:points] if points else sweep.points
     for i, point in enumerate(chosen, 1):
-        run_dir = out / point.name
-        if _status(run_dir) == "done":
-            log(f"sweep point {i}/{len(chosen)} {point_label(point)}: finished, skipped ({run_dir})")
-            continue
-        resume = run_dir if (run_dir / "plan.json").is_file() else None
-        log(f"\nsweep point {i}/{len(chosen)} {point_label(point)}: {'resuming' if resume else 'running'} in {run_dir}")
         try:
-            code = execute(point.plan, run_dir=run_dir, resume=resume, force=force, allow_outside=allow_outside,
-                           log=log, recipe_file=recipe_file)
+            code = run_point(point, out / point.name, f"{i}/{len(chosen)}", force=force, allow_outside=allow_outside,
+                             log=log, recipe_file=recipe_file)
         except DiagnosticError as e:  # recorded as `failed` in the point's run.json; the next point still runs
             on_error(e)
             continue
-        except KeyboardInterrupt:  # between stages that record their own ending
-            code = INTERRUPTED
         if code == INTERRUPTED:
             log(f"sweep interrupted at {point.name}: rerun the same command to resume it")
             return INTERRUPTED
     return 0
+
+
+def run_point(point, run_dir: Path, counter: str, *, force: bool, allow_outside: bool,
+              log: Callable[[str], None], recipe_file: str | None) -> int:
+    """One point as an ordinary run: skipped when done, resumed when started; its exit code (130 interrupted)."""
+    from ftlang.backend.run import execute
+    from ftlang.semantic.sweep import point_label
+
+    if _status(run_dir) == "done":
+        log(f"sweep point {counter} {point_label(point)}: finished, skipped ({run_dir})")
+        return 0
+    resume = run_dir if (run_dir / "plan.json").is_file() else None
+    log(f"\nsweep point {counter} {point_label(point)}: {'resuming' if resume else 'running'} in {run_dir}")
+    try:
+        return execute(point.plan, run_dir=run_dir, resume=resume, force=force, allow_outside=allow_outside,
+                       log=log, recipe_file=recipe_file)
+    except KeyboardInterrupt:  # between stages that record their own ending
+        return INTERRUPTED
+
+
+def _optuna(sweep, out: Path, *, points: int | None, force: bool, allow_outside: bool, log: Callable[[str], None],
+            recipe_file: str | None, on_error: Callable[[DiagnosticError], None]):
+    """Run the study (backend/tpe.py), each trial a point run like a grid's; (exit code, the sweep with its
+    trials as points, each with its plan)."""
+    from dataclasses import replace
+
+    from ftlang.backend.tpe import run_study
+    from ftlang.report.sweep import point_facts
+
+    def objective(point) -> tuple[int, float | None]:
+        point = replace(point, plan=sweep.plan_point(point.sets))  # FT241 when the trial does not check
+        code = run_point(point, out / point.name, f"{point.name}", force=force, allow_outside=allow_outside,
+                         log=log, recipe_file=recipe_file)
+        facts = point_facts(point.name, point.params, out / point.name, sweep.metric)
+        return code, facts["value"] if facts["status"] == "done" else None
+
+    code, trials = run_study(sweep, out, objective, limit=points, log=log, on_error=on_error)
+    return code, replace(sweep, points=tuple(replace(p, plan=sweep.plan_point(p.sets)) for p in trials))
 
 
 def register(sweep, out: Path, facts: dict, which: str, log: Callable[[str], None]) -> list[dict]:
@@ -109,9 +136,17 @@ def execute_sweep(sweep, base: Plan, *, out: Path | None, points: int | None, fo
     out = out or sweep_dir(base, sweep)
     out.mkdir(parents=True, exist_ok=True)
     write_spec(out, sweep.recipe, sweep.metric, sweep.goal, [(p.name, p.params) for p in sweep.points], sweep.sha256)
-    code = run_points(sweep, out, points=points, force=force, allow_outside=allow_outside, log=log,
-                      recipe_file=recipe_file, on_error=on_error)
-    chosen = sweep.points[:points] if points else sweep.points
+    if sweep.optuna:  # its points are known once run: the spec is rewritten with them
+        code, sweep = _optuna(sweep, out, points=points, force=force, allow_outside=allow_outside, log=log,
+                              recipe_file=recipe_file, on_error=on_error)
+        write_spec(out, sweep.recipe, sweep.metric, sweep.goal, [(p.name, p.params) for p in sweep.points],
+                   sweep.sha256)
+        chosen, total = sweep.points, sweep.trials
+    else:
+        code = run_points(sweep, out, points=points, force=force, allow_outside=allow_outside, log=log,
+                          recipe_file=recipe_file, on_error=on_error)
+        chosen = sweep.points[:points] if points else sweep.points
+        total = len(sweep.points)
     facts = summarize(out, sweep.recipe, sweep.metric, sweep.goal, [(p.name, p.params) for p in chosen],
                       sweep.sha256)
     best = next((r for r in facts["points"] if r["name"] == facts["best"]), None)
@@ -123,8 +158,8 @@ def execute_sweep(sweep, base: Plan, *, out: Path | None, points: int | None, fo
     log(f"sweep: {out / 'sweep.md'}")
     if code == INTERRUPTED:
         return code
-    if len(chosen) < len(sweep.points):  # the best of a partial sweep is not the sweep's choice
-        log(f"ran {len(chosen)} of {len(sweep.points)} points: nothing registered until every point has run")
+    if len(chosen) < total:  # the best of a partial sweep is not the sweep's choice
+        log(f"ran {len(chosen)} of {total} points: nothing registered until every point has run")
     else:
         register(sweep, out, facts, register_which, log)
     if any(r["status"] != "done" for r in facts["points"]):

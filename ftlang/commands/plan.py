@@ -58,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
         sweep = res.sweeps.get(plan.recipe.name)
         if sweep is None:
             return usage(f"{args.file}: recipe `{plan.recipe.name}` has no sweep block")
+        if sweep.optuna:
+            return usage(f"{args.file}: an optuna sweep picks each point from the finished ones, so its points "
+                         "cannot be written as jobs in advance: run it with `ftlang run`")
         from ftlang.commands._sweep_jobs import write_jobs
 
         print(write_jobs(sweep, Path(args.sweep_jobs)))

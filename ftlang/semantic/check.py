@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
-from ftlang.diagnostics import Diagnostic, Severity, error, has_errors, sort_diagnostics
+from ftlang.diagnostics import Diagnostic, DiagnosticError, Severity, error, has_errors, sort_diagnostics
 from ftlang.plan import Plan
 from ftlang.source import SourceFile
 
@@ -123,6 +124,10 @@ def _sweeps(st: _State) -> None:
         st.diags += diags
         if sweep is None or plan is None:
             continue
+        if sweep.optuna:  # its points are chosen while it runs: each is checked then, like a grid's here
+            st.sweeps[name] = replace(sweep, registry=plan.export.registry, base_hash=point_plan(plan).sha256,
+                                      plan_point=partial(_optuna_point, st, name, node.kind_span))
+            continue
         points = []
         for point in sweep.points:
             res = _run(_State(st.path, st.text, {**st.sets, **point.sets}, name, st.root, st.overlay, expand=False))
@@ -134,6 +139,21 @@ def _sweeps(st: _State) -> None:
                                       " ".join(f"--set {k}={v}" for k, v in point.sets.items())))
             points.append(replace(point, plan=point_plan(res.plan) if res.plan else None))
         st.sweeps[name] = replace(sweep, points=tuple(points), registry=plan.export.registry)
+
+
+def _optuna_point(st: _State, name: str, span, sets: dict[str, str]):
+    """An optuna trial's plan: the recipe checked with `--set` for its values, as a grid point is above."""
+    from ftlang.semantic.sweep import point_plan
+
+    res = _run(_State(st.path, st.text, {**st.sets, **sets}, name, st.root, st.overlay, expand=False))
+    if res.plan is None:
+        first = next((d for d in res.diagnostics if d.severity is Severity.ERROR), None)
+        label = ", ".join(f"{k} = {v}" for k, v in sets.items())
+        raise DiagnosticError([error("FT241", f"sweep trial ({label}) does not check: "
+                                     f"{first.code + ': ' + first.message if first else 'it has errors'}", span,
+                                     "check it alone: ftlang check FILE " +
+                                     " ".join(f"--set {k}={v}" for k, v in sets.items()))])
+    return point_plan(res.plan)
 
 
 def _finish(st: _State) -> None:

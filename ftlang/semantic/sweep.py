@@ -17,6 +17,7 @@ import itertools
 import json
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,12 +46,29 @@ class Sweep:
     points: tuple[SweepPoint, ...] = ()
     registry: Any = None  # the recipe's RegistrySpec: where the selected point is registered
     axes: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    # `optuna { ... }`: no points in advance (TPE picks each trial from the finished ones, backend/optuna.py);
+    # the search space, trial count and seed instead, and the base plan's hash so the sweep moves with it
+    space: dict[str, ast.Call] = field(default_factory=dict)
+    trials: int | None = None
+    seed: int = 0
+    base_hash: str | None = None
+    # sets -> the point's checked plan (raises DiagnosticError FT241): how an optuna trial becomes a point
+    plan_point: Callable[[dict[str, str]], Plan] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def optuna(self) -> bool:
+        return bool(self.space)
 
     @property
     def sha256(self) -> str:
-        """Over what the sweep means: its points' plan hashes and the selection."""
-        data = {"metric": self.metric, "goal": self.goal,
-                "points": [[p.name, p.plan.sha256 if p.plan else None] for p in self.points]}
+        """Over what the sweep means: its points' plan hashes (an optuna sweep: its space, trials, seed and
+        base plan) and the selection."""
+        data: dict[str, Any] = {"metric": self.metric, "goal": self.goal}
+        if not self.optuna:
+            data["points"] = [[p.name, p.plan.sha256 if p.plan else None] for p in self.points]
+        else:  # not its points: they are added as its trials run, the sweep stays the same
+            data |= {"optuna": {k: [c.name, *(set_text(a) for a in c.args)] for k, c in self.space.items()},
+                     "trials": self.trials, "seed": self.seed, "base": self.base_hash}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
     @property
@@ -93,7 +111,8 @@ def _grid(node: ast.Block, params: dict, diags: list[Diagnostic]) -> dict[str, t
 
 
 def _random(node: ast.Block, params: dict, diags: list[Diagnostic]) -> dict[str, ast.Call]:
-    """`random { lr = loguniform(1e-5, 1e-3), rank = choice(8, 16, 32) }`: each param's distribution."""
+    """`random { lr = loguniform(1e-5, 1e-3), rank = choice(8, 16, 32) }` (or `optuna { ... }`): each
+    param's distribution."""
     dists: dict[str, ast.Call] = {}
     for st in node.body:
         if not isinstance(st, ast.Assign) or not _param_ok(st, params, dists, diags):
@@ -166,11 +185,12 @@ def read_sweep(recipe: str, node: ast.Block, params: dict, metrics: list[str] | 
     dists: dict[str, ast.Call] = {}
     trials, seed = None, 0
     select = None
+    kind = "grid"
     for st in node.body:
         if isinstance(st, ast.Block) and st.kind == "grid" and not axes and not dists:
             axes = _grid(st, params, diags)
-        elif isinstance(st, ast.Block) and st.kind == "random" and not axes and not dists:
-            dists = _random(st, params, diags)
+        elif isinstance(st, ast.Block) and st.kind in ("random", "optuna") and not axes and not dists:
+            dists, kind = _random(st, params, diags), st.kind
         elif isinstance(st, ast.Assign) and st.key == "select" and select is None:
             select = _select(st.value, diags)
         elif isinstance(st, ast.Assign) and st.key == "trials" and trials is None:
@@ -178,12 +198,13 @@ def read_sweep(recipe: str, node: ast.Block, params: dict, metrics: list[str] | 
         elif isinstance(st, ast.Assign) and st.key == "seed":
             seed = _int_key(st, diags, 0)
         else:
-            diags.append(error("FT240", "a sweep holds one `grid { ... }` or `random { ... }` (with `trials` and "
-                               "`seed`) and one `select = min(METRIC)`", st.span))
+            diags.append(error("FT240", "a sweep holds one `grid { ... }`, `random { ... }` or `optuna { ... }` "
+                               "(with `trials` and `seed`) and one `select = min(METRIC)`", st.span))
     if not axes and not dists and not diags:
-        diags.append(error("FT240", "a sweep needs a `grid` or a `random` block of params", node.kind_span))
+        diags.append(error("FT240", "a sweep needs a `grid`, `random` or `optuna` block of params", node.kind_span))
     if dists and trials is None and not diags:
-        diags.append(error("FT240", "a random sweep needs `trials = N`", node.kind_span, "trials = 8"))
+        article = "an" if kind == "optuna" else "a"
+        diags.append(error("FT240", f"{article} {kind} sweep needs `trials = N`", node.kind_span, "trials = 8"))
     if select is None and not any(d.message.startswith("`select`") for d in diags):
         diags.append(error("FT240", "a sweep needs `select = min(METRIC)` or `max(METRIC)`", node.kind_span))
     if select is not None and metrics is not None and select[1] not in metrics:
@@ -194,6 +215,8 @@ def read_sweep(recipe: str, node: ast.Block, params: dict, metrics: list[str] | 
                            f"did you mean `{guess}`?" if guess else "eval metrics: " + ", ".join(metrics)))
     if diags:
         return None, diags
+    if kind == "optuna":
+        return Sweep(recipe, select[1], select[0], node.span, space=dists, trials=trials, seed=seed or 0), []
     points = _grid_points(axes) if axes else _random_points(dists, trials, seed or 0)
     names = list(axes or dists)
     return Sweep(recipe, select[1], select[0], node.span, points,
@@ -243,6 +266,14 @@ def _total(values: list[float | None]) -> float | None:
 
 def sweep_summary(sweep: Sweep) -> dict[str, Any]:
     """`sweep` of `ftlang plan`'s output: the selection, every point's values, plan hash and estimates, totals."""
+    if sweep.optuna:  # TPE picks each trial from the finished ones: the points exist only once run
+        return {"sha256": sweep.sha256, "select": {"goal": sweep.goal, "metric": sweep.metric},
+                "optuna": {"sampler": "TPE", "seed": sweep.seed, "trials": sweep.trials,
+                           "space": {k: {"distribution": c.name, "args": [_plain(a) for a in c.args]}
+                                     for k, c in sweep.space.items()}},
+                "points": [], "note": "optuna picks each point from the results of the finished ones: the points, "
+                                      "their plans and estimates are not known before the run",
+                "totals": {"points": sweep.trials, "seconds": None, "usd": None, "peak_bytes": None}}
     points = [{"name": p.name, "params": p.params, "sha256": p.plan.sha256 if p.plan else None,
                "estimates": _estimates(p.plan) if p.plan else None} for p in sweep.points]
     est = [p["estimates"] or {} for p in points]
