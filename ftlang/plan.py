@@ -531,6 +531,8 @@ class EarlyStop(_Frozen):
 
 
 _WARMUP_DOC = "warmup: 3% of the steps, or 100 steps"
+#: `loss = chunked`: sequence slices the LM head and cross-entropy run over (backend/loss.py, the estimator)
+LOSS_CHUNKS = 8
 
 
 class TrainPlan(_Frozen):
@@ -570,6 +572,12 @@ class TrainPlan(_Frozen):
                                        exclude_if=_unset)
     pad_token: str | None = key(None, "the padding token, added when new (default: the tokenizer's, else EOS)",
                                 exclude_if=_unset)
+    #: chunked: the LM head and cross-entropy over LOSS_CHUNKS slices of the sequence, each recomputed in the
+    #: backward (backend/loss.py), so the b·s·V fp32 logits never exist whole. Unset: transformers' loss.
+    #: Left out of the plan (and its hash) while unset
+    loss: Literal["standard", "chunked"] | None = key(
+        None, "causal-LM loss: standard, or chunked (head + cross-entropy per sequence slice: less memory)",
+        exclude_if=_unset)
     attention: Literal["sdpa", "eager", "flash_attention_2"] | None = key(
         None, "attention kernel (default: transformers' for the family: sdpa, eager for gemma2)", exclude_if=_unset)
     early_stop: EarlyStop | None = None

@@ -87,6 +87,11 @@ def test_packing_with_prompt_tuning(proj: Path) -> None:
     text = variant("eval", "eval { packing = true }", text)
     errs = [d for d in diags(proj, text) if d.severity is Severity.ERROR]
     assert [d.code for d in errs] == ["FT303", "FT303", "FT303"]
+    text = variant("train", "train { lr = 2e-4, loss = chunked }", variant("eval", "eval { }", text))
+    assert [d.code for d in diags(proj, text) if d.severity is Severity.ERROR] == ["FT312"]
+    # a causal LM with lora takes it, and the plan carries it
+    plan = check_text(variant("train", "train { lr = 2e-4, loss = chunked }"), proj / "r.ft").plan
+    assert plan is not None and plan.train.loss == "chunked"
 
 
 def test_import_cycle_and_missing(proj: Path) -> None:
@@ -194,6 +199,8 @@ def test_classify_task(proj: Path) -> None:
     assert default.eval.metrics == ["loss", "accuracy", "f1"]
     d = only_error(proj, variant("eval", "eval { metrics = [accuracy], packing = true }", text))
     assert d.code == "FT307"
+    d = only_error(proj, variant("train", "train { lr = 2e-4, loss = chunked }", text))
+    assert d.code == "FT312" and "classify" in d.message
 
 
 def test_seq_len_beyond_context_warns_only_when_set(proj: Path) -> None:

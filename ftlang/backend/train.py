@@ -118,6 +118,21 @@ def _build_trainer_classes():
         ft_step_times: list[float]
         ft_loss_spike: float | None = None  # train { loss_spike }
         ft_eval_collator: Any = None  # eval { packing } with unpacked training: the packed collator
+        ft_chunked_loss: bool = False  # train { loss = chunked }
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if not self.ft_chunked_loss or return_outputs:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            from ftlang.backend.loss import chunked_lm_loss
+
+            # normalized as transformers' own loss is (by the accumulated label count when the model
+            # takes it), so the Trainer's gradient-accumulation scaling stays the same
+            n = num_items_in_batch if self.model_accepts_loss_kwargs else None
+            loss = chunked_lm_loss(model, inputs, n, unwrapped=self.accelerator.unwrap_model(model))
+            if self.args.average_tokens_across_devices and n is not None:  # as Trainer.compute_loss scales
+                scale = self.accelerator.num_processes // self.get_tp_size()
+                loss = loss * (scale if self.args.n_gpu <= 1 else self.args.n_gpu)
+            return loss
 
         def get_eval_dataloader(self, eval_dataset=None):
             if self.ft_eval_collator is None:
@@ -273,6 +288,7 @@ def build_trainer(ctx: RunContext, *, callbacks: Sequence[Any] = (),
         data_collator=prepared.collator(), processing_class=tokenizer,
     )
     trainer.ft_loss_spike = plan.train.loss_spike
+    trainer.ft_chunked_loss = plan.train.loss == "chunked"
     if getattr(prepared, "eval_packed", False):
         trainer.ft_eval_collator = prepared.eval_collator()
     trainer.remove_callback(PrinterCallback)

@@ -71,6 +71,11 @@ CODES: tuple[Code, ...] = (
     Code("FT311", Stage.RULES, "pure bf16 without bf16 precision",
          "`train { pure_bf16 = true }` keeps the weights, gradients and optimizer state in bf16 with no fp32 "
          "master copy; the forward pass then runs in bf16 too, so it needs `precision = bf16`."),
+    Code("FT312", Stage.RULES, "chunked loss where it cannot apply",
+         "`train { loss = chunked }` runs the LM head and the cross-entropy over slices of the final hidden "
+         "states of a causal LM. A classify task has no LM head (its loss is over one label per sequence), and "
+         "prefix/prompt tuning prepend virtual tokens whose positions PEFT aligns with the labels inside its "
+         "own forward. Leave `loss` unset there."),
     Code("FT313", Stage.RULES, "fsdp + qlora with 4-bit storage FSDP cannot shard",
          "FSDP flattens and shards parameters of one dtype. QLoRA's packed 4-bit weights must therefore be "
          "stored in the compute dtype (PEFT's FSDP+QLoRA guide: bnb_4bit_quant_storage = the compute dtype), "

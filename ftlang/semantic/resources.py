@@ -25,8 +25,9 @@ s the padded sequence length, b the per-device micro-batch, h hidden, a heads, V
                checkpointing only each layer's input (h·e) is kept plus one layer recomputed; a
                materialised attention mask adds b·s² bytes
   logits       causal LM: b·s·V·(e + 8): the logits, log_softmax's fp32 output and its gradient
-               (transformers upcasts to fp32 before cross-entropy; ftlang has no chunked loss, which would
-               keep e + 1); classify: tiny
+               (transformers upcasts to fp32 before cross-entropy); `train { loss = chunked }` keeps e + 1
+               (torchtune's chunked loss; ftlang's, backend/loss.py, recomputes each slice in the backward
+               and holds less, so this bound is conservative); classify: tiny
   peak         weights + optimizer + activations + logits + gradients (gradients overlap the freed
                activations when grad_accum = 1: max(activations + logits, gradients) then), + 150 MiB
                on the CPU for the process beyond its tensors (measured, CPU_RUNTIME_BYTES)
@@ -83,7 +84,8 @@ def runtime_of(card: Card, method, train: TrainPlan, hardware: HardwarePlan) -> 
     """The runtime ftlang's backend uses for this plan (see the module doc for where each comes from)."""
     offload_all = hardware.strategy == "fsdp" and bool(hardware.offload_params)  # fsdp offloads both together
     return Runtime(attention=attention_of(card, train), zero_stage=zero_stage(hardware),
-                   pure_16bit=bool(train.pure_bf16), offload_params=bool(hardware.offload_params),
+                   pure_16bit=bool(train.pure_bf16), chunked_loss=train.loss == "chunked",
+                   offload_params=bool(hardware.offload_params),
                    offload_optimizer=bool(hardware.offload_optimizer) or offload_all)
 
 

@@ -185,6 +185,20 @@ def fsdp_qlora_storage(ctx: RecipeContext) -> Iterator[Diagnostic]:
                     f"write storage = {m.quant.compute_dtype}, or leave it out (the compute dtype under fsdp)")
 
 
+@rule("FT312")
+def chunked_loss(ctx: RecipeContext) -> Iterator[Diagnostic]:
+    tb = ctx.blocks.get("train")
+    if tb is None or tb.get("loss") != "chunked":
+        return
+    if ctx.task.kind == "classify":
+        yield error("FT312", "`loss = chunked` is a causal-LM loss; a classify task has no LM head",
+                    tb.span_of("loss"), "remove `loss = chunked`")
+    elif ctx.method_kind in ("prefix", "prompt"):
+        yield error("FT312", f"`loss = chunked` cannot be used with {ctx.method_kind} tuning (its virtual tokens "
+                    "shift the positions inside PEFT's forward)", tb.span_of("loss"),
+                    "remove `loss = chunked`, or use lora")
+
+
 @rule("FT314")
 def sharding_options(ctx: RecipeContext) -> Iterator[Diagnostic]:
     tb, hw = ctx.blocks.get("hardware"), ctx.hardware
