@@ -83,7 +83,7 @@ def test_a_tiny_run_trains_with_the_chunked_loss(tiny_llama_dir, tmp_path, monke
     real = loss_mod.chunked_lm_loss
     monkeypatch.setattr(loss_mod, "chunked_lm_loss", lambda *a, **k: calls.append(1) or real(*a, **k))
     plan = tiny_plan(tiny_llama_dir, LORA, train={"max_steps": 6, "loss": "chunked", "grad_accum": 2})
-    histories = {}
+    histories, val = {}, {}
     for which, p in (("chunked", plan), ("standard", plan.model_copy(update={
             "train": plan.train.model_copy(update={"loss": None})}))):
         tok = load_tokenizer(p)
@@ -92,8 +92,10 @@ def test_a_tiny_run_trains_with_the_chunked_loss(tiny_llama_dir, tmp_path, monke
         result = train(RunContext(plan=p, run_dir=tmp_path / which, model=model, tokenizer=tok, data=lm_data(tok),
                                   log=lambda s: None), tty=False)
         histories[which] = [r["loss"] for r in result.history if "loss" in r]
+        val[which] = [r["val_loss"] for r in result.history if "val_loss" in r]
     chunked, standard = histories["chunked"], histories["standard"]
-    assert len(calls) == 12  # 6 steps of 2 micro-batches, all through the chunked loss
+    assert len(calls) == 12 + 1  # 6 steps of 2 micro-batches and the final evaluation's batch
+    assert len(val["chunked"]) == 1 and abs(val["chunked"][0] - val["standard"][0]) <= 1e-4
     assert len(chunked) == 6 and chunked[-1] < chunked[0]  # it learns
     assert all(abs(a - b) <= 1e-3 * max(1.0, abs(b)) for a, b in zip(chunked, standard, strict=True))
 

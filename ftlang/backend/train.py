@@ -121,7 +121,8 @@ def _build_trainer_classes():
         ft_chunked_loss: bool = False  # train { loss = chunked }
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if not self.ft_chunked_loss or return_outputs:
+            # evaluation asks for the outputs; with prediction_loss_only (ours) it reads none of them
+            if not self.ft_chunked_loss or (return_outputs and not self.args.prediction_loss_only):
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             from ftlang.backend.loss import chunked_lm_loss
 
@@ -132,7 +133,7 @@ def _build_trainer_classes():
             if self.args.average_tokens_across_devices and n is not None:  # as Trainer.compute_loss scales
                 scale = self.accelerator.num_processes // self.get_tp_size()
                 loss = loss * (scale if self.args.n_gpu <= 1 else self.args.n_gpu)
-            return loss
+            return (loss, {}) if return_outputs else loss
 
         def get_eval_dataloader(self, eval_dataset=None):
             if self.ft_eval_collator is None:
