@@ -78,7 +78,7 @@ def test_every_key_is_imported_or_commented_and_the_recipe_checks(config: Path, 
 
 # What each config means, read back from the plan of its imported recipe.
 EXPECT = {
-    "axolotl/llama31_lora": {"method.kind": "lora", "method.r": 32, "method.alpha": 16, "train.packing": True,
+    "axolotl/llama31_lora": {"method.kind": "lora", "method.r": 32, "method.alpha": 16, "train.packing": True, "eval.packing": True,
                              "train.optimizer": "adamw_8bit", "train.warmup_steps": 10, "datasets.split.validation":
                              0.05, "train.precision": "bf16", "model.card": "llama31_8b", "train.lr": 2e-4,
                              "train.attention": "flash_attention_2", "eval.every": 0.25,
@@ -118,7 +118,7 @@ EXPECT = {
     "torchtune/llama31_8b_lora_single_device": {
         "method.kind": "lora", "method.targets": ["q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         "train.lr": 3e-4, "train.warmup_steps": 100, "train.schedule": "cosine", "train.grad_accum": 8,
-        "train.gradient_checkpointing": True, "hardware.device": "cuda"},
+        "train.gradient_checkpointing": True, "hardware.device": "cuda", "train.loss": "chunked"},
     "torchtune/llama31_8b_qlora_single_device": {"method.kind": "qlora", "train.packing": True,
                                                  "train.optimizer": "paged_adamw_8bit", "train.max_seq_len": 2048},
     "torchtune/llama32_1b_full_single_device": {"method.kind": "full", "eval.every": 200, "model.card": "llama32_1b"},

@@ -36,6 +36,9 @@ HANDLED = {
     "shuffle": "true: what ftlang does (the training set is shuffled every epoch)",
     "optimizer.fused": "true: ftlang's `adamw` is the fused kernel",
     "max_steps_per_epoch": "with `epochs: 1`: `max_steps`",
+    "loss._component_": "`CEWithChunkedOutputLoss` → `train { loss = chunked }`, `CrossEntropyLoss` → "
+                        "`loss = standard`",
+    "loss.num_output_chunks": "ftlang's chunked loss chooses its own slice count",
 }
 SIGNATURE = ("model", "tokenizer", "checkpointer", "optimizer", "loss", "metric_logger")
 _MLP = ["gate_proj", "up_proj", "down_proj"]
@@ -179,6 +182,10 @@ def convert(cfg: dict, d: Draft) -> None:
             d.put(key, value)
 
 
+#: torchtune loss builders → `train { loss }`
+_LOSSES = {"CEWithChunkedOutputLoss": "chunked", "CrossEntropyLoss": "standard"}
+
+
 def _section(d: Draft, key: str, section: dict) -> None:
     for k, v in section.items():
         name = f"{key}.{k}"
@@ -186,6 +193,11 @@ def _section(d: Draft, key: str, section: dict) -> None:
             d.done(name)  # the model's own tokenizer, which ftlang loads with it
         elif key == "optimizer" and k == "fused" and v is True:
             d.done(name)  # ftlang's adamw is the fused kernel
+        elif key == "loss" and k == "_component_" and _leaf(v) in _LOSSES:
+            d.set("train", "loss", _LOSSES[_leaf(v)])
+            d.done(name)
+        elif key == "loss" and k == "num_output_chunks":
+            d.done(name)  # ftlang's chunked loss picks its own slice count (the memory it saves is the same idea)
         elif key in ("optimizer", "lr_scheduler") and k == "_component_":
             d.put(name, v, leaf="optimizer" if key == "optimizer" else "schedule")
         elif key in ("optimizer", "lr_scheduler") or key == "tokenizer" and k == "max_seq_len":

@@ -58,6 +58,7 @@ ALIASES: tuple[Alias, ...] = (
     _a("max_length", (HF,), "max_seq_len"),
     _a("max_seq_length", (TRL,), "max_seq_len"),
     _a("sample_packing", (AX,), "packing"),
+    _a("eval_sample_packing", (AX,), "eval.packing", "`eval { packing = true }`"),
     _a("optim", (HF, LF), "optimizer"),
     _a("bf16", (HF, AX, LF), "precision", "`precision = bf16` in the train block"),
     _a("fp16", (HF, AX, LF), "precision", "`precision = fp16` in the train block"),
