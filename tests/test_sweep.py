@@ -130,7 +130,7 @@ def test_report_sweep_summarizes_a_directory_filled_by_jobs(tmp_path, capsys):
     for name, ppl, passed in (("p0", 3.0, True), ("p1", 2.5, True), ("p2", 1.5, False)):
         (tmp_path / name).mkdir()
         (tmp_path / name / "run.json").write_text(json.dumps(
-            {"status": "done", "exit_code": 0 if passed else 3, "timings": {"train": 10.0, "eval": 2.0}}))
+            {"status": "done", "exit_code": 0 if passed else 3, "timings": {"train": 10.0, "train_tokens_per_s": 145.3, "eval": 2.0}}))
         (tmp_path / name / "eval.json").write_text(json.dumps(
             {"plan_hash": name * 4, "metrics_before": {"perplexity": 9.0}, "metrics_after": {"perplexity": ppl},
              "gates": [{"text": "perplexity < 2", "passed": passed}], "gates_passed": passed}))

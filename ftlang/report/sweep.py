@@ -38,7 +38,13 @@ def point_facts(name: str, params: dict, run_dir: Path, metric: str) -> dict[str
             "metrics_before": ev.get("metrics_before") or {}, "metrics_after": after,
             "value": _finite(after.get(metric)), "gates": ev.get("gates") or [],
             "gates_passed": ev.get("gates_passed"),
-            "seconds": round(sum(v for v in timings.values() if isinstance(v, (int, float))), 3) or None}
+            "seconds": _stage_seconds(timings)}
+
+
+def _stage_seconds(timings: dict) -> float | None:
+    """The point's time: its stages' seconds (timings also hold rates such as train_tokens_per_s, not time)."""
+    total = sum(v for k, v in timings.items() if not k.endswith("_per_s") and _finite(v) is not None)
+    return round(total, 3) or None
 
 
 def select_best(rows: list[dict], goal: str) -> dict | None:
