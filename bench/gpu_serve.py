@@ -68,9 +68,13 @@ def build_project(root: Path, hidden: int, layers: int, cuda: bool, steps: int) 
     return recipe
 
 
+def _env() -> dict[str, str]:
+    """The environment of an `ftlang` subprocess: this tree's ftlang first on the path."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+
+
 def _ftlang(*args: str, cwd: Path, timeout: float) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, "-m", "ftlang", *args], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "ftlang", *args], cwd=cwd, env=_env(), capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -96,10 +100,9 @@ def _post(url: str, body: dict, timeout: float) -> tuple[int, dict]:
 
 
 def serve_and_query(merged: Path, device: str, n: int, timeout: float) -> dict:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.Popen([sys.executable, "-m", "ftlang", "serve", "--base", str(merged), "--device", device,
                              "--port", "0", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)
+                            env=_env())
     try:
         line, deadline = "", time.monotonic() + timeout
         while "serving" not in line:
