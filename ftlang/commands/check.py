@@ -41,7 +41,8 @@ def print_estimates(plans: list, *, data: bool) -> None:
         if lengths is not None:
             res = plan_resources(plan, lengths)
         note = length_note(res) if data else ""
-        print(f"{plan.recipe.name}: {summary_line(res, plan.hardware)}" + (f" ({note})" if note else ""))
+        # flushed: the diagnostics that follow go to stderr, and a pipe would otherwise reorder the two
+        print(f"{plan.recipe.name}: {summary_line(res, plan.hardware)}" + (f" ({note})" if note else ""), flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
