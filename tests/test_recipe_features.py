@@ -384,6 +384,24 @@ def test_pure_bf16_and_8bit_base_train_on_the_cpu(tiny_llama_dir, tmp_path, sett
     assert any(not torch.equal(before[n], p.detach()) for n, p in trainable.items())
 
 
+def test_pure_bf16_qlora_keeps_every_unquantized_tensor_in_bf16(tiny_llama_dir) -> None:
+    """prepare_model_for_kbit_training upcasts norms, embeddings and head to fp32; pure_bf16 puts them (and
+    the 4-bit layers' adapters) back in bf16, as the estimator counts them."""
+    import torch
+    from backend_helpers import tiny_plan
+
+    from ftlang.backend.methods import load_for_training
+    from ftlang.plan import QloraMethod
+
+    plan = tiny_plan(tiny_llama_dir, QloraMethod(r=4, alpha=8, targets=["q_proj", "v_proj"]),
+                     train={"max_steps": 1, "precision": "bf16", "pure_bf16": True}, hardware={"device": "cpu"})
+    model = load_for_training(plan)
+    kinds = {(type(p).__name__ == "Params4bit", p.dtype) for p in model.parameters()}
+    assert {d for four, d in kinds if not four} == {torch.bfloat16}
+    assert any(four for four, _ in kinds)
+    assert {p.dtype for p in model.parameters() if p.requires_grad} == {torch.bfloat16}
+
+
 # ---------------------------------------------------------------------------- ftlang plan --libs
 
 

@@ -37,6 +37,7 @@ def chunked_lm_loss(model: Any, inputs: dict, num_items_in_batch: Any = None, *,
     none = torch.zeros(0, dtype=torch.long, device=labels.device)  # the head projects no position here
     out = model(**rest, output_hidden_states=True, logits_to_keep=none, use_cache=False)
     hidden = out.hidden_states[-1][:, :-1, :]  # the final norm's output; position t predicts t + 1
+    del out  # else its tuple keeps every layer's output alive through the loss (the estimator counts none)
     target = labels[:, 1:].to(hidden.device)
     owner = unwrapped if unwrapped is not None else model
     head = _head_of(owner)

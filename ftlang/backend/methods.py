@@ -69,7 +69,22 @@ def apply_method(plan: Plan, model: Any) -> Any:
     if plan.train.gradient_checkpointing:
         model.config.use_cache = False
     # pure bf16: the adapter weights stay in bf16 too (PEFT upcasts them to fp32 by default)
-    return get_peft_model(model, peft_config(plan), autocast_adapter_dtype=not plan.train.pure_bf16)
+    model = get_peft_model(model, peft_config(plan), autocast_adapter_dtype=not plan.train.pure_bf16)
+    if quantized(plan) and plan.train.pure_bf16:
+        _undo_fp32_upcast(model)
+    return model
+
+
+def _undo_fp32_upcast(model: Any) -> None:
+    """pure_bf16 over a quantized base: prepare_model_for_kbit_training upcast every parameter but the
+    quantized ones to fp32 (norms, embeddings, head) and PEFT creates the adapters of a 4-bit layer in
+    fp32; put them in bf16, as the key promises, FSDP needs (one dtype per flat parameter, PEFT's
+    FSDP+QLoRA guide) and the estimator counts them (2 bytes)."""
+    import torch
+
+    for p in model.parameters():
+        if p.dtype == torch.float32 and type(p).__name__ != "Params4bit":
+            p.data = p.data.to(torch.bfloat16)
 
 
 def keep_one_cpu_4bit_path(model: Any) -> None:

@@ -20,16 +20,16 @@ s the padded sequence length, b the per-device micro-batch, h hidden, a heads, V
   optimizer    adamw 8·T, 8-bit Adam 2·T (+8 per parameter of tensors under 4096 elements), paged
                variants the same bytes but in pageable memory (not counted: they page out under
                pressure), adafactor 4·(rows + cols) per matrix, sgd 0
-  activations  per layer and token the tensors autograd saves (see `_saved_per_token`), times s·b·L; eager
-               attention adds a·s·(4 + e) per token (fp32 softmax + its e copy); with gradient
-               checkpointing only each layer's input (h·e) is kept plus one layer recomputed; a
+  activations  per layer and token the tensors autograd saves (see `_saved_per_token`), times s·b·L; a norm
+               keeps its input as the fp32 upcast unless `train { compile }`; eager attention adds
+               a·s·(4 + e) per token (fp32 softmax + its e copy); with gradient checkpointing only each
+               layer's input (h·e) is kept, plus one layer recomputed after the logits are freed; a
                materialised attention mask adds b·s² bytes
-  logits       causal LM: b·s·V·(e + 8): the logits, log_softmax's fp32 output and its gradient
-               (transformers upcasts to fp32 before cross-entropy); `train { loss = chunked }` keeps e + 1
-               (torchtune's chunked loss; ftlang's, backend/loss.py, recomputes each slice in the backward
-               and holds less, so this bound is conservative); classify: tiny
-  peak         weights + optimizer + activations + logits + gradients (gradients overlap the freed
-               activations when grad_accum = 1: max(activations + logits, gradients) then), + 150 MiB
+  logits       causal LM: b·s·V·max(e + 8, 12): the forward's e-logits, fp32 copy and log_softmax output,
+               or log_softmax's backward (saved output, incoming and outgoing fp32 gradients);
+               `train { loss = chunked }` (backend/loss.py) one slice of LOSS_CHUNKS; classify: tiny
+  peak         weights + optimizer + kept activations + max(logits, recomputed block) + gradients
+               (gradients overlap the freed activations when grad_accum = 1: max(those, gradients)), + 150 MiB
                on the CPU for the process beyond its tensors (measured, CPU_RUNTIME_BYTES)
 Sharding (world = count · nodes): ddp replicates and adds a gradient bucket copy; fsdp (FULL_SHARD,
 ZeRO-3) divides weights, gradients and optimizer state by world and adds two gathered layers and the
@@ -41,7 +41,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ftlang.plan import HardwarePlan, MemoryEstimate, ResourcesPlan, TaskSpec, TrainPlan, zero_stage
+from ftlang.plan import (
+    LOSS_CHUNKS,
+    HardwarePlan,
+    MemoryEstimate,
+    ResourcesPlan,
+    TaskSpec,
+    TrainPlan,
+    zero_stage,
+)
 from ftlang.semantic.cards import Card, extra_linears, layer_linears, linear_params, total_params
 
 #: bits per weight of a bitsandbytes-quantized linear: 4-bit + a 32-bit absmax per 64 weights (4.5), or
@@ -71,6 +79,7 @@ class Runtime:
 
     attention: Attention = "sdpa"
     pure_16bit: bool = False  # weights, gradients and Adam state in bf16 (torchtune; ftlang: train { pure_bf16 })
+    compiled: bool = False  # torch.compile: the norms' fp32 upcasts are recomputed in the backward, not kept
     chunked_loss: bool = False  # cross-entropy over chunks of the sequence, logits never whole
     zero_stage: int = 0  # 0 replicate, 2 shard gradients + optimizer, 3 shard weights too
     offload_optimizer: bool = False  # optimizer state (and its step) on the CPU
@@ -85,6 +94,7 @@ def runtime_of(card: Card, method, train: TrainPlan, hardware: HardwarePlan) -> 
     offload_all = hardware.strategy == "fsdp" and bool(hardware.offload_params)  # fsdp offloads both together
     return Runtime(attention=attention_of(card, train), zero_stage=zero_stage(hardware),
                    pure_16bit=bool(train.pure_bf16), chunked_loss=train.loss == "chunked",
+                   compiled=bool(train.compile),
                    offload_params=bool(hardware.offload_params),
                    offload_optimizer=bool(hardware.offload_optimizer) or offload_all)
 
@@ -156,17 +166,25 @@ def trainable_params(card: Card, method) -> int:
 # ---------------------------------------------------------------------------- activations
 
 
-def _saved_per_token(card: Card, method, e: int) -> float:
+def norm_bytes(card: Card, e: int, compiled: bool) -> int:
+    """Bytes one RMSNorm/LayerNorm keeps per token: its output (the next matmul's input, e·h) and its input.
+    Eager, the input is kept as the fp32 upcast (transformers' LlamaRMSNorm `hidden_states.to(torch.float32)`
+    feeds pow and mul, which save it); compiled, AOTAutograd's min-cut partitioner recomputes the cast in
+    the backward and keeps the e-input."""
+    return card.hidden * (e + (e if compiled else max(e, 4)))
+
+
+def _saved_per_token(card: Card, method, e: int, compiled: bool = False) -> float:
     """Bytes autograd keeps per token in one block, without the attention scores.
 
-    Decoder blocks (Llama-like): the two norm inputs and outputs (4h), q (q_dim), k and v (2·kv_dim),
+    Decoder blocks (Llama-like): the two norms (`norm_bytes`), q (q_dim), k and v (2·kv_dim),
     the attention output (q_dim), and the MLP's gate, up, act(gate) and their product (4i); GPT-2 /
     BERT blocks: the fc output and its GeLU (2i) instead. LoRA adds per adapted matrix its dropout
     output (d_in·e) and mask (d_in bytes) when dropout > 0, and the rank-r intermediate (r·e).
     """
-    h, i = card.hidden, card.intermediate
+    i = card.intermediate
     mlp = 2 * i if card.family in ("gpt2", "bert") else 4 * i
-    values = 4 * h + 2 * card.q_dim + 2 * card.kv_dim + mlp
+    values = 2 * card.q_dim + 2 * card.kv_dim + mlp
     extra = 0.0
     if method.kind in ("lora", "qlora"):
         wanted = set(method.targets)
@@ -175,34 +193,43 @@ def _saved_per_token(card: Card, method, e: int) -> float:
                 extra += method.r * e + (d_in * (e + 1) if method.dropout > 0 else 0)
     elif method.kind == "adapter":  # down output, activation output, dropout per placement
         extra = len(set(method.placement)) * (2 * method.bottleneck + card.hidden) * 4
-    return values * e + extra
+    return values * e + 2 * norm_bytes(card, e, compiled) + extra
 
 
 def activation_bytes(card: Card, method, seq: int, batch: int, checkpointing: bool, e: int,
-                     attention: Attention = "sdpa", mask: bool = True, offload: bool = False) -> int:
+                     attention: Attention = "sdpa", mask: bool = True, offload: bool = False,
+                     compiled: bool = False) -> int:
     """Saved activations of the blocks for one micro-batch (+ the final norm and the head's input)."""
-    per_layer = seq * batch * _saved_per_token(card, method, e)
+    return int(sum(_activation_parts(card, method, seq, batch, checkpointing, e, attention, mask, offload,
+                                     compiled)))
+
+
+def _activation_parts(card: Card, method, seq: int, batch: int, checkpointing: bool, e: int,
+                      attention: Attention, mask: bool, offload: bool, compiled: bool) -> tuple[float, float]:
+    """(kept through the whole backward, one recomputed block under checkpointing else 0): the recomputed
+    block exists only after the head's backward freed the logits (`estimate` overlaps them)."""
+    per_layer = seq * batch * _saved_per_token(card, method, e, compiled)
     if attention == "eager":
         per_layer += batch * card.heads * seq * seq * (4 + e)  # fp32 softmax output + its e copy
-    if checkpointing:
-        kept = 2 if offload else card.layers  # offloaded: the one being copied and the one prefetched
-        total = kept * seq * batch * card.hidden * e + per_layer  # layer inputs + the one being recomputed
-    else:
-        total = card.layers * per_layer
-    total += 2 * seq * batch * card.hidden * e  # final norm input and output (the head's input)
+    kept = seq * batch * norm_bytes(card, e, compiled)  # the final norm (its output is the head's input)
     if mask and attention != "flash":
-        total += batch * seq * seq  # transformers' 4D bool mask (padding or packing)
-    return int(total)
+        kept += batch * seq * seq  # transformers' 4D bool mask (padding or packing)
+    if not checkpointing:
+        return kept + card.layers * per_layer, 0.0
+    layers = 2 if offload else card.layers  # offloaded: the one being copied and the one prefetched
+    return kept + layers * seq * batch * card.hidden * e, per_layer  # layer inputs; the block recomputed
 
 
 def logits_bytes(card: Card, seq: int, batch: int, e: int, task: TaskSpec | None, chunked: bool) -> int:
     if task is not None and task.kind == "classify":
         return batch * max(len(task.labels), 2) * 4 * 3
-    # the logits in e, log_softmax's saved fp32 output, and its fp32 gradient. Chunked cross-entropy as
-    # torchtune runs it (8 chunks, the loss compiled) keeps only the e-logits and a log-sum-exp; one
-    # chunk at a time is upcast and differentiated (fp32 copy and gradient: 2·4/8 bytes per logit)
-    per = e + 1 if chunked else e + 8
-    return int(batch * seq * card.vocab * per)
+    # transformers' ForCausalLMLoss upcasts to fp32: the forward holds the e-logits, the fp32 copy and
+    # log_softmax's fp32 output (e + 8); log_softmax's backward holds three fp32 tensors (its saved
+    # output, the incoming gradient nll_loss's backward made dense, and the outgoing gradient): 12.
+    # ftlang's chunked loss (backend/loss.py) checkpoints each of LOSS_CHUNKS slices: only one slice's
+    # logits ever exist, in the forward and again when the backward recomputes it.
+    per = max(e + 8, 12)
+    return int(batch * seq * card.vocab * per / (LOSS_CHUNKS if chunked else 1))
 
 
 # ---------------------------------------------------------------------------- states
@@ -217,8 +244,7 @@ def _base_param_bytes(card: Card, method, train: TrainPlan, rt: Runtime) -> floa
             return 2 * total
         return total * (6 if half else 4)  # fp32 weights + autocast's kept 16-bit copies
     if method.kind == "qlora":
-        q = method.quant
-        bits = INT8_BITS if q.type == "int8" else (NF4_BITS_DOUBLE_QUANT if q.double_quant else NF4_BITS)
+        bits = _quant_bits(method)
         quantized = linear_params(card)
         rest_bytes = 2 if rt.pure_16bit else 4  # prepare_model_for_kbit_training upcasts the rest to fp32
         return quantized * bits / 8 + (total - quantized) * rest_bytes
@@ -228,6 +254,20 @@ def _base_param_bytes(card: Card, method, train: TrainPlan, rt: Runtime) -> floa
     # backend/load.py loads a PEFT-frozen base in the 16-bit precision; ftlang's own
     # bottleneck adapters keep an fp32 base (they compute outside autocast)
     return total * (2 if half and method.kind != "adapter" else 4)
+
+
+def _quant_bits(method) -> float:
+    """Bits per weight of a 4-bit (or int8) base linear."""
+    q = method.quant
+    return INT8_BITS if q.type == "int8" else (NF4_BITS_DOUBLE_QUANT if q.double_quant else NF4_BITS)
+
+
+def _gathered_layer_bytes(card: Card, method, e: int) -> float:
+    """One FSDP unit (a decoder block) all-gathered: its linears in e, or in their packed 4-bit bytes for
+    qlora (the quant storage dtype only packs them: FSDP gathers the storage, bitsandbytes dequantizes
+    one matmul's weight at a time)."""
+    bits = _quant_bits(method) if method.kind == "qlora" else 8 * e
+    return _layer_params(card) * bits / 8
 
 
 def _adafactor_bytes(card: Card, method, trainable: int) -> int:
@@ -305,7 +345,7 @@ def estimate(card: Card, method, train: TrainPlan, hardware: HardwarePlan, task:
             weights /= world
             # two gathered blocks (the current one and the prefetched next), in e, and the root unit
             root = card.vocab * card.hidden * (1 if card.tie_embeddings else 2)
-            overhead = (2 * _layer_params(card) + root) * e
+            overhead = 2 * _gathered_layer_bytes(card, method, e) + root * e
             if method.kind == "full":
                 overhead += _layer_params(card) * e  # the current block's unsharded gradient
     elif rt.zero_stage == 1 and world > 1:  # ZeRO-1: the optimizer state sharded, gradients all-reduced
@@ -320,10 +360,11 @@ def estimate(card: Card, method, train: TrainPlan, hardware: HardwarePlan, task:
         grads = 0
     if seq is None:
         seq = default_seq(method, train)
-    acts = activation_bytes(card, method, seq, train.batch, train.gradient_checkpointing, e, rt.attention,
-                            offload=rt.offload_activations)
+    kept, recomputed = _activation_parts(card, method, seq, train.batch, train.gradient_checkpointing, e,
+                                         rt.attention, True, rt.offload_activations, rt.compiled)
+    acts = int(kept + recomputed)
     logits = logits_bytes(card, seq, train.batch, e, task, rt.chunked_loss)
-    transient = acts + logits
+    transient = kept + max(logits, recomputed)  # checkpointing recomputes a block after the head's backward
     if train.grad_accum > 1 or method.kind != "full":
         live = transient + grads
     else:  # set_to_none zero_grad: gradients fill as the activations are freed
