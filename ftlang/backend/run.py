@@ -35,7 +35,7 @@ from ftlang.backend.context import RunContext
 from ftlang.backend.faults import diagnose, interrupted_diagnostic
 from ftlang.diagnostics import Diagnostic, DiagnosticError, error
 from ftlang.plan import Plan
-from ftlang.semantic.resources import lengths_summary, plan_resources
+from ftlang.semantic.resources import plan_resources
 from ftlang.semantic.throughput import length_note, summary_line
 
 if TYPE_CHECKING:
@@ -145,11 +145,9 @@ def peak_memory(device: str, rss_after_load: int | None = None, loaded_bytes: in
 
 def data_lengths(plan: Plan, prepared: Prepared) -> dict:
     """The training rows' token lengths (packed bins when packing) as the estimator needs them."""
-    table = prepared.train
-    # TokenRows and PackedRows keep lengths; plain lists are measured row by row
-    lengths = [int(n) for n in table.lengths()] if hasattr(table, "lengths") else [
-        len(r["input_ids"]) for r in table]
-    return lengths_summary(lengths, plan.train.batch, prepared.packed)
+    from ftlang.data.lengths import table_lengths  # shared with `ftlang check --data`
+
+    return table_lengths(prepared.train, plan, prepared.packed)
 
 
 def weights_digest(model: Any) -> dict:

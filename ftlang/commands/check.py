@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from ftlang.commands._common import FORMATS, UsageError, add_set, emit, parse_sets, usage
+
+if TYPE_CHECKING:
+    from ftlang.data.lengths import DataLengths
 
 HELP = "check recipes: syntax, types, names, paths, method rules, resources (no GPU, no torch)"
 
@@ -29,18 +33,37 @@ def data_diagnostics(plans) -> list:
     return out
 
 
-def print_estimates(plans: list, *, data: bool) -> None:
+def plan_lengths(plan, found: list) -> DataLengths:
+    """The training rows' token lengths for the estimate (`check --data`): tokenized here as the run
+    tokenizes them; else the lengths a run of the same plan recorded; else None, with the reason."""
+    from ftlang.data.lengths import DataLengths, check_lengths
+    from ftlang.diagnostics import Severity
+    from ftlang.semantic.resources import recorded_lengths
+
+    if any(d.severity is Severity.ERROR for d in found):
+        got = DataLengths(why="the data has errors")
+    else:
+        got = check_lengths(plan)
+    if got.lengths is None and (recorded := recorded_lengths(plan)) is not None:
+        got.lengths = recorded  # a run of this plan tokenized it: `why` stays, the note names the run
+    return got
+
+
+def print_estimates(plans: list, measured: dict[int, DataLengths] | None) -> None:
     """One line per recipe: trainable params, peak memory per device, time and cost (semantic/throughput.py).
-    With --data, the token lengths a run of the same plan recorded make the estimate data-aware."""
-    from ftlang.semantic.resources import plan_resources, recorded_lengths
+    `measured` (--data): each plan's data lengths, which make the estimate data-aware."""
+    from ftlang.semantic.resources import plan_resources
     from ftlang.semantic.throughput import length_note, summary_line
 
     for plan in plans:
-        res = plan.resources
-        lengths = recorded_lengths(plan) if data else None
-        if lengths is not None:
-            res = plan_resources(plan, lengths)
-        note = length_note(res) if data else ""
+        res, note = plan.resources, ""
+        if measured is not None:
+            got = measured.get(id(plan))
+            if got is not None and got.lengths is not None:
+                res = plan_resources(plan, got.lengths)
+            note = length_note(res, got.why if got else None)
+            if got is not None and got.lengths is not None and got.why:
+                note += f" (as a run of this plan recorded; not tokenized now: {got.why})"
         # flushed: the diagnostics that follow go to stderr, and a pipe would otherwise reorder the two
         print(f"{plan.recipe.name}: {summary_line(res, plan.hardware)}" + (f" ({note})" if note else ""), flush=True)
 
@@ -68,17 +91,21 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         return usage(f"no .ft files in {', '.join(args.files)}")
     diags, sources, plans = [], {}, []
+    measured: dict[int, DataLengths] | None = {} if args.data else None
     for f in files:
         res = check_file(f, sets=sets, recipe=args.recipe)
         diags.extend(res.diagnostics)
         sources.update(res.sources)
-        plans.extend(p for p in res.plans.values() if p is not None)
-        if args.data:
-            diags.extend(data_diagnostics(res.plans.values()))
+        valid = [p for p in res.plans.values() if p is not None]
+        plans.extend(valid)
+        for plan in valid if measured is not None else []:
+            found = data_diagnostics([plan])
+            measured[id(plan)] = got = plan_lengths(plan, found)
+            diags.extend(found + got.diagnostics)  # tokenization: what the run's data stage would refuse
     diags = sort_diagnostics(diags)
     emit(diags, args.format, sources)
     if args.format == "human":
-        print_estimates(plans, data=args.data)
+        print_estimates(plans, measured)
     if any(d.severity is Severity.ERROR for d in diags):
         return 1
     if args.strict and any(d.severity is Severity.WARNING for d in diags):

@@ -54,6 +54,12 @@ def _value(f: BinaryIO, vtype: int, keep: bool) -> Any:
                 for _ in range(count):
                     _value(f, itype, False)
             return count
+        if itype in _SCALARS:  # one unpack for the whole array (token types: 50K int32s)
+            fmt = f"<{count}{_SCALARS[itype][1:]}"
+            data = f.read(struct.calcsize(fmt))
+            if len(data) != struct.calcsize(fmt):
+                raise CardError("the GGUF header is truncated")
+            return list(struct.unpack(fmt, data))
         return [_value(f, itype, True) for _ in range(count)]
     raise CardError(f"unknown GGUF value type {vtype}")
 
@@ -72,7 +78,13 @@ def read_header(path: Path) -> tuple[dict[str, Any], list[str]]:
     return _cached_header(str(path), st.st_mtime_ns, st.st_size)
 
 
-def _read_header(path: Path) -> tuple[dict[str, Any], list[str]]:
+def read_metadata(path: Path, keep: tuple[str, ...]) -> dict[str, Any]:
+    """The metadata with the arrays named in `keep` read whole (the tokenizer's tokens and merges: what
+    data/light_tokenizer.py builds a tokenizer from); the other arrays are their length. Not cached."""
+    return _read_header(path, keep)[0]
+
+
+def _read_header(path: Path, keep: tuple[str, ...] = ()) -> tuple[dict[str, Any], list[str]]:
     try:
         with path.open("rb") as f:
             if f.read(4) != b"GGUF":
@@ -84,7 +96,7 @@ def _read_header(path: Path) -> tuple[dict[str, Any], list[str]]:
             meta = {}
             for _ in range(n_kv):
                 key = _string(f)
-                meta[key] = _value(f, _read(f, "<I"), False)
+                meta[key] = _value(f, _read(f, "<I"), key in keep)
             names = []
             for _ in range(n_tensors):
                 names.append(_string(f))

@@ -144,9 +144,11 @@ def summary_line(res: ResourcesPlan, hardware: HardwarePlan) -> str:
     return line
 
 
-def length_note(res: ResourcesPlan) -> str:
+def length_note(res: ResourcesPlan, why: str | None = None) -> str:
+    """Which token lengths the estimate used; `why`: why the data's own lengths were not (check --data)."""
     src = {"data": "the longest batch in the data", "packing": "packed to max_seq_len",
-           "max_seq_len": "max_seq_len; `ftlang check --data` after a run uses the data's lengths"}
+           "max_seq_len": f"max_seq_len; data not tokenized: {why}" if why else
+           "max_seq_len; `ftlang check --data` tokenizes the data"}
     return f"{res.seq_len} tokens per row ({src[res.seq_len_source]}) · attention {res.attention}"
 
 

