@@ -37,6 +37,7 @@ class Row:
     train: dict[str, object]
     hardware: dict[str, object] = field(default_factory=dict)
     knobs: dict[str, bool] = field(default_factory=dict)  # settings ftlang cannot express (KNOB_WORDS)
+    unmodelled: str = ""  # a peer setting without a recipe key whose effect the estimate leaves out
 
     def recipe(self) -> str:
         """The recipe text a user would write for the peer's settings."""
@@ -52,7 +53,8 @@ class Row:
 
     @property
     def expressible(self) -> str:
-        return "yes" if not self.knobs else "no: " + ", ".join(KNOB_WORDS[k] for k in self.knobs)
+        missing = [KNOB_WORDS[k] for k in self.knobs] + ([self.unmodelled] if self.unmodelled else [])
+        return "no: " + ", ".join(missing) if missing else "yes"
 
 
 def _tt3(**extra) -> dict[str, object]:
@@ -82,6 +84,7 @@ def rows() -> list[Row]:
     a100 = {"gpu": '"A100-80GB"'}
     rtx = {"gpu": '"RTX4090-24GB"'}
     fsdp = {"count": 2, "strategy": "fsdp"}
+    a100_8 = {**a100, "count": 8, "strategy": "fsdp"}
     q70 = ("method qlora { r = 8, alpha = 16, dropout = 0.1, targets = all_linear, "
            "quant { type = nf4, double_quant = true, compute_dtype = bf16, storage = bf16 } }")
     t70 = {"batch": 2, "grad_accum": 2, "max_seq_len": 2048, "packing": "true", "precision": "bf16",
@@ -104,6 +107,12 @@ def rows() -> list[Row]:
             "quant { type = nf4, double_quant = true } }", _tt8(), rtx),
         Row("8B full, paged 8-bit Adam in backward, 1×4090", TT, 18.9, "llama31_8b", full,
             _tt8(optimizer="paged_adamw_8bit"), {}, in_bwd),  # no gpu: without the knob it needs 29.9 GiB
+        Row("70B LoRA r16 q,v,o+MLP, 8×A100 FSDP", TT, 27.6, "llama31_70b",
+            f"method lora {{ r = 16, alpha = 32, dropout = 0.0, targets = {QV_O_MLP} }}", _tt8(), a100_8),
+        Row("70B full, 8×A100 FSDP, CPU offload", TT, 13.9, "llama31_70b", full, _tt8(),
+            {**a100_8, "offload_params": "true"},
+            unmodelled="embeddings and head sharded as units of their own (custom_sharded_layers; ftlang keeps "
+                       "them gathered in the root unit)"),
         Row("70B QLoRA FSDP, no offload", PEFT, 35.6, "llama2_70b", q70, t70, fsdp),
         Row("70B QLoRA FSDP, CPU offload", PEFT, 19.6, "llama2_70b", q70, t70, {**fsdp, "offload_params": "true"}),
     ]

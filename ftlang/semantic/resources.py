@@ -356,6 +356,8 @@ def estimate(card: Card, method, train: TrainPlan, hardware: HardwarePlan, task:
         optimizer = 0
     if rt.offload_params:
         weights = 0
+        if hardware.strategy == "fsdp":  # CPUOffload(offload_params=True) moves the gradient shards too
+            grads = 0
     if rt.optimizer_in_backward:
         grads = 0
     if seq is None:
