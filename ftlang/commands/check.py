@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, default="human", help="diagnostics output format")
     parser.add_argument("--strict", action="store_true", help="warnings fail the check too")
     add_set(parser)
-    parser.add_argument("--data", action="store_true", help="also read and validate every local data row")
+    parser.add_argument("--data", action="store_true", help="also read, validate and tokenize every local data row: the estimate then uses the rows' token lengths")
     parser.add_argument("--recipe", metavar="NAME", help="check only this recipe of the file")
 
 
@@ -49,6 +49,12 @@ def plan_lengths(plan, found: list) -> DataLengths:
     return got
 
 
+def _local_device(hardware) -> str | None:
+    """"cpu" for a plan that names no device nor GPU: the line says "on the local CPU", and the run picks
+    the CPU on a machine without CUDA (its estimate then counts the CPU process, resources.py)."""
+    return "cpu" if hardware.device == "auto" and not hardware.gpu and not hardware.memory_bytes else None
+
+
 def print_estimates(plans: list, measured: dict[int, DataLengths] | None) -> None:
     """One line per recipe: trainable params, peak memory per device, time and cost (semantic/throughput.py).
     `measured` (--data): each plan's data lengths, which make the estimate data-aware."""
@@ -59,8 +65,7 @@ def print_estimates(plans: list, measured: dict[int, DataLengths] | None) -> Non
         res, note = plan.resources, ""
         if measured is not None:
             got = measured.get(id(plan))
-            if got is not None and got.lengths is not None:
-                res = plan_resources(plan, got.lengths)
+            res = plan_resources(plan, got.lengths if got else None, device=_local_device(plan.hardware))
             note = length_note(res, got.why if got else None)
             if got is not None and got.lengths is not None and got.why:
                 note += f" (as a run of this plan recorded; not tokenized now: {got.why})"
