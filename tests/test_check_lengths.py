@@ -214,3 +214,35 @@ def test_quickstart_gguf_tokenizer_matches_transformers() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         prepared = prepare(plan, theirs, cache_dir=Path(tmp), **QUIET)
     assert check_lengths(plan).lengths == table_lengths(prepared.train, plan, prepared.packed)
+
+
+def _hub_cache(home: Path, tok_dir: Path, repo: str) -> None:
+    """`repo` laid out in a Hugging Face cache under `home` (refs/main → one snapshot)."""
+    import shutil
+
+    base = home / "hub" / f"models--{repo.replace('/', '--')}"
+    snap = base / "snapshots" / ("0" * 40)
+    shutil.copytree(tok_dir, snap)
+    (base / "refs").mkdir(parents=True)
+    (base / "refs" / "main").write_text("0" * 40)
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_a_hub_model_is_tokenized_from_the_cache_only(recipe_project, tok_dir, tmp_path, cached) -> None:
+    pytest.importorskip("huggingface_hub")
+    home = tmp_path / "hf-home"
+    if cached:
+        _hub_cache(home, tok_dir, "org/tiny")
+    else:  # the config alone (the checker's card): the tokenizer is not there and is never downloaded
+        (home / "hub" / "models--org--tiny" / "snapshots" / "1").mkdir(parents=True)
+        (home / "hub" / "models--org--tiny" / "snapshots" / "1" / "config.json").write_text(json.dumps(TINY_CONFIG))
+    (recipe_project / "tiny.ft").write_text(RECIPE.replace('local("model")', 'hf("org/tiny")'), encoding="utf-8")
+    env = {**os.environ, "HF_HOME": str(home), "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    env.pop("HF_HUB_CACHE", None)
+    p = subprocess.run([sys.executable, "-m", "ftlang", "check", "tiny.ft", "--data"], cwd=recipe_project,
+                       capture_output=True, text=True, env=env, timeout=120)
+    line = next((x for x in p.stdout.splitlines() if x.startswith("tiny: ")), p.stdout + p.stderr[-2000:])
+    if cached:
+        assert "(the longest batch in the data)" in line
+    else:
+        assert "max_seq_len; data not tokenized: org/tiny's tokenizer.json is not in the Hugging Face cache" in line
