@@ -246,3 +246,58 @@ def test_a_hub_model_is_tokenized_from_the_cache_only(recipe_project, tok_dir, t
         assert "(the longest batch in the data)" in line
     else:
         assert "max_seq_len; data not tokenized: org/tiny's tokenizer.json is not in the Hugging Face cache" in line
+
+
+def _tiny_gguf(tok_dir: Path, out: Path) -> Path:
+    """The tiny BPE tokenizer written as a GGUF's tokenizer metadata (the way llama.cpp's converter does)."""
+    gguf = pytest.importorskip("gguf")
+    import numpy as np
+    from tiny_models import CHATML
+
+    j = json.loads((tok_dir / "tokenizer.json").read_text(encoding="utf-8"))
+    vocab = j["model"]["vocab"]
+    tokens = sorted(vocab, key=vocab.get)
+    specials = {a["content"] for a in j["added_tokens"]}
+    w = gguf.GGUFWriter(str(out), "llama")
+    for add, value in ((w.add_block_count, 2), (w.add_context_length, 256), (w.add_embedding_length, 64),
+                       (w.add_feed_forward_length, 128), (w.add_head_count, 4), (w.add_head_count_kv, 2),
+                       (w.add_vocab_size, len(tokens))):
+        add(value)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("smollm")
+    w.add_token_list(tokens)
+    w.add_token_types([3 if t in specials else 1 for t in tokens])
+    w.add_token_merges([" ".join(m) if isinstance(m, list) else m for m in j["model"]["merges"]])
+    w.add_eos_token_id(vocab["<|im_end|>"])
+    w.add_pad_token_id(vocab["<pad>"])
+    w.add_chat_template(CHATML)
+    w.add_tensor("token_embd.weight", np.zeros((len(tokens), 64), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return out
+
+
+def test_a_gguf_tokenizer_gives_transformers_ids_and_the_runs_lengths(project, tok_dir) -> None:
+    from transformers import AutoTokenizer
+
+    from ftlang.plan import ModelSource
+
+    (project / "m").mkdir()
+    _tiny_gguf(tok_dir, project / "m" / "tiny.gguf")
+    write_jsonl(project / "data" / "d.jsonl", _rows(30))
+    plan = make_plan(project, model={"source": ModelSource(kind="gguf", path="m", gguf_file="tiny.gguf")},
+                     train={"max_seq_len": 96}, pipelines={"train": ("d", [step("to_chat", system="Be brief.")])})
+    theirs = AutoTokenizer.from_pretrained(str(project / "m"), gguf_file="tiny.gguf")
+    from ftlang.data.light_tokenizer import light_tokenizer
+
+    mine = light_tokenizer(plan)
+    assert (mine.eos_token, mine.pad_token, mine.chat_template) == (theirs.eos_token, theirs.pad_token,
+                                                                   theirs.chat_template)
+    text = "<|im_start|>user\nHow do I reset my password? café 東京 🤖\n\n  x<|im_end|>\n"
+    assert mine.backend_tokenizer.encode(text, add_special_tokens=False).ids == \
+        theirs(text, add_special_tokens=False)["input_ids"]
+    prepared = prepare(plan, theirs, cache_dir=project / "cache", **QUIET)
+    assert check_lengths(plan).lengths == table_lengths(prepared.train, plan, prepared.packed)
