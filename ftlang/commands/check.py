@@ -67,8 +67,6 @@ def print_estimates(plans: list, measured: dict[int, DataLengths] | None) -> Non
             got = measured.get(id(plan))
             res = plan_resources(plan, got.lengths if got else None, device=_local_device(plan.hardware))
             note = length_note(res, got.why if got else None)
-            if got is not None and got.lengths is not None and got.why:
-                note += f" (as a run of this plan recorded; not tokenized now: {got.why})"
         # flushed: the diagnostics that follow go to stderr, and a pipe would otherwise reorder the two
         print(f"{plan.recipe.name}: {summary_line(res, plan.hardware)}" + (f" ({note})" if note else ""), flush=True)
 

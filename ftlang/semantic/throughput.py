@@ -145,11 +145,13 @@ def summary_line(res: ResourcesPlan, hardware: HardwarePlan) -> str:
 
 
 def length_note(res: ResourcesPlan, why: str | None = None) -> str:
-    """Which token lengths the estimate used; `why`: why the data's own lengths were not (check --data)."""
+    """Which token lengths the estimate used; `why` (check --data): why the data was not tokenized now."""
     src = {"data": "the longest batch in the data", "packing": "packed to max_seq_len",
            "max_seq_len": f"max_seq_len; data not tokenized: {why}" if why else
-           "max_seq_len; `ftlang check --data` tokenizes the data"}
-    return f"{res.seq_len} tokens per row ({src[res.seq_len_source]}) · attention {res.attention}"
+           "max_seq_len; `ftlang check --data` tokenizes the data"}[res.seq_len_source]
+    if why and res.seq_len_source != "max_seq_len":  # lengths a run of the plan recorded
+        src += f", as a run of this plan recorded; not tokenized now: {why}"
+    return f"{res.seq_len} tokens per row ({src}) · attention {res.attention}"
 
 
 def _count(n: int) -> str:
