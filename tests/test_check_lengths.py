@@ -177,7 +177,7 @@ def test_check_data_imports_tokenizers_but_nothing_heavy(recipe_project) -> None
 
 
 @pytest.mark.slow
-def test_quickstart_gguf_tokenizer_matches_transformers() -> None:
+def test_quickstart_gguf_tokenizer_matches_transformers(capsys) -> None:
     """SmolLM2's GGUF tokenizer rebuilt without transformers gives transformers' ids on the quickstart's rows,
     and check --data's lengths are the run's."""
     import importlib.util
@@ -213,7 +213,16 @@ def test_quickstart_gguf_tokenizer_matches_transformers() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         prepared = prepare(plan, theirs, cache_dir=Path(tmp), **QUIET)
-    assert check_lengths(plan).lengths == table_lengths(prepared.train, plan, prepared.packed)
+    run = table_lengths(prepared.train, plan, prepared.packed)
+    assert check_lengths(plan).lengths == run
+    # the line check --data prints is the one `ftlang run` logs on this CPU (backend/run.py)
+    from ftlang.cli import main
+    from ftlang.semantic.resources import plan_resources
+    from ftlang.semantic.throughput import length_note, summary_line
+
+    res = plan_resources(plan, run, device="cpu")
+    assert main(["check", str(root / "examples" / "quickstart.ft"), "--data"]) in (0, 1)
+    assert f"quickstart: {summary_line(res, plan.hardware)} ({length_note(res)})" in capsys.readouterr().out
 
 
 def _hub_cache(home: Path, tok_dir: Path, repo: str) -> None:
