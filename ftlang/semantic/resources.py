@@ -306,6 +306,14 @@ def optimizer_bytes(card: Card, method, train: TrainPlan, trainable: int, rt: Ru
     return 0  # sgd without momentum
 
 
+def _head_trains(card: Card, method) -> bool:
+    """Whether the output projection has a gradient: full fine-tuning, or PEFT modules_to_save naming it (or,
+    tied, the embeddings)."""
+    saved = set(getattr(method, "modules_to_save", None) or [])
+    return method.kind == "full" or bool(saved & HEAD_MODULES) or (card.tie_embeddings
+                                                                    and bool(saved & EMBEDDING_MODULES))
+
+
 def _layer_params(card: Card) -> int:
     return sum(i * o for _, i, o, _ in layer_linears(card))
 
@@ -367,6 +375,9 @@ def estimate(card: Card, method, train: TrainPlan, hardware: HardwarePlan, task:
     acts = int(kept + recomputed)
     logits = logits_bytes(card, seq, train.batch, e, task, rt.chunked_loss)
     transient = kept + max(logits, recomputed)  # checkpointing recomputes a block after the head's backward
+    if rt.chunked_loss and _head_trains(card, method):
+        # the first slice's backward makes the head's gradient while every activation is still live
+        transient += card.vocab * card.hidden * (2 if rt.pure_16bit else 4)
     if train.grad_accum > 1 or method.kind != "full":
         live = transient + grads
     else:  # set_to_none zero_grad: gradients fill as the activations are freed
