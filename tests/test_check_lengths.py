@@ -310,3 +310,15 @@ def test_a_gguf_tokenizer_gives_transformers_ids_and_the_runs_lengths(project, t
         theirs(text, add_special_tokens=False)["input_ids"]
     prepared = prepare(plan, theirs, cache_dir=project / "cache", **QUIET)
     assert check_lengths(plan).lengths == table_lengths(prepared.train, plan, prepared.packed)
+
+
+def test_check_data_reads_each_source_once(recipe_project, monkeypatch, capsys) -> None:
+    import ftlang.data.validate as validate
+    from ftlang.cli import main
+
+    reads: list[str] = []
+    real = validate.read_file
+    monkeypatch.setattr(validate, "read_file", lambda path, *a, **k: reads.append(path.name) or real(path, *a, **k))
+    monkeypatch.chdir(recipe_project)
+    assert main(["check", "tiny.ft", "--data"]) in (0, 1)
+    assert "(the longest batch in the data)" in capsys.readouterr().out and reads == ["d.jsonl"]

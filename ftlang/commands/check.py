@@ -33,20 +33,24 @@ def data_diagnostics(plans) -> list:
     return out
 
 
-def plan_lengths(plan, found: list) -> DataLengths:
-    """The training rows' token lengths for the estimate (`check --data`): tokenized here as the run
-    tokenizes them; else the lengths a run of the same plan recorded; else None, with the reason."""
+def plan_data(plan) -> tuple[list, DataLengths]:
+    """`check --data` of one plan: its rows validated, then their token lengths for the estimate
+    (tokenized here as the run tokenizes them; else the lengths a run of the same plan recorded; else
+    None, with the reason). Diagnostics: the rows' problems, and what the run's tokenization refuses."""
     from ftlang.data.lengths import DataLengths, check_lengths
+    from ftlang.data.validate import check_plan_data
     from ftlang.diagnostics import Severity
     from ftlang.semantic.resources import recorded_lengths
 
+    loaded: dict = {}
+    found = check_plan_data(plan, loaded)
     if any(d.severity is Severity.ERROR for d in found):
         got = DataLengths(why="the data has errors")
     else:
-        got = check_lengths(plan)
+        got = check_lengths(plan, loaded)
     if got.lengths is None and (recorded := recorded_lengths(plan)) is not None:
         got.lengths = recorded  # a run of this plan tokenized it: `why` stays, the note names the run
-    return got
+    return found + got.diagnostics, got
 
 
 def _local_device(hardware) -> str | None:
@@ -102,9 +106,8 @@ def run(args: argparse.Namespace) -> int:
         valid = [p for p in res.plans.values() if p is not None]
         plans.extend(valid)
         for plan in valid if measured is not None else []:
-            found = data_diagnostics([plan])
-            measured[id(plan)] = got = plan_lengths(plan, found)
-            diags.extend(found + got.diagnostics)  # tokenization: what the run's data stage would refuse
+            found, measured[id(plan)] = plan_data(plan)
+            diags.extend(found)
     diags = sort_diagnostics(diags)
     emit(diags, args.format, sources)
     if args.format == "human":

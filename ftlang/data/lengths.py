@@ -5,9 +5,11 @@ pipeline, renderer and encoders, with data/light_tokenizer.py's tokenizer; the t
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ftlang.data.rows import SourceRows
 from ftlang.diagnostics import Diagnostic, DiagnosticError
 from ftlang.plan import AugmentStep, Plan
 
@@ -38,11 +40,14 @@ def _not_here(plan: Plan) -> str | None:
         return f"hf_dataset {hub!r} is fetched only by `ftlang run`"
     if any(isinstance(s, AugmentStep) for p in plan.datasets.pipelines.values() for s in p.steps):
         return "augment(...) runs only in `ftlang run`"
+    if any(s.kind == "parquet" for s in plan.data.values()) and importlib.util.find_spec("pyarrow") is None:
+        return "pyarrow is not installed: parquet rows are not read"
     return None
 
 
-def check_lengths(plan: Plan) -> DataLengths:
-    """The training rows tokenized as `ftlang run` tokenizes them (in memory, nothing cached or written)."""
+def check_lengths(plan: Plan, sources: dict[str, SourceRows] | None = None) -> DataLengths:
+    """The training rows tokenized as `ftlang run` tokenizes them (in memory, nothing cached or written);
+    `sources`: rows already read and validated (validate.check_plan_data), not read again."""
     from ftlang.data.light_tokenizer import Unavailable, light_tokenizer
 
     why = _not_here(plan)
@@ -60,7 +65,7 @@ def check_lengths(plan: Plan) -> DataLengths:
         return None
 
     try:
-        runner = PipelineRunner(plan, log=quiet, release=True)
+        runner = PipelineRunner(plan, log=quiet, sources=dict(sources or {}), release=True)
         rows, fmt, _validation, _split = _whole_datasets(runner)
         train = _Builder(plan, tokenizer, _renderer(plan, tokenizer), runner, quiet).encode("train", rows, fmt)
     except DiagnosticError as e:

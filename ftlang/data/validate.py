@@ -126,8 +126,9 @@ def enforce(plan: Plan, rows: SourceRows) -> list[Diagnostic]:
     return diags
 
 
-def check_plan_data(plan: Plan) -> list[Diagnostic]:
-    """Validate every local source of the plan; torch-free. Used by `ftlang check --data`."""
+def check_plan_data(plan: Plan, loaded: dict[str, SourceRows] | None = None) -> list[Diagnostic]:
+    """Validate every local source of the plan; torch-free. Used by `ftlang check --data`, which then
+    tokenizes the rows read here (`loaded`: filled with each source's rows, so none is read twice)."""
     out: list[Diagnostic] = []
     for name, src in plan.data.items():
         if src.kind == "hf_dataset":
@@ -147,4 +148,6 @@ def check_plan_data(plan: Plan) -> list[Diagnostic]:
             out.extend(e.diagnostics)
             continue
         out.extend(policy_diagnostics(plan, rows))
+        if loaded is not None:
+            loaded[name] = rows
     return out
