@@ -55,16 +55,6 @@ def _open(plan: Plan, src: SourcePlan):
     return ds
 
 
-def load_hf_source(plan: Plan, src: SourcePlan) -> SourceRows:
-    """Every row of the source, read now."""
-    out, rows = open_hf_rows(plan, src)
-    out.rows = list(rows)
-    if out.read == 0:
-        out.fatal = row_problem("FT609", "the dataset split is empty: no rows", out.display, 1, loc=src.loc,
-                                source=src.name)
-    return out
-
-
 def open_hf_rows(plan: Plan, src: SourcePlan) -> tuple[SourceRows, Iterator[dict]]:
     """The source's record (read, problems and quarantine fill in as rows are read) and its normalized
     rows, lazily: a streamed source is read batch by batch as the iterator is consumed."""
@@ -105,6 +95,6 @@ def _fingerprint(src: SourcePlan, ds) -> str:
 def hf_fingerprint(plan: Plan, src: SourcePlan) -> str:
     try:  # a saved dataset's content fingerprint, streamed or not; a hub stream is not downloaded for it
         ds = _open(plan, src) if src.hf_streaming and not _saved(plan, src) else _load(plan, src)
-    except Exception:  # noqa: BLE001 - the load error is reported by load_hf_source
+    except Exception:  # noqa: BLE001 - the load error is reported when the rows are read
         return f"{src.hf_name}@{src.hf_revision or 'main'}:unloadable"
     return _fingerprint(src, ds)

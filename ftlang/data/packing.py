@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ftlang.data.tables import IGNORE, rows_equal
+from ftlang.data.tables import IGNORE, LazyRows
 
 
 def pack_bins(lengths: Sequence[int], max_len: int) -> list[list[int]]:
@@ -35,7 +35,7 @@ def pack_bins(lengths: Sequence[int], max_len: int) -> list[list[int]]:
     return [sorted(members) for members in bins]
 
 
-class PackedRows(Sequence):
+class PackedRows(LazyRows):
     """Bins of rows built on access: {"input_ids", "labels", "position_ids", "seq_lens"}, each row's first
     label masked. `members[offsets[b]:offsets[b + 1]]` are bin b's rows."""
 
@@ -77,17 +77,7 @@ class PackedRows(Sequence):
             lens.append(n)
         return {"input_ids": ids, "labels": labels, "position_ids": pos, "seq_lens": lens}
 
-    def __getitem__(self, b):
-        if isinstance(b, slice):
-            return [self._bin(j) for j in range(*b.indices(len(self)))]
-        if b < 0:
-            b += len(self)
-        if not 0 <= b < len(self):
-            raise IndexError(b)
-        return self._bin(b)
-
-    __eq__ = rows_equal
-    __hash__ = None  # type: ignore[assignment]
+    _row = _bin
 
 
 def pack_rows(rows: Sequence[dict], max_len: int) -> list[dict]:

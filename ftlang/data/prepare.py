@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from ftlang.data.codes import row_problem
 from ftlang.data.formats import to_chat
 from ftlang.data.packing import PackedCollator, PackedRows, PadCollator, pack_bins
 from ftlang.data.rows import content_hash, public
+from ftlang.data.rowtable import RawRows, RowTable, rows_of
 from ftlang.data.steps import Dataset, PipelineRunner, split_rows
 from ftlang.data.stream import TrainStream, streamed_source
 from ftlang.data.tables import TableWriter, TokenRows, read_bins, read_table, rows_equal, write_bins
@@ -144,10 +145,10 @@ def prepare(plan: Plan, tokenizer, *, cache_dir: Path | None = None, allow_outsi
     tmp = cache_mod.begin(cache_dir, key)
     try:
         built, quarantine = _build(plan, tokenizer, renderer, key, fingerprints, allow_outside, log, tmp)
+        shutil.rmtree(tmp / SPILLED, ignore_errors=True)  # the front half's rows: tokenized, no longer needed
         meta = {"stats": built.stats, "extra_rows": built.extra_rows, "packed": built.packed, "task": built.task,
                 "has_validation": built.validation is not None, "files": _files(tmp),
                 "validation_rows": len(built.validation_rows)}
-        _write_jsonl(tmp / VALIDATION_ROWS, built.validation_rows)
         entry = cache_mod.commit(tmp, cache_dir, key, meta, quarantine)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -168,6 +169,7 @@ def prepare(plan: Plan, tokenizer, *, cache_dir: Path | None = None, allow_outsi
 
 
 VALIDATION_ROWS = "validation_rows.jsonl"
+SPILLED = "rows"  # the directory of a cache entry being written where pipelines spill their rows
 
 
 class JsonlRows(Sequence):
@@ -204,10 +206,14 @@ def _table_file(name: str) -> str:
     return name.replace("extra:", "extra-", 1) + ".arrow"
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
+def _write_canonical(path: Path, rows: Iterable[dict], fmt: str) -> int:
+    """The canonical form of `rows` (see _canonical) as JSONL, one row at a time; returns the count."""
+    n = 0
     with open(path, "w", encoding="utf-8") as f:
         for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            f.write(json.dumps(_canonical_row(r, fmt), ensure_ascii=False) + "\n")
+            n += 1
+    return n
 
 
 def _copy_quarantine(entry: Path, run_dir: Path | None) -> Path | None:
@@ -240,11 +246,13 @@ def _from_cache(hit: tuple[dict, Path], key: str, fingerprints: dict[str, str], 
     )
 
 
-def _canonical(rows: list[dict], fmt: str) -> list[dict]:
-    """Rows for generation metrics: chat rows keep messages (instruction rows become chats)."""
-    if fmt == "instruction":
-        return [public(to_chat(r, "instruction")) for r in rows]
-    return [public(r) for r in rows]
+def _canonical_row(row: dict, fmt: str) -> dict:
+    """A row for generation metrics: chat rows keep messages (instruction rows become chats)."""
+    return public(to_chat(row, "instruction")) if fmt == "instruction" else public(row)
+
+
+def _canonical(rows: Iterable[dict], fmt: str) -> list[dict]:
+    return [_canonical_row(r, fmt) for r in rows]
 
 
 class _Builder:
@@ -258,11 +266,13 @@ class _Builder:
 
     def encode(self, name: str, rows: Sequence[dict], fmt: str, *, table: str | None = None) -> TokenRows:
         """Tokenize `rows` batch by batch into a table (`table`, default `name`): an Arrow file in `out`
-        (memory-mapped back), or in memory when there is none (preview)."""
-        batches = (list(rows[at:at + CHUNK_ROWS]) for at in range(0, len(rows), CHUNK_ROWS))
+        (memory-mapped back), or in memory when there is none (preview). A RowTable goes in undecoded
+        chunks: the worker that tokenizes a chunk decodes it."""
+        batches: Iterator = rows.raw_chunks(CHUNK_ROWS) if isinstance(rows, RowTable) else \
+            (list(rows[at:at + CHUNK_ROWS]) for at in range(0, len(rows), CHUNK_ROWS))
         return self.encode_batches(name, batches, fmt, table=table, count=len(rows))
 
-    def encode_batches(self, name: str, batches: Iterator[list[dict]], fmt: str, *, table: str | None = None,
+    def encode_batches(self, name: str, batches: Iterator[list[dict] | RawRows], fmt: str, *, table: str | None = None,
                        count: int | None = None) -> TokenRows:
         """`encode` over batches as they come (a stream); `count`: the rows expected, when known."""
         t = self.plan.train
@@ -275,7 +285,8 @@ class _Builder:
         stats = {"rows_in": 0, "rows": 0, "skipped": 0, "tokens": 0, "trained_tokens": 0, "truncated": 0}
         labels = list(self.plan.model.task.labels)
 
-        def job(batch: list[dict]):
+        def job(raw: list[dict] | RawRows):
+            batch = rows_of(raw)
             if classify:
                 return encode_classification(batch, self.tokenizer, labels, max_seq_len=t.max_seq_len)
             if fmt == "completion":
@@ -284,7 +295,7 @@ class _Builder:
             return encode_chat(batch, fmt, self.tokenizer, self.renderer, train_on=t.train_on,
                                max_seq_len=t.max_seq_len)
 
-        def counted() -> Iterator[list[dict]]:
+        def counted() -> Iterator[list[dict] | RawRows]:
             for batch in batches:
                 stats["rows_in"] += len(batch)
                 yield batch
@@ -410,7 +421,7 @@ def _whole_datasets(runner: PipelineRunner) -> tuple[list[dict], str, Dataset | 
 
 def _build(plan: Plan, tokenizer, renderer, key, fingerprints, allow_outside, log,
            out: Path) -> tuple[Prepared, list[dict]]:
-    runner = PipelineRunner(plan, allow_outside=allow_outside, log=log, release=True)
+    runner = PipelineRunner(plan, allow_outside=allow_outside, log=log, release=True, spill=out / SPILLED)
     b = _Builder(plan, tokenizer, renderer, runner, log, out)
     pipes = plan.datasets.pipelines
     streamed = streamed_source(plan, log)
@@ -432,7 +443,8 @@ def _build(plan: Plan, tokenizer, renderer, key, fingerprints, allow_outside, lo
     if plan.eval.forgetting_on and plan.eval.forgetting_on not in extra_names + ["train", "validation"]:
         extra_names.append(plan.eval.forgetting_on)
     extra_ds = {name: runner.resolve(name) for name in extra_names}
-    validation_rows = _canonical(val_ds.rows, val_ds.fmt) if val_ds else []
+    n_val_rows = _write_canonical(out / VALIDATION_ROWS, val_ds.rows, val_ds.fmt) if val_ds else 0
+    validation_rows = JsonlRows(out / VALIDATION_ROWS, n_val_rows)
     runner.release_rows()
     if streamed is None:
         train = b.encode("train", train_rows, train_fmt)

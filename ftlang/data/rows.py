@@ -34,9 +34,13 @@ def public(row: dict) -> dict:
     return {k: v for k, v in row.items() if not k.startswith("_")}
 
 
+def content_text(row: dict) -> str:
+    """The row's public fields as canonical JSON (sorted keys): what its content hash covers."""
+    return json.dumps(public(row), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def content_hash(row: dict) -> str:
-    text = json.dumps(public(row), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(content_text(row).encode("utf-8")).hexdigest()
 
 
 _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)

@@ -10,13 +10,14 @@ import hashlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ftlang import plan as P
 from ftlang.data.codes import row_problem
 from ftlang.data.formats import RowError, to_chat, to_completion, to_instruction
 from ftlang.data.rows import SourceRows, content_hash, normalized_hash, public
-from ftlang.data.validate import enforce, load_source
+from ftlang.data.validate import enforce, load_source, mark_empty, open_source
 from ftlang.diagnostics import Diagnostic, DiagnosticError, error
 from ftlang.expr import ExprError, evaluate, truthy
 from ftlang.plan import Plan, StepPlan, make_step
@@ -46,6 +47,9 @@ class PipelineRunner:
     #: let a source's rows go after its last reader took them (prepare): a source and the rows its steps
     #: made from it are not both held. A read the count missed reloads the source: slower, never wrong
     release: bool = False
+    #: a directory for spilled rows (prepare: inside the cache entry being written). With it, a pipeline of
+    #: per-row steps over a source only it reads runs chunk by chunk into a RowTable (rowtable.py)
+    spill: Path | None = None
     _readers: dict[str, int] | None = None
 
     # ------------------------------------------------------------------ sources
@@ -114,24 +118,89 @@ class PipelineRunner:
         if name in self.datasets:
             return self.datasets[name]
         pipe = self.plan.datasets.pipelines[name]
+        if self._chunked(pipe):
+            return self._run_chunked(pipe)
         self.datasets[name] = Dataset(name, "pending", [])  # a cycle meets this empty placeholder
         base = self.resolve(pipe.source)
         ds = Dataset(name, base.fmt, list(base.rows))  # steps never change a row in place: no copies
-        stats = {"source": pipe.source, "input": len(ds.rows), "deduped": 0, "filtered": 0, "augmented": 0,
-                 "mixed": 0, "sampled_out": 0, "steps": []}
-        for step in pipe.steps:
+        stats = new_stats(pipe)
+        stats["input"] = len(ds.rows)
+        for k, step in enumerate(pipe.steps):
             before = len(ds.rows)
             self._step(ds, step, stats)
-            stats["steps"].append({"op": step.op, "rows_in": before, "rows_out": len(ds.rows)})
+            stats["steps"][k].update(rows_in=before, rows_out=len(ds.rows))
+        return self._finish(ds, stats)
+
+    def _step(self, ds: Dataset, step: StepPlan, stats: dict) -> None:
+        STEP_RUNNERS[type(step)](self, ds, step, stats)
+
+    # ------------------------------------------------------------------ chunk by chunk
+    def _chunked(self, pipe: P.PipelinePlan) -> bool:
+        """Whether the pipeline runs chunk by chunk: spilling is on, it reads a source no other reader
+        takes, not yet loaded, with per-row steps only."""
+        if self.spill is None or pipe.source not in self.plan.data or pipe.source in self.sources:
+            return False
+        if self._readers is None:
+            self._readers = source_readers(self.plan)
+        return self._readers.get(pipe.source, 0) == 1 and all(s.op in PER_ROW_STEPS for s in pipe.steps)
+
+    def run_chunk(self, ds: Dataset, steps: list[StepPlan], stats: dict, seen: list[set[bytes]]) -> None:
+        """The steps over one chunk of a pipeline's rows; `seen` (one set per step) carries dedupe's
+        16-byte hashes across chunks, so a row equal to one of an earlier chunk is deduped too."""
+        for k, step in enumerate(steps):
+            before = len(ds.rows)
+            if step.op == "dedupe":
+                key = normalized_hash if step.args.mode == "normalized" else content_hash
+                kept = []
+                for row in ds.rows:
+                    h = bytes.fromhex(key(row))[:16]
+                    if h not in seen[k]:
+                        seen[k].add(h)
+                        kept.append(row)
+                stats["deduped"] += before - len(kept)
+                ds.rows = kept
+            else:
+                self._step(ds, step, stats)
+            stats["steps"][k]["rows_in"] += before
+            stats["steps"][k]["rows_out"] += len(ds.rows)
+
+    def _run_chunked(self, pipe: P.PipelinePlan) -> Dataset:
+        from itertools import islice
+
+        from ftlang.data.rowtable import RowWriter  # pyarrow: run time only
+
+        assert self.spill is not None
+        s, rows = open_source(self.plan, pipe.source, allow_outside=self.allow_outside)
+        self.sources[pipe.source] = s
+        src = self.plan.data[pipe.source]
+        early = src.on_error.mode == "fail" or src.on_error.max_rows is not None  # a fraction needs the count
+        stats = new_stats(pipe)
+        seen: list[set[bytes]] = [set() for _ in pipe.steps]
+        writer = RowWriter(self.spill / f"{pipe.name}.arrow")
+        fmt = src.format
+        while s.fatal is None and (chunk := list(islice(rows, CHUNK_ROWS))):
+            if early and s.problems:
+                enforce(self.plan, s)  # fail fast, before the steps see a chunk the policy rejects
+            stats["input"] += len(chunk)
+            ds = Dataset(pipe.name, src.format, chunk)
+            self.run_chunk(ds, pipe.steps, stats, seen)
+            fmt = ds.fmt
+            writer.write(ds.rows)
+        mark_empty(self.plan, s)
+        self.warnings.extend(enforce(self.plan, s))
+        self.released[pipe.source] = s.read - len(s.problems)  # its rows went by; the count stays
+        for step in pipe.steps:  # the format the steps give, even when no chunk went through them
+            fmt = CONVERTED.get(step.op, fmt)
+        ds = Dataset(pipe.name, fmt, writer.close())
+        return self._finish(ds, stats)
+
+    def _finish(self, ds: Dataset, stats: dict) -> Dataset:
         stats["output"] = len(ds.rows)
         stats["conservation"] = (stats["input"] + stats["augmented"] + stats["mixed"] + stats.get("concatenated", 0)
                                  == stats["output"] + stats["deduped"] + stats["filtered"] + stats["sampled_out"])
         ds.stats = stats
-        self.datasets[name] = ds
+        self.datasets[ds.name] = ds
         return ds
-
-    def _step(self, ds: Dataset, step: StepPlan, stats: dict) -> None:
-        STEP_RUNNERS[type(step)](self, ds, step, stats)
 
     def _convert(self, ds: Dataset, step: StepPlan) -> None:
         op = step.op
@@ -192,6 +261,19 @@ class PipelineRunner:
             r["_meta"] = {**r.get("_meta", {}), "mixed": True}
         stats["mixed"] += len(picked)
         ds.rows = ds.rows + picked
+
+
+CHUNK_ROWS = 8192  # rows per chunk of a pipeline run chunk by chunk
+#: steps that look at one row at a time (dedupe keeps a hash per distinct row): a pipeline of these runs
+#: chunk by chunk, or over a stream
+PER_ROW_STEPS = ("dedupe", "filter", "to_chat", "to_instruction", "to_completion")
+CONVERTED = {"to_chat": "chat", "to_instruction": "instruction", "to_completion": "completion"}
+
+
+def new_stats(pipe: P.PipelinePlan) -> dict:
+    """A pipeline's counts before any row went through (conservation: see PipelineRunner._finish)."""
+    return {"source": pipe.source, "input": 0, "deduped": 0, "filtered": 0, "augmented": 0, "mixed": 0,
+            "sampled_out": 0, "steps": [{"op": s.op, "rows_in": 0, "rows_out": 0} for s in pipe.steps]}
 
 
 # ---------------------------------------------------------------------------- step runners
@@ -300,34 +382,49 @@ def source_readers(plan: Plan) -> dict[str, int]:
     return out
 
 
-def split_rows(rows: list[dict], validation: float, seed: int) -> tuple[list[dict], list[dict], int]:
+def split_rows(rows, validation: float, seed: int) -> tuple[Any, Any, int]:
     """(train, validation, dropped): deterministic by row hash and seed, disjoint by content.
 
-    Only original rows can be held out; augmented copies follow their origin (a copy of a held-out row
-    is dropped, and counted, so no variant of a validation row is trained on); mixed replay rows stay in
-    train."""
-    hashes = [content_hash(row) for row in rows]
-    originals = {}
-    for row, h in zip(rows, hashes, strict=True):
-        meta = row.get("_meta", {})
-        if not meta.get("augmented") and not meta.get("mixed"):
-            originals.setdefault(h, None)
+    Only original rows can be held out: the `validation` fraction of the distinct original contents, those
+    first by sha256(seed:content hash), and every row with one of those contents; augmented copies follow
+    their origin (a copy of a held-out row is dropped, and counted, so no variant of a validation row is
+    trained on); mixed replay rows stay in train. A RowTable splits by index into two RowTables (its
+    hashes were computed as it was written); a list into two lists."""
+    import numpy as np
 
-    def rank(h: str) -> str:
-        return hashlib.sha256(f"{seed}:{h}".encode()).hexdigest()
+    if hasattr(rows, "hashes"):  # a RowTable
+        keys, metas = rows.hashes(), rows.metas()
+    else:
+        keys = np.frombuffer(b"".join(bytes.fromhex(content_hash(r)) for r in rows), dtype="S32").copy()
+        metas = (r.get("_meta", {}) for r in rows)
+    augmented, mixed = np.zeros(len(keys), dtype=bool), np.zeros(len(keys), dtype=bool)
+    for i, meta in enumerate(metas):
+        if meta.get("augmented") or meta.get("mixed"):
+            augmented[i], mixed[i] = bool(meta.get("augmented")), bool(meta.get("mixed"))
+            if meta.get("augmented"):  # a copy is held out with its origin
+                keys[i] = bytes.fromhex(meta["origin"]) if meta.get("origin") else b"\xff" * 32
+    held = _held_keys(keys[~augmented & ~mixed], validation, seed)
+    pos = np.minimum(np.searchsorted(held, keys), max(len(held) - 1, 0))
+    in_held = (held[pos] == keys) & ~mixed if len(held) else np.zeros(len(keys), dtype=bool)
+    val, dropped = in_held & ~augmented, in_held & augmented
+    train = ~in_held
+    if hasattr(rows, "select"):
+        return rows.select(np.flatnonzero(train)), rows.select(np.flatnonzero(val)), int(dropped.sum())
+    return ([r for r, t in zip(rows, train, strict=True) if t], [r for r, v in zip(rows, val, strict=True) if v],
+            int(dropped.sum()))
 
-    ordered = sorted(originals, key=rank)
-    n_val = max(1, round(validation * len(ordered))) if len(ordered) > 1 else 0
-    held = set(ordered[:n_val])
-    train, val, dropped = [], [], 0
-    for row, h in zip(rows, hashes, strict=True):
-        meta = row.get("_meta", {})
-        key = meta.get("origin") if meta.get("augmented") else h
-        if key in held and not meta.get("mixed"):
-            if meta.get("augmented"):
-                dropped += 1
-            else:
-                val.append(row)
-        else:
-            train.append(row)
-    return train, val, dropped
+
+def _held_keys(originals, validation: float, seed: int):
+    """The held-out contents, sorted: of the distinct original hashes (numpy S32), the fraction first by
+    sha256(f"{seed}:{hex hash}")."""
+    import numpy as np
+
+    distinct = np.unique(originals)
+    ranks = np.empty(len(distinct), dtype="S32")
+    for at in range(0, len(distinct), 65536):  # in pieces: a million bytes objects at once cost ~100 MB
+        buf = distinct[at:at + 65536].tobytes()  # not .tolist(): numpy drops a digest's trailing zero bytes
+        ranks[at:at + 65536] = np.frombuffer(b"".join(
+            hashlib.sha256(f"{seed}:{buf[i:i + 32].hex()}".encode()).digest() for i in range(0, len(buf), 32)),
+            dtype="S32")
+    n_val = max(1, round(validation * len(distinct))) if len(distinct) > 1 else 0
+    return np.sort(distinct[np.argsort(ranks, kind="stable")[:n_val]])

@@ -14,15 +14,13 @@ import hashlib
 from collections.abc import Callable, Iterator
 from itertools import islice
 
-from ftlang.data.codes import row_problem
-from ftlang.data.rows import content_hash, normalized_hash
-from ftlang.data.steps import Dataset, PipelineRunner
-from ftlang.data.validate import enforce
+from ftlang.data.rows import content_hash
+from ftlang.data.steps import CHUNK_ROWS, CONVERTED, PER_ROW_STEPS, Dataset, PipelineRunner, new_stats
+from ftlang.data.validate import enforce, mark_empty
 from ftlang.plan import Plan
 
-STREAMING_STEPS = ("dedupe", "filter", "to_chat", "to_instruction", "to_completion")
-CONVERTED = {"to_chat": "chat", "to_instruction": "instruction", "to_completion": "completion"}
-BATCH_ROWS = 8192
+BATCH_ROWS = CHUNK_ROWS  # rows per batch of a stream
+
 
 
 def streamed_source(plan: Plan, log: Callable[[str], None]) -> str | None:
@@ -36,7 +34,7 @@ def streamed_source(plan: Plan, log: Callable[[str], None]) -> str | None:
     readers = [n for n, p in pipes.items() if n != "train" and (p.source == name or any(
         getattr(s.args, "other", None) == name for s in p.steps))]
     split = plan.datasets.split
-    why = next((f"step {s.op}(...) needs all its rows" for s in pipe.steps if s.op not in STREAMING_STEPS), None)
+    why = next((f"step {s.op}(...) needs all its rows" for s in pipe.steps if s.op not in PER_ROW_STEPS), None)
     if why is None and readers:
         why = f"dataset `{readers[0]}` reads it too"
     elif why is None and plan.eval.forgetting_on == name:
@@ -69,9 +67,7 @@ class TrainStream:
         self.fmt = src.format
         for step in self.pipe.steps:
             self.fmt = CONVERTED.get(step.op, self.fmt)
-        self.stats: dict = {"source": name, "streamed": True, "input": 0, "deduped": 0, "filtered": 0,
-                            "augmented": 0, "mixed": 0, "sampled_out": 0, "output": 0,
-                            "steps": [{"op": s.op, "rows_in": 0, "rows_out": 0} for s in self.pipe.steps]}
+        self.stats: dict = {**new_stats(self.pipe), "streamed": True, "output": 0}
         self.split = self.plan.datasets.split
         self.validation: list[dict] = []
         self.train_rows = 0
@@ -85,22 +81,7 @@ class TrainStream:
                 enforce(self.plan, self.source)  # fail fast: raises once the policy is broken
             self.stats["input"] += len(batch)
             ds = Dataset("train", self.plan.data[self.stats["source"]].format, batch)
-            for k, step in enumerate(self.pipe.steps):
-                before = len(ds.rows)
-                if step.op == "dedupe":  # across batches: one hash per distinct row so far
-                    key = normalized_hash if step.args.mode == "normalized" else content_hash
-                    kept = []
-                    for row in ds.rows:
-                        h = bytes.fromhex(key(row))[:16]
-                        if h not in seen[k]:
-                            seen[k].add(h)
-                            kept.append(row)
-                    self.stats["deduped"] += before - len(kept)
-                    ds.rows = kept
-                else:
-                    self.runner._step(ds, step, self.stats)
-                self.stats["steps"][k]["rows_in"] += before
-                self.stats["steps"][k]["rows_out"] += len(ds.rows)
+            self.runner.run_chunk(ds, self.pipe.steps, self.stats, seen)
             self.stats["output"] += len(ds.rows)
             train = ds.rows
             if self.split is not None:
@@ -113,9 +94,7 @@ class TrainStream:
     def finish(self) -> dict:
         """After the stream: the source's policy and emptiness, the pipeline's counts; returns the split's."""
         s = self.source
-        if s.read == 0:
-            s.fatal = row_problem("FT609", "the dataset split is empty: no rows", s.display, 1,
-                                  loc=self.plan.data[s.name].loc, source=s.name)
+        mark_empty(self.plan, s)
         self.runner.warnings.extend(enforce(self.plan, s))
         self.runner.released[s.name] = s.read - len(s.problems)  # its rows went by; the count stays
         st = self.stats

@@ -38,12 +38,34 @@ def rows_equal(a: Sequence, b) -> bool:
     return all(x == y for x, y in zip(a, b, strict=True))
 
 
+class LazyRows(Sequence):
+    """A read-only Sequence whose items are built on access (`_row(i)`, i in range); compares equal to a
+    list of the same items."""
+
+    def _row(self, i: int):
+        raise NotImplementedError
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self._row(j) for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self._row(i)
+
+    def __eq__(self, other) -> bool:
+        return rows_equal(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 def empty_chunk(per_row: bool = False) -> Chunk:
     z = np.zeros(0, dtype=np.int64)
     return Chunk(z, z, z, per_row)
 
 
-class TokenRows(Sequence):
+class TokenRows(LazyRows):
     """Rows of one or more chunks; a row is built (as a dict of lists) only when accessed.
     Compares equal to a list of the same dicts."""
 
@@ -81,20 +103,6 @@ class TokenRows(Sequence):
         row["labels"] = int(labels[j]) if per_row else labels[a:b].tolist()
         row["attention_mask"] = [1] * (b - a)
         return row
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self._row(j) for j in range(*i.indices(len(self)))]
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(i)
-        return self._row(i)
-
-    def __eq__(self, other) -> bool:
-        return rows_equal(self, other)
-
-    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"TokenRows({len(self)} rows)"

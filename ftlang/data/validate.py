@@ -8,12 +8,13 @@ and returns the good rows plus one positioned Diagnostic per bad row. `enforce` 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ftlang.atomic import sha256_file
 from ftlang.data.codes import declared_note, row_problem
 from ftlang.data.formats import RowError, normalize, required_columns
-from ftlang.data.read import read_file
+from ftlang.data.read import Entry, read_file
 from ftlang.data.rows import SourceRows
 from ftlang.diagnostics import Diagnostic, DiagnosticError, Severity, error, info
 from ftlang.plan import Plan, SourcePlan
@@ -41,20 +42,49 @@ def _labels(plan: Plan) -> list[str] | None:
     return list(plan.model.task.labels) or None
 
 
-def load_source(plan: Plan, name: str, *, allow_outside: bool = False) -> SourceRows:
-    """Read one source and normalize every row. Row problems are collected, never raised."""
+def load_source(plan: Plan, name: str, *, allow_outside: bool = False, keep: bool = True) -> SourceRows:
+    """Read one source and normalize every row. Row problems are collected, never raised.
+    keep=False: count and check the rows without holding them (`ftlang check --data` of a large file)."""
+    out, rows = open_source(plan, name, allow_outside=allow_outside)
+    for row in rows:
+        if keep:
+            out.rows.append(row)
+    mark_empty(plan, out)
+    return out
+
+
+def mark_empty(plan: Plan, out: SourceRows) -> None:
+    """After every row was read: a source with none is a whole-source problem (FT609)."""
+    if out.fatal is None and out.read == 0:
+        src = plan.data[out.name]
+        kind = "dataset split" if src.kind == "hf_dataset" else "source"
+        out.fatal = row_problem("FT609", f"the {kind} is empty: no rows", out.display, 1, loc=src.loc,
+                                source=out.name)
+
+
+def open_source(plan: Plan, name: str, *, allow_outside: bool = False) -> tuple[SourceRows, Iterator[dict]]:
+    """A source's record and its normalized rows, read lazily: `read`, `problems` and `quarantined` fill in
+    as the rows are consumed. A problem that stops the whole file is known at once (`fatal`); an empty
+    source is only known at the end (load_source reports it)."""
     src = plan.data[name]
     if src.kind == "hf_dataset":
-        from ftlang.data.hf import load_hf_source  # imports `datasets`: run time only
+        from ftlang.data.hf import open_hf_rows  # imports `datasets`: run time only
 
-        return load_hf_source(plan, src)
+        return open_hf_rows(plan, src)
     path = resolve_path(plan, src, allow_outside)
     display = os.fspath(path)
     out = SourceRows(name, display, fingerprint=sha256_file(path))
     fmt = "chat" if src.kind == "chat_jsonl" and src.format is None else src.format
     result = read_file(path, src.kind, required_columns(fmt, src.fields))
+    if result.fatal is not None:
+        f = result.fatal
+        out.fatal = row_problem(f.code, f.message, display, f.line, loc=src.loc, source=name)
+    return out, _normalized(plan, src, out, result.entries, fmt)
+
+
+def _normalized(plan: Plan, src: SourcePlan, out: SourceRows, entries: Iterable[Entry], fmt: str) -> Iterator[dict]:
     labels = _labels(plan)
-    for entry in result.entries:
+    for entry in entries:
         out.read += 1
         code, message = entry.code, entry.message
         row = None
@@ -68,19 +98,13 @@ def load_source(plan: Plan, name: str, *, allow_outside: bool = False) -> Source
                 code, message = e.code, e.message
         if code is not None:
             assert message is not None
-            out.problems.append(row_problem(code, message, display, entry.line, loc=src.loc, source=name))
-            out.quarantined.append({"source": name, "line": entry.line, "code": code, "reason": message,
+            out.problems.append(row_problem(code, message, out.display, entry.line, loc=src.loc, source=src.name))
+            out.quarantined.append({"source": src.name, "line": entry.line, "code": code, "reason": message,
                                     "raw": entry.raw})
             continue
         assert row is not None
-        row["_meta"] = {"source": name, "line": entry.line}
-        out.rows.append(row)
-    if result.fatal is not None:
-        f = result.fatal
-        out.fatal = row_problem(f.code, f.message, display, f.line, loc=src.loc, source=name)
-    elif out.read == 0:
-        out.fatal = row_problem("FT609", "the source is empty: no rows", display, 1, loc=src.loc, source=name)
-    return out
+        row["_meta"] = {"source": src.name, "line": entry.line}
+        yield row
 
 
 def _limit(src: SourcePlan, read: int) -> tuple[int, str]:
@@ -143,7 +167,7 @@ def check_plan_data(plan: Plan, loaded: dict[str, SourceRows] | None = None) -> 
                                 loc_span(src.loc), "pip install pyarrow"))
                 continue
         try:
-            rows = load_source(plan, name)
+            rows = load_source(plan, name, keep=False)
         except DiagnosticError as e:
             out.extend(e.diagnostics)
             continue
