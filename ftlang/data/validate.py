@@ -167,7 +167,7 @@ def check_plan_data(plan: Plan, loaded: dict[str, SourceRows] | None = None) -> 
                                 loc_span(src.loc), "pip install pyarrow"))
                 continue
         try:
-            rows = load_source(plan, name, keep=False)
+            rows = load_source(plan, name, keep=loaded is not None)  # a bare check holds no rows
         except DiagnosticError as e:
             out.extend(e.diagnostics)
             continue
