@@ -21,6 +21,7 @@ Case = tensors.Case
 @pytest.mark.parametrize("case", [
     Case("bf16", "full", False, False),  # 12 bytes per logit at log_softmax's backward, eager norms in fp32
     Case("bf16", "full", True, True),  # checkpointed inputs, one slice of logits, the head's gradient
+    Case("fp32", "full", True, True),  # the head's gradients summed out of place across the slices
     Case("bf16", "lora", True, True),
     Case("fp32", "lora", False, False),
 ], ids=lambda c: c.label)

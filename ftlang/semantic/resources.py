@@ -374,10 +374,13 @@ def estimate(card: Card, method, train: TrainPlan, hardware: HardwarePlan, task:
                                          rt.attention, True, rt.offload_activations, rt.compiled)
     acts = int(kept + recomputed)
     logits = logits_bytes(card, seq, train.batch, e, task, rt.chunked_loss)
-    transient = kept + max(logits, recomputed)  # checkpointing recomputes a block after the head's backward
+    loss_peak = logits
     if rt.chunked_loss and _head_trains(card, method):
-        # the first slice's backward makes the head's gradient while every activation is still live
-        transient += card.vocab * card.hidden * (2 if rt.pure_16bit else 4)
+        # the first slice's backward makes the head's gradient while every activation is still live; the next
+        # slices' gradients are summed out of place (AccumulateGrad: the old, the new and their sum)
+        g = card.vocab * card.hidden * (2 if rt.pure_16bit else 4)
+        loss_peak = max(logits + g, 3 * g)
+    transient = kept + max(loss_peak, recomputed)  # checkpointing recomputes a block after the head's backward
     if train.grad_accum > 1 or method.kind != "full":
         live = transient + grads
     else:  # set_to_none zero_grad: gradients fill as the activations are freed
