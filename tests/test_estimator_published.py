@@ -15,7 +15,7 @@ published = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = published  # its dataclasses look their module up
 _spec.loader.exec_module(published)
 ROWS = {row.label: row for row in published.rows()}
-#: expressible rows outside the band, explained in docs/estimator.md (nvidia-smi figures, not tensor peaks)
+#: expressible rows outside the band, explained in docs/estimator.md (per-GPU readings, not tensor peaks)
 NVIDIA_SMI = {"70B QLoRA FSDP, no offload", "70B QLoRA FSDP, CPU offload"}
 
 

@@ -27,13 +27,15 @@ s the padded sequence length, b the per-device micro-batch, h hidden, a heads, V
                materialised attention mask adds b·s² bytes
   logits       causal LM: b·s·V·max(e + 8, 12): the forward's e-logits, fp32 copy and log_softmax output,
                or log_softmax's backward (saved output, incoming and outgoing fp32 gradients);
-               `train { loss = chunked }` (backend/loss.py) one slice of LOSS_CHUNKS; classify: tiny
+               `train { loss = chunked }` (backend/loss.py) one slice of LOSS_CHUNKS, and a trained head's
+               gradient g beside it: max(slice + g, 3g) (the slices' gradients summed out of place); classify: tiny
   peak         weights + optimizer + kept activations + max(logits, recomputed block) + gradients
                (gradients overlap the freed activations when grad_accum = 1: max(those, gradients)), + 150 MiB
                on the CPU for the process beyond its tensors (measured, CPU_RUNTIME_BYTES)
 Sharding (world = count · nodes): ddp replicates and adds a gradient bucket copy; fsdp (FULL_SHARD,
-ZeRO-3) divides weights, gradients and optimizer state by world and adds two gathered layers and the
-root unit (embeddings, head); deepspeed (ZeRO-2, what launch.py writes) divides gradients and optimizer.
+ZeRO-3) divides weights, gradients and optimizer state by world and adds two gathered layers (qlora: in
+their 4-bit bytes) and the root unit (embeddings, head), offload_params leaving no weights or gradients;
+deepspeed (ZeRO-2, what launch.py writes) divides gradients and optimizer.
 """
 
 from __future__ import annotations
