@@ -406,7 +406,13 @@ class PipelinePlan(_Frozen):
 
 class SplitPlan(_Frozen):
     dataset: str = internal()  # the dataset being split: the block's label (default train)
-    validation: float = key(doc="the fraction held out", type="fraction", required=True, gt=0, lt=1)
+    #: one of the two ways to hold rows out (the binder requires exactly one): a fraction of the distinct
+    #: contents chosen by hash and seed, or the first N distinct contents in read order (no hash, no full
+    #: pass: a stream's validation set is its first rows)
+    validation: float | None = key(None, "the fraction held out, chosen by content hash and seed (or give `first`)",
+                                   type="fraction", gt=0, lt=1)
+    first: int | None = key(None, "hold out the first N rows in read order instead of a fraction (a stream's "
+                                  "first rows)", ge=1)
     seed: int = key(0, "shuffle seed of the split", ge=0)
     loc: Loc | None = None
 

@@ -144,3 +144,14 @@ def test_rows_held_in_python_do_not_grow_with_the_file(project, monkeypatch):
     # the split's numpy columns of 32-byte hashes grow with the rows (~250 bytes a row, measured)
     assert large < 0.25 * as_list, (small, large, as_list)
     assert large - small < 7000 * 400, (small, large)
+
+
+def test_split_first_holds_out_the_first_rows_of_a_file(project, tok, monkeypatch):
+    monkeypatch.setattr(steps_mod, "CHUNK_ROWS", 4)
+    plan = _plan(project, split={"first": 5})
+    p = prepare(plan, tok, cache_dir=project / "cache", **QUIET)
+    assert [r["messages"][1]["content"] for r in p.validation_rows] == [
+        f"What is {i} plus {i % 7}?" + ("" if i % 3 else f"\n\nc{i}") for i in (1, 2, 3, 4, 5)]
+    split = p.stats["split"]
+    assert (split["method"], split["first"], split["validation"], split["train"]) == ("first", 5, 5, 52)
+    assert split["conservation"]

@@ -100,3 +100,26 @@ def test_a_stream_that_needs_all_its_rows_is_read_whole(project, tiny_llama_dir)
     assert any("read whole, not streamed: step sample(...)" in x for x in lines)
     assert "streamed" not in p.stats["pipelines"]["train"] and p.stats["split"].get("method") is None
     assert p.stats["conservation"] and p.stats["sources"]["web"]["read"] == 47
+
+
+def test_a_stream_holds_out_its_first_rows(project, tiny_llama_dir, monkeypatch):
+    from transformers import AutoTokenizer
+
+    from ftlang.data import stream
+    from ftlang.data.formats import to_chat
+    from ftlang.data.prepare import prepare
+
+    plan = _compile(project, tiny_llama_dir, RECIPE.replace("validation = 20%, seed = 1", "first = 12"))
+    assert plan.datasets.split.first == 12 and plan.datasets.split.validation is None
+    monkeypatch.setattr(stream, "BATCH_ROWS", 8)  # the first 12 rows span two batches
+    tok = AutoTokenizer.from_pretrained(str(project / "models" / "tiny"))
+    lines: list[str] = []
+    p = prepare(plan, tok, log=lines.append)
+    split = p.stats["split"]
+    assert (split["method"], split["first"], split["stream"]) == ("first", 12, True)
+    assert (split["validation"], split["train"]) == (12, 28) and split["conservation"] and p.stats["conservation"]
+    assert any("its validation split is the first 12 rows: 12 of 40 rows held out" in x for x in lines)
+    # the held-out rows are the stream's first 12 (in order), as the steps made them
+    want = [to_chat(r, "instruction", "Be brief.") for r in _rows()[:12]]
+    assert [r["messages"] for r in p.validation_rows] == [w["messages"] for w in want]
+    assert p.stats["tokens"]["train"]["rows_in"] == 28

@@ -38,12 +38,19 @@ def test_base_is_clean(proj: Path) -> None:
     assert codes(proj, BASE) == []
 
 
+def test_split_first_is_clean(proj: Path) -> None:
+    res = check_text(variant("split", "split train { first = 50 }"), proj / "r.ft")
+    assert [d.code for d in res.diagnostics if d.severity is Severity.ERROR] == []
+    assert res.plan.datasets.split.first == 50 and res.plan.datasets.split.validation is None
+
+
 CASES = [
     ("train", "train { lr = 2e-4, epocs = 3 }", "FT101", "epocs"),
     ("train", 'train { lr = 2e-4, batch = "4" }', "FT102", '"4"'),
     ("method", "method lora { r = 0, alpha = 16, targets = [q_proj] }", "FT103", "0"),
     ("train", "train { lr = 2e-4, schedule = cosin }", "FT104", "cosin"),
     ("split", "split train { seed = 1 }", "FT105", "split"),
+    ("split", "split train { validation = 10%, first = 50 }", "FT105", "split"),
     ("train", "train { lr = 2e-4, lr = 1e-4 }", "FT107", "lr"),
     ("dataset", "dataset train = d | dedup(exact)", "FT108", "dedup"),
     ("dataset", 'dataset train = d | to_chat(sytem = "x")', "FT109", "sytem"),

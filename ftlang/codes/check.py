@@ -21,7 +21,7 @@ CODES: tuple[Code, ...] = (
          "The message lists the choices and suggests the nearest one."),
     Code("FT105", Stage.CHECK, "missing required setting",
          "A block lacks a setting it cannot do without: a recipe needs `model` and a `method` block; a split "
-         "needs `validation`; mix(...) needs `ratio`."),
+         "needs `validation` or `first`; mix(...) needs `ratio`."),
     Code("FT106", Stage.CHECK, "statement not allowed here",
          "A block or statement appears where it has no meaning: e.g. a `gate` outside `eval`, or an unknown "
          "nested block. The message suggests where it belongs."),

@@ -404,7 +404,7 @@ def _whole_datasets(runner: PipelineRunner) -> tuple[list[dict], str, Dataset | 
     elif plan.datasets.split is not None:
         sp = plan.datasets.split
         target = runner.run(sp.dataset) if sp.dataset in pipes else runner.resolve(sp.dataset)
-        tr, va, dropped = split_rows(target.rows, sp.validation, sp.seed)
+        tr, va, dropped = split_rows(target.rows, sp.validation, sp.seed, sp.first)
         if sp.dataset == "train":
             train_rows = tr
         else:  # split another dataset: its held-out rows must not be trained on either
@@ -412,6 +412,7 @@ def _whole_datasets(runner: PipelineRunner) -> tuple[list[dict], str, Dataset | 
             train_rows = [r for r in train_ds.rows if content_hash(r) not in held]
         val_ds = Dataset("validation", target.fmt, va)
         split_stats.update({"dataset": sp.dataset, "seed": sp.seed, "fraction": sp.validation,
+                            **({"method": "first", "first": sp.first} if sp.first else {}),
                             "train": len(tr), "validation": len(va), "augmented_copies_dropped": dropped,
                             "conservation": len(tr) + len(va) + dropped == len(target.rows)})
         _check_split(plan, len(tr), len(va))

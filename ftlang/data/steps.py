@@ -382,11 +382,12 @@ def source_readers(plan: Plan) -> dict[str, int]:
     return out
 
 
-def split_rows(rows, validation: float, seed: int) -> tuple[Any, Any, int]:
+def split_rows(rows, validation: float | None, seed: int, first: int | None = None) -> tuple[Any, Any, int]:
     """(train, validation, dropped): deterministic by row hash and seed, disjoint by content.
 
     Only original rows can be held out: the `validation` fraction of the distinct original contents, those
-    first by sha256(seed:content hash), and every row with one of those contents; augmented copies follow
+    first by sha256(seed:content hash) (or with `first`, the first N distinct contents in row order), and
+    every row with one of those contents; augmented copies follow
     their origin (a copy of a held-out row is dropped, and counted, so no variant of a validation row is
     trained on); mixed replay rows stay in train. A RowTable splits by index into two RowTables (its
     hashes were computed as it was written); a list into two lists."""
@@ -403,7 +404,7 @@ def split_rows(rows, validation: float, seed: int) -> tuple[Any, Any, int]:
             augmented[i], mixed[i] = bool(meta.get("augmented")), bool(meta.get("mixed"))
             if meta.get("augmented"):  # a copy is held out with its origin
                 keys[i] = bytes.fromhex(meta["origin"]) if meta.get("origin") else b"\xff" * 32
-    held = _held_keys(keys[~augmented & ~mixed], validation, seed)
+    held = _held_keys(keys[~augmented & ~mixed], validation or 0.0, seed, first)
     pos = np.minimum(np.searchsorted(held, keys), max(len(held) - 1, 0))
     in_held = (held[pos] == keys) & ~mixed if len(held) else np.zeros(len(keys), dtype=bool)
     val, dropped = in_held & ~augmented, in_held & augmented
@@ -414,11 +415,14 @@ def split_rows(rows, validation: float, seed: int) -> tuple[Any, Any, int]:
             int(dropped.sum()))
 
 
-def _held_keys(originals, validation: float, seed: int):
-    """The held-out contents, sorted: of the distinct original hashes (numpy S32), the fraction first by
-    sha256(f"{seed}:{hex hash}")."""
+def _held_keys(originals, validation: float, seed: int, first: int | None = None):
+    """The held-out contents, sorted: of the distinct original hashes (numpy S32, in row order), the
+    fraction first by sha256(f"{seed}:{hex hash}"), or the `first` N by first appearance."""
     import numpy as np
 
+    if first is not None:
+        distinct, at = np.unique(originals, return_index=True)
+        return np.sort(distinct[np.argsort(at, kind="stable")[:first]])
     distinct = np.unique(originals)
     ranks = np.empty(len(distinct), dtype="S32")
     for at in range(0, len(distinct), 65536):  # in pieces: a million bytes objects at once cost ~100 MB

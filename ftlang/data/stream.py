@@ -5,7 +5,9 @@ A streamed source streams when the train pipeline reads it with per-row steps on
 conversions, dedupe, which keeps one hash per distinct row) and no other dataset reads it; otherwise it
 is read whole, and the log says why. The validation split of a stream is a hash split: a row is held
 out when the hash of (seed, its content) falls inside the fraction, so the same data and seed hold out the
-same rows, about (not exactly) that fraction of them; the split's stats say `"method": "hash"`.
+same rows, about (not exactly) that fraction of them; the split's stats say `"method": "hash"`. With
+`split train { first = N }` it is the first N distinct rows the steps let through (and any later copy of
+one), `"method": "first"`.
 """
 
 from __future__ import annotations
@@ -71,6 +73,17 @@ class TrainStream:
         self.split = self.plan.datasets.split
         self.validation: list[dict] = []
         self.train_rows = 0
+        self._first: set[bytes] = set()  # split { first = N }: the held-out contents (16-byte hashes)
+
+    def _held_out(self, row: dict) -> bool:
+        sp = self.split
+        assert sp is not None
+        if sp.first is None:
+            return _held_out(row, sp.validation or 0.0, sp.seed)
+        h = bytes.fromhex(content_hash(row))[:16]  # a later copy of a held-out row is held out too
+        if h not in self._first and len(self._first) < sp.first:
+            self._first.add(h)
+        return h in self._first
 
     def batches(self) -> Iterator[list[dict]]:
         seen: list[set[bytes]] = [set() for _ in self.pipe.steps]
@@ -85,7 +98,7 @@ class TrainStream:
             self.stats["output"] += len(ds.rows)
             train = ds.rows
             if self.split is not None:
-                held = [_held_out(r, self.split.validation, self.split.seed) for r in ds.rows]
+                held = [self._held_out(r) for r in ds.rows]
                 train = [r for r, h in zip(ds.rows, held, strict=True) if not h]
                 self.validation += [r for r, h in zip(ds.rows, held, strict=True) if h]
             self.train_rows += len(train)
@@ -103,9 +116,11 @@ class TrainStream:
         if self.split is None:
             return {}
         sp = self.split
-        self.log(f"data: train streams from `{s.name}`: its validation split is a hash split (about "
-                 f"{sp.validation:.0%} of the rows, by content hash and seed {sp.seed}): "
+        how = (f"the first {sp.first} rows" if sp.first else f"a hash split (about {sp.validation:.0%} of the rows, "
+                                                              f"by content hash and seed {sp.seed})")
+        self.log(f"data: train streams from `{s.name}`: its validation split is {how}: "
                  f"{len(self.validation)} of {st['output']} rows held out")
-        return {"dataset": "train", "seed": sp.seed, "fraction": sp.validation, "method": "hash", "stream": True,
+        return {"dataset": "train", "seed": sp.seed, "fraction": sp.validation,
+                "method": "first" if sp.first else "hash", **({"first": sp.first} if sp.first else {}), "stream": True,
                 "train": self.train_rows, "validation": len(self.validation), "augmented_copies_dropped": 0,
                 "conservation": self.train_rows + len(self.validation) == st["output"]}

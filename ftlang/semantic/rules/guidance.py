@@ -99,7 +99,9 @@ def train_rows_hint(ctx: RecipeContext) -> float | None:
     if n is None:
         return None
     split = ctx.split
-    return n * (1 - split.validation) if split is not None and split.dataset == "train" else float(n)
+    if split is None or split.dataset != "train":
+        return float(n)
+    return max(n - split.first, 0.0) if split.first else n * (1 - (split.validation or 0.0))
 
 
 @rule("FT404")
