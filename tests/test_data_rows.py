@@ -155,3 +155,24 @@ def test_split_first_holds_out_the_first_rows_of_a_file(project, tok, monkeypatc
     split = p.stats["split"]
     assert (split["method"], split["first"], split["validation"], split["train"]) == ("first", 5, 5, 52)
     assert split["conservation"]
+
+
+def test_parquet_is_read_batch_by_batch_with_its_row_numbers(project, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ftlang.data import read
+
+    monkeypatch.setattr(steps_mod, "CHUNK_ROWS", 4)
+    rows = [{"instruction": f"q{i}", "output": "" if i == 13 else f"answer {i}"} for i in range(1, 31)]
+    (project / "data").mkdir()
+    pq.write_table(pa.Table.from_pylist(rows), project / "data" / "d.parquet", row_group_size=7)
+    assert not isinstance(read.read_parquet(project / "data" / "d.parquet").entries, list)  # read lazily
+    plan = make_plan(project, data={"d": source("d", "data/d.parquet", kind="parquet",
+                                                on_error={"mode": "skip", "max_rows": 1})},
+                     pipelines={"train": ("d", [step("to_chat")])}, split=None)
+    runner = PipelineRunner(plan, log=lambda _m: None, spill=project / "spill")
+    ds = runner.run("train")
+    assert [r["_meta"]["line"] for r in ds.rows] == [i for i in range(1, 31) if i != 13]
+    assert [(q["line"], q["code"]) for q in runner.sources["d"].quarantined] == [(13, "FT604")]
+    assert runner.source_stats("d")["conservation"] and ds.stats["conservation"]

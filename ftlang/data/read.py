@@ -227,7 +227,9 @@ def read_csv(text: str, required: list[str]) -> ReadResult:
 
 
 def read_parquet(path: Path) -> ReadResult:
-    """Parquet via pyarrow (imported here, lazily). Line = 1-based row number."""
+    """Parquet via pyarrow (imported here, lazily). Line = 1-based row number. The footer is read now; the
+    rows batch by batch as they are consumed (a file larger than memory streams through). A corrupt page
+    found on the way sets `fatal` at its first row: the rows before it were read."""
     out = ReadResult()
     try:
         import pyarrow.parquet as pq
@@ -235,14 +237,24 @@ def read_parquet(path: Path) -> ReadResult:
         out.fatal = FileProblem("FT614", "pyarrow is not installed, so this parquet file cannot be read")
         return out
     try:
-        table = pq.read_table(path)
+        f = pq.ParquetFile(path)
     except Exception as e:  # noqa: BLE001 - pyarrow raises several types for corrupt files
         out.fatal = FileProblem("FT614", f"cannot read the parquet file (corrupt or not parquet): {e}")
         return out
-    out.columns = list(table.column_names)
-    for i, row in enumerate(table.to_pylist(), 1):
-        out.entries.append(Entry(i, row, json.dumps(row, default=str, ensure_ascii=False)))
+    out.columns = list(f.schema_arrow.names)
+    out.entries = _parquet_rows(f, out)
     return out
+
+
+def _parquet_rows(f, out: ReadResult) -> Iterator[Entry]:
+    i = 0
+    try:
+        for batch in f.iter_batches(batch_size=8192):
+            for row in batch.to_pylist():
+                i += 1
+                yield Entry(i, row, json.dumps(row, default=str, ensure_ascii=False))
+    except Exception as e:  # noqa: BLE001 - a corrupt page: pyarrow raises several types
+        out.fatal = FileProblem("FT614", f"cannot read the parquet file (corrupt or not parquet): {e}", i + 1)
 
 
 def read_file(path: Path, kind: str, required: list[str]) -> ReadResult:

@@ -8,13 +8,13 @@ and returns the good rows plus one positioned Diagnostic per bad row. `enforce` 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from ftlang.atomic import sha256_file
 from ftlang.data.codes import declared_note, row_problem
 from ftlang.data.formats import RowError, normalize, required_columns
-from ftlang.data.read import Entry, read_file
+from ftlang.data.read import ReadResult, read_file
 from ftlang.data.rows import SourceRows
 from ftlang.diagnostics import Diagnostic, DiagnosticError, Severity, error, info
 from ftlang.plan import Plan, SourcePlan
@@ -79,12 +79,12 @@ def open_source(plan: Plan, name: str, *, allow_outside: bool = False) -> tuple[
     if result.fatal is not None:
         f = result.fatal
         out.fatal = row_problem(f.code, f.message, display, f.line, loc=src.loc, source=name)
-    return out, _normalized(plan, src, out, result.entries, fmt)
+    return out, _normalized(plan, src, out, result, fmt)
 
 
-def _normalized(plan: Plan, src: SourcePlan, out: SourceRows, entries: Iterable[Entry], fmt: str) -> Iterator[dict]:
+def _normalized(plan: Plan, src: SourcePlan, out: SourceRows, result: ReadResult, fmt: str) -> Iterator[dict]:
     labels = _labels(plan)
-    for entry in entries:
+    for entry in result.entries:
         out.read += 1
         code, message = entry.code, entry.message
         row = None
@@ -105,6 +105,9 @@ def _normalized(plan: Plan, src: SourcePlan, out: SourceRows, entries: Iterable[
         assert row is not None
         row["_meta"] = {"source": src.name, "line": entry.line}
         yield row
+    if result.fatal is not None and out.fatal is None:  # found while reading (a lazy reader)
+        f = result.fatal
+        out.fatal = row_problem(f.code, f.message, out.display, f.line, loc=src.loc, source=src.name)
 
 
 def _limit(src: SourcePlan, read: int) -> tuple[int, str]:
