@@ -4,11 +4,18 @@
 
 Each case runs in a fresh subprocess (peak RSS is per process): the recipe is compiled, its data
 prepared with the real tokenizer, the model loaded through backend.methods and trained with
-backend.train for `--steps` optimizer steps (eval off). Measured memory: peak RSS (VmHWM) minus the
-RSS just before the model loads, as `ftlang run` reports it; measured time: the process's CPU seconds
-in training over its cores and steps (on this shared machine wall time swings with the other jobs;
-CPU time over the cores is what an idle machine's wall time would be). The estimate: the plan's resources made data-aware from the
+backend.train for `--steps` optimizer steps (eval off). Measured memory: the peak RSS above the RSS
+once the model is loaded (after backend.run.settle_after_load returned the loader's residue and reset
+the peak), plus the model's tensors, as `ftlang run` reports it. Measured time: the optimizer steps'
+mean wall seconds (backend.train's step_times: no Trainer set-up, evaluation or save, as
+resources.time counts), which means something only on an idle machine; the steps' process CPU seconds
+over the cores are printed next to it. The estimate: the plan's resources made data-aware from the
 same prepared rows (semantic/resources.plan_resources). Prints one row per case and the ratios.
+
+Cases: every example that trains on a CPU. examples/sweep.ft's points are the quickstart with another
+lr (case `sweep`: the recipe with its own lr; the grid changes nothing the estimate reads); examples/qlora_7b.ft (Llama 2 7B, 4-bit, a GPU recipe) is not
+runnable here. `OMP_NUM_THREADS=1` measures single-core seconds, which the CPU time model's constants
+come from (docs/estimator.md).
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ CASES: dict[str, tuple[str, dict[str, str]]] = {
     "prompt": ("examples/prompt.ft", {}),
     "classify_tickets": ("examples/classify_tickets.ft", {}),
     "replay_buffer": ("examples/replay_buffer.ft", {}),
+    "sweep": ("examples/sweep.ft", {}),
 }
 
 
@@ -66,11 +74,26 @@ def _plan(recipe: str, overrides: dict[str, str], steps: int):
     return plan.model_copy(update=update)
 
 
+def _cpu_timer(out: list[float]):
+    """A callback adding each optimizer step's process CPU seconds to `out` (the wall seconds per step
+    are the backend's own TrainResult.step_times)."""
+    from transformers import TrainerCallback
+
+    class CpuTimer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.c0 = time.process_time()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            out.append(time.process_time() - self.c0)
+
+    return CpuTimer()
+
+
 def child(name: str, steps: int, out: Path) -> None:
     from ftlang.backend.context import RunContext
     from ftlang.backend.load import load_tokenizer
     from ftlang.backend.methods import load_for_training
-    from ftlang.backend.run import current_rss, data_lengths, model_bytes
+    from ftlang.backend.run import current_rss, data_lengths, model_bytes, settle_after_load
     from ftlang.backend.train import seed_everything, train
     from ftlang.data.prepare import prepare
     from ftlang.semantic.resources import plan_resources
@@ -86,26 +109,32 @@ def child(name: str, steps: int, out: Path) -> None:
         before = current_rss()
         model = load_for_training(plan)
         loaded = _hwm() - before
+        settle_after_load()  # as `ftlang run` does: the loader's residue returned, the peak reset
         after_load, tensors = current_rss(), model_bytes(model)
         t0, c0 = time.perf_counter(), time.process_time()
         ctx = RunContext(plan=plan, run_dir=Path(tmp) / "run", model=model, tokenizer=tok, data=prepared,
                          device="cpu", log=lambda s: None)
-        result = train(ctx, tty=False)
+        step_cpu: list[float] = []
+        result = train(ctx, tty=False, callbacks=(_cpu_timer(step_cpu),))
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = _hwm() - before
     # what `ftlang run` reports: the peak above the loaded model, plus the model's own tensors (the
     # loader's transient copies, which malloc may keep resident, are not training memory)
     peak_over_model = _hwm() - after_load + tensors
-    # the machine is shared: the process's CPU seconds over its cores stand for an idle machine's wall time
-    per_step = cpu / steps / (os.cpu_count() or 1)
+    # measured time: the optimizer steps' wall seconds (what resources.time estimates: no Trainer
+    # set-up, evaluation or save), on an idle machine; the CPU seconds of the steps over the cores are a
+    # second figure, less disturbed by other jobs on a shared machine (but spinning OpenMP threads inflate it)
     times = list(result.step_times)
+    per_step = sum(step_cpu) / len(step_cpu) / (os.cpu_count() or 1) if step_cpu else cpu / steps / (os.cpu_count() or 1)
     est_step = res.time.seconds / steps if res.time else None
     out.write_text(json.dumps({
         "name": name, "steps": steps, "lengths": lengths, "measured_peak": peak_over_model,
         "measured_peak_since_before_load": peak, "measured_load_peak": loaded, "model_bytes": tensors,
         "estimate_peak": res.memory.peak_bytes, "memory": res.memory.model_dump(), "seq_len": res.seq_len,
         "measured_step_s": per_step, "estimate_step_s": est_step, "train_wall_s": wall, "train_cpu_s": cpu,
-        "step_wall_s": times,
+        "wall_step_s": sum(times) / len(times) if times else wall / steps,
+        "overhead_s": res.time.overhead_seconds / steps if res.time else None,
+        "step_wall_s": times, "step_cpu_s": step_cpu, "threads": __import__("torch").get_num_threads(),
         "tokens_per_step": res.time.tokens / steps if res.time else None,
     }))
 
@@ -122,7 +151,7 @@ def main() -> int:
         return 0
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     print(f"{'case':<18} {'seq':>5} {'est MiB':>8} {'meas MiB':>8} {'est/meas':>8} "
-          f"{'est s/step':>10} {'meas s/step':>11} {'est/meas':>8}")
+          f"{'est s/step':>10} {'wall s/step':>11} {'est/wall':>8} {'cpu s/step':>10} {'est/cpu':>7}")
     for name in args.names:
         with tempfile.NamedTemporaryFile(suffix=".json") as f:
             proc = subprocess.run([sys.executable, __file__, "--child", name, "--steps", str(args.steps),
@@ -132,13 +161,15 @@ def main() -> int:
                 continue
             r = json.loads(Path(f.name).read_text())
         mib = 2**20
-        t_ratio = r["estimate_step_s"] / r["measured_step_s"] if r["estimate_step_s"] else float("nan")
+        est = r["estimate_step_s"] or float("nan")
         print(f"{name:<18} {r['seq_len']:>5} {r['estimate_peak'] / mib:>8.0f} {r['measured_peak'] / mib:>8.0f} "
-              f"{r['estimate_peak'] / r['measured_peak']:>8.2f} {r['estimate_step_s'] or 0:>10.2f} "
-              f"{r['measured_step_s']:>11.2f} {t_ratio:>8.2f}", flush=True)
+              f"{r['estimate_peak'] / r['measured_peak']:>8.2f} {est:>10.2f} {r['wall_step_s']:>11.2f} "
+              f"{est / r['wall_step_s']:>8.2f} {r['measured_step_s']:>10.2f} {est / r['measured_step_s']:>7.2f}",
+              flush=True)
         print("   " + json.dumps({k: r[k] for k in ("memory", "lengths", "measured_load_peak", "model_bytes",
                                                     "measured_peak_since_before_load", "train_cpu_s",
-                                                    "train_wall_s", "tokens_per_step")}),
+                                                    "train_wall_s", "step_wall_s", "step_cpu_s", "overhead_s",
+                                                    "tokens_per_step", "threads")}),
               flush=True)
     return 0
 

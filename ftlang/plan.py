@@ -731,6 +731,9 @@ class TimeEstimate(_Frozen):
     device_flops: float  # peak dense FLOP/s of one device at the plan's precision
     mfu: float  # the assumed model FLOPs utilization
     devices: int
+    #: CPU only: the seconds of the estimate beyond the FLOP term (per-layer and per-module op overhead,
+    #: the adapter branches' memory-bound elementwise work, gradients and the optimizer step); 0 on a GPU
+    overhead_seconds: float = 0.0
 
 
 class CostEstimate(_Frozen):

@@ -129,3 +129,26 @@ def test_hub_model_missing_offline_is_a_diagnostic(tmp_path, monkeypatch):
         load_tokenizer(plan)
     d = e.value.diagnostics[0]
     assert d.code == "FT504" and "ftlang-test/no-such-model" in d.message and "HF_HUB_OFFLINE" in d.help
+
+
+def test_gguf_unmarking_keeps_the_planned_base_dtype(tiny_llama_dir):
+    """A GGUF base re-built for training keeps the dtype the plan loads it in (bf16 for a bf16 PEFT
+    run, as the estimator counts), with the same weights."""
+    from transformers import AutoModelForCausalLM
+
+    from ftlang.backend.load import _without_gguf_mark
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.bfloat16)
+    model.config.quantization_config = {"quant_method": "gguf"}
+    fresh = _without_gguf_mark(model, AutoModelForCausalLM, torch.bfloat16)
+    assert fresh.dtype == torch.bfloat16 and not hasattr(fresh.config, "quantization_config")
+    ref = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.bfloat16)
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), ref.state_dict().values(), strict=True))
+
+
+@pytest.mark.slow  # dequantizes SmolLM2-135M's GGUF
+def test_real_smollm2_gguf_bf16_lora_base_is_bf16(tmp_path):
+    _need_smollm2()
+    plan = tiny_plan(tmp_path, LORA, source=_smollm2_source(), train={"precision": "bf16"})
+    model = load_model(plan)
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}

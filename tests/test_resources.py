@@ -231,7 +231,8 @@ def test_time_flops_and_cost() -> None:
     t = TrainPlan(max_seq_len=512, max_steps=100, epochs=None, batch=4, precision="bf16")
     assert flops_per_token(c, FullMethod(), t, 0, 512, None) == 6 * n + 3 * attn
     m = LoraMethod(r=16, targets=ATTN)
-    assert flops_per_token(c, m, t, 16_777_216, 512, None) == 4 * n + 2 * 16_777_216 + 3 * attn
+    # LoRA's A and B: forward, input gradient and weight gradient (6 per parameter)
+    assert flops_per_token(c, m, t, 16_777_216, 512, None) == 4 * n + 6 * 16_777_216 + 3 * attn
     hw = HardwarePlan(gpu="A100-80GB", memory_bytes=80 * 2**30, count=8, price_per_hour=1.8)
     res = resources_plan(c, m, t, hw)
     tm = res.time
@@ -282,3 +283,61 @@ def test_check_data_uses_the_lengths_a_run_recorded(tmp_path, capsys, monkeypatc
            "now: " in after  # support_bot augments its rows (and its model folder has no tokenizer.json)
     peak = [line.split(" · ")[1] for line in (before, after)]
     assert peak[0] != peak[1]
+
+
+def _cpu_time(card, method, train, hw=None, *, rows=None, seq=64):
+    return resources_plan(card, method, train, hw or HardwarePlan(device="cpu"), rows=rows, mean_seq=seq,
+                          device="cpu").time
+
+
+def test_cpu_time_model_terms(monkeypatch) -> None:
+    """The CPU model: monotonic in steps, tokens and trainable parameters; checkpointing costs more;
+    the overhead term exists on the CPU only; bf16 only speeds up CPUs with bf16 matmul instructions."""
+    from ftlang.semantic import throughput as tp
+
+    monkeypatch.setattr(tp.os, "cpu_count", lambda: 2)
+    c = CARDS["smollm2_135m"]
+    lora = LoraMethod(r=16, targets=ALL)
+    t = TrainPlan(max_seq_len=128, max_steps=10, epochs=None, batch=8)
+    base = _cpu_time(c, lora, t)
+    assert base.overhead_seconds > 0 and base.devices == 1
+    more_steps = _cpu_time(c, lora, t.model_copy(update={"max_steps": 20}))
+    assert more_steps.seconds == pytest.approx(2 * base.seconds, rel=0.02)
+    assert _cpu_time(c, lora, t, seq=128).seconds > base.seconds  # more tokens per step
+    assert _cpu_time(c, lora.model_copy(update={"r": 64}), t).seconds > base.seconds  # more trainable
+    assert _cpu_time(c, FullMethod(), t).seconds > base.seconds
+    ckpt = _cpu_time(c, lora, t.model_copy(update={"gradient_checkpointing": True}))
+    assert ckpt.seconds > base.seconds and ckpt.overhead_seconds > base.overhead_seconds
+    # fewer adapted modules: less op overhead than LoRA on every linear
+    ia3 = _cpu_time(c, Ia3Method(targets=["k_proj", "v_proj", "down_proj"], feedforward=["down_proj"]), t)
+    assert ia3.overhead_seconds < base.overhead_seconds
+    # prefix tuning: the virtual tokens lengthen attention, not the linears' positions
+    prefix = _cpu_time(c, PrefixMethod(virtual_tokens=20), t, seq=84)
+    prompt = _cpu_time(c, PromptMethod(virtual_tokens=20), t, seq=84)
+    assert prefix.flops < prompt.flops
+    gpu = resources_plan(c, lora, t, HardwarePlan(gpu="A100-80GB", memory_bytes=80 * 2**30), mean_seq=64).time
+    assert gpu.overhead_seconds == 0.0 and gpu.seconds == pytest.approx(gpu.flops / (gpu.device_flops * 0.35), abs=0.06)
+    bf16 = t.model_copy(update={"precision": "bf16"})
+    monkeypatch.setattr(tp, "cpu_has_bf16", lambda: True)
+    assert _cpu_time(c, lora, bf16).seconds < base.seconds
+    monkeypatch.setattr(tp, "cpu_has_bf16", lambda: False)
+    assert _cpu_time(c, lora, bf16).seconds == pytest.approx(base.seconds, rel=1e-3)
+    # more cores: faster, but not linearly (the serial op overhead stays)
+    monkeypatch.setattr(tp.os, "cpu_count", lambda: 4)
+    four = _cpu_time(c, lora, t)
+    assert base.seconds / 2 < four.seconds < base.seconds
+
+
+def test_settle_after_load_starts_the_peak_window_at_the_loaded_model() -> None:
+    """The loader's own peak (a transient buffer freed again) is not read as training's peak."""
+    import sys
+
+    from ftlang.backend.run import _peak_rss, current_rss, settle_after_load
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("VmHWM and clear_refs are Linux")
+    buf = bytearray(b"\x01") * (256 * 2**20)  # a transient copy, written and freed
+    del buf
+    assert _peak_rss() - current_rss() > 200 * 2**20
+    settle_after_load()
+    assert _peak_rss() - current_rss() < 64 * 2**20

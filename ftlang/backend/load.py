@@ -99,7 +99,7 @@ def load_model(plan: Plan, *, quantization_config: Any = None, device_map: Any =
     except OSError as e:
         raise _unloadable(plan, where, "model weights", e) from None
     if "gguf_file" in where.kwargs and quantization_config is None:
-        model = _without_gguf_mark(model, auto)
+        model = _without_gguf_mark(model, auto, kwargs["dtype"])
     if plan.model.task.kind == "classify" and getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = 0
     if plan.train.add_tokens or plan.train.pad_token is not None:
@@ -152,19 +152,21 @@ def _frozen_base_dtype(plan: Plan) -> Any:
     return torch.float32
 
 
-def _without_gguf_mark(model: Any, auto: Any) -> Any:
+def _without_gguf_mark(model: Any, auto: Any, dtype: Any) -> Any:
     """The same network, no longer marked as GGUF-quantized.
 
     transformers dequantizes GGUF weights to float32 but keeps a GGUF quantizer on the model, and
     Trainer and save_pretrained refuse such a model ("quantization method do not support training").
     A fresh model built from the config with the state dict loaded has identical logits (max diff 0.0
-    on SmolLM2-135M) and trains and saves normally.
+    on SmolLM2-135M) and trains and saves normally. It is built in the dtype the plan loads the base
+    in (`_frozen_base_dtype`): a bf16 PEFT run of a GGUF model froze an fp32 base before, which held
+    twice the weights the estimator counts and made autocast copy every weight to bf16 in each step.
     """
     import torch
 
     config = model.config
     config.__dict__.pop("quantization_config", None)  # else a saved config would claim GGUF quantization
-    fresh = auto.from_config(config, dtype=torch.float32)
+    fresh = auto.from_config(config, dtype=dtype or torch.float32)
     fresh.load_state_dict(model.state_dict(), strict=True)
     del model
     return fresh

@@ -112,6 +112,43 @@ def current_rss() -> int | None:
         return None
 
 
+def settle_after_load() -> None:
+    """Start the CPU peak-memory window at the loaded model (Linux/glibc; elsewhere a no-op): hand the
+    loader's freed transient copies back to the OS (malloc_trim), so that training cannot reuse them
+    unseen, and reset the peak RSS to the RSS now (clear_refs 5), so that the loader's own peak, which
+    a small model's training may never reach again, is not read as training's."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def _peak_rss() -> int | None:
+    """The peak RSS since the process started or settle_after_load reset it (VmHWM), else ru_maxrss."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
+    except (ImportError, OSError):
+        return None
+
+
 def model_bytes(model: Any) -> int:
     """Bytes of the model's parameters and buffers (shared tensors once)."""
     seen, n = set(), 0
@@ -127,16 +164,13 @@ def peak_memory(device: str, rss_after_load: int | None = None, loaded_bytes: in
     RSS once the model was loaded, plus the model's own tensors. Imports, tokenizer, data and the
     loader's transient copies (a GGUF is dequantized, then copied into a fresh model; malloc keeps much
     of that resident) are not what the estimate counts. Reading the peak before the model loads gives
-    the peak since then instead."""
+    the peak since then instead. settle_after_load starts the window after the loader's residue."""
     import torch
 
     if device == "cuda":
         return int(torch.cuda.max_memory_allocated())
-    try:
-        import resource
-
-        peak = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
-    except (ImportError, OSError):
+    peak = _peak_rss()
+    if peak is None:
         return None
     if rss_after_load is None or rss_after_load >= peak:
         return peak
@@ -408,6 +442,7 @@ def load_model(run: Run) -> Any:
     with run.timed("load"):
         seed_everything(plan)
         model = load_for_training(plan)
+        settle_after_load()
         run.rss_after_load, run.loaded_bytes = current_rss(), model_bytes(model)
         trainable, total = trainable_parameters(model)
     run.log(f"model: {plan.model.card or plan.model.source.path or plan.model.source.gguf_file} · method "
@@ -430,6 +465,8 @@ def train_model(run: Run, ctx: RunContext, callbacks: tuple) -> TrainResult:
 
     with run.timed("train", add=True):
         result = train(ctx, resume=run.resuming, callbacks=callbacks)
+    # the optimizer steps alone (no Trainer set-up, evaluations or saves): what resources.time estimates
+    run.timings["train_steps"] = round(run.timings.get("train_steps", 0.0) + sum(result.step_times), 3)
     if result.tokens_per_s is not None:
         run.timings["train_tokens_per_s"] = result.tokens_per_s
     ctx.history = result.history

@@ -119,12 +119,16 @@ def collect(ctx: Any, summary: dict) -> dict:
 
 
 def _time_vs_estimate(res: Any, timings: dict) -> dict | None:
-    """The training time the plan estimated (semantic/throughput.py) against the measured one."""
+    """The training time the plan estimated (semantic/throughput.py) against the measured one: the
+    optimizer steps' wall seconds (like the estimate, no set-up, evaluations or saves), or the whole
+    training stage for runs that predate that timing."""
     if res.time is None:
         return None
-    measured = timings.get("train")
+    measured = timings.get("train_steps") or timings.get("train")
     return {"estimate_s": res.time.seconds, "low_s": res.time.low_seconds, "high_s": res.time.high_seconds,
             "tokens_source": res.time.tokens_source, "measured_s": measured,
+            "measured_as": "optimizer steps" if timings.get("train_steps") else "training stage",
+            "stage_s": timings.get("train"),
             "estimate_over_measured": (res.time.seconds / measured) if measured else None,
             "usd": res.cost.usd if res.cost is not None else None}
 

@@ -71,6 +71,9 @@ EAGER_FAMILIES = frozenset({"gemma2"})
 #: +146 MiB for MiniLM-L6 LoRA (docs/estimator.md)
 CPU_RUNTIME_BYTES = 150 * 2**20
 
+#: methods whose base linears are all frozen and have no per-linear branch reading their input
+FROZEN_BASE_METHODS = frozenset({"ia3", "prefix", "prompt", "adapter"})
+
 Attention = Literal["sdpa", "eager", "flash"]
 
 
@@ -183,11 +186,25 @@ def _saved_per_token(card: Card, method, e: int, compiled: bool = False) -> floa
     the attention output (q_dim), and the MLP's gate, up, act(gate) and their product (4i); GPT-2 /
     BERT blocks: the fc output and its GeLU (2i) instead. LoRA adds per adapted matrix its dropout
     output (d_in·e) and mask (d_in bytes) when dropout > 0, and the rank-r intermediate (r·e).
+    Methods that leave every base linear frozen (FROZEN_BASE_METHODS) keep less: no linear saves its
+    input (measured on the CPU: IA3 and bottleneck adapters held 0.79 of the full count).
     """
     i = card.intermediate
-    mlp = 2 * i if card.family in ("gpt2", "bert") else 4 * i
+    gelu = card.family in ("gpt2", "bert")
+    if method.kind in FROZEN_BASE_METHODS:
+        # a frozen linear saves no input (its weight gradient is never computed): SDPA's q, k, v and
+        # output, the activation's input and (SwiGLU) its output and up, and each norm's input remain
+        mlp = i if gelu else 3 * i
+        norms = 2 * (norm_bytes(card, e, compiled) - card.hidden * e)
+    else:
+        mlp = 2 * i if gelu else 4 * i
+        norms = 2 * norm_bytes(card, e, compiled)
     values = 2 * card.q_dim + 2 * card.kv_dim + mlp
     extra = 0.0
+    if method.kind == "ia3":  # the scaled side of each target (the unscaled output or the input)
+        ff = set(method.feedforward)
+        extra = sum((d_in if name in ff else d_out) * e for name, d_in, d_out, _ in layer_linears(card)
+                    if name in set(method.targets))
     if method.kind in ("lora", "qlora"):
         wanted = set(method.targets)
         for name, d_in, _, _ in layer_linears(card):
@@ -195,27 +212,29 @@ def _saved_per_token(card: Card, method, e: int, compiled: bool = False) -> floa
                 extra += method.r * e + (d_in * (e + 1) if method.dropout > 0 else 0)
     elif method.kind == "adapter":  # down output, activation output, dropout per placement
         extra = len(set(method.placement)) * (2 * method.bottleneck + card.hidden) * 4
-    return values * e + 2 * norm_bytes(card, e, compiled) + extra
+    return values * e + norms + extra
 
 
 def activation_bytes(card: Card, method, seq: int, batch: int, checkpointing: bool, e: int,
                      attention: Attention = "sdpa", mask: bool = True, offload: bool = False,
-                     compiled: bool = False) -> int:
-    """Saved activations of the blocks for one micro-batch (+ the final norm and the head's input)."""
+                     compiled: bool = False, kv_extra: int = 0) -> int:
+    """Saved activations of the blocks for one micro-batch (+ the final norm and the head's input).
+    kv_extra: positions that are keys and values only (prefix tuning's virtual tokens)."""
     return int(sum(_activation_parts(card, method, seq, batch, checkpointing, e, attention, mask, offload,
-                                     compiled)))
+                                     compiled, kv_extra)))
 
 
 def _activation_parts(card: Card, method, seq: int, batch: int, checkpointing: bool, e: int,
-                      attention: Attention, mask: bool, offload: bool, compiled: bool) -> tuple[float, float]:
+                      attention: Attention, mask: bool, offload: bool, compiled: bool,
+                      kv_extra: int = 0) -> tuple[float, float]:
     """(kept through the whole backward, one recomputed block under checkpointing else 0): the recomputed
     block exists only after the head's backward freed the logits (`estimate` overlaps them)."""
-    per_layer = seq * batch * _saved_per_token(card, method, e, compiled)
+    per_layer = seq * batch * _saved_per_token(card, method, e, compiled) + kv_extra * batch * 2 * card.kv_dim * e
     if attention == "eager":
-        per_layer += batch * card.heads * seq * seq * (4 + e)  # fp32 softmax output + its e copy
+        per_layer += batch * card.heads * seq * (seq + kv_extra) * (4 + e)  # fp32 softmax output + its e copy
     kept = seq * batch * norm_bytes(card, e, compiled)  # the final norm (its output is the head's input)
     if mask and attention != "flash":
-        kept += batch * seq * seq  # transformers' 4D bool mask (padding or packing)
+        kept += batch * seq * (seq + kv_extra)  # transformers' 4D bool mask (padding or packing)
     if not checkpointing:
         return kept + card.layers * per_layer, 0.0
     layers = 2 if offload else card.layers  # offloaded: the one being copied and the one prefetched
@@ -372,10 +391,12 @@ def estimate(card: Card, method, train: TrainPlan, hardware: HardwarePlan, task:
         grads = 0
     if seq is None:
         seq = default_seq(method, train)
-    kept, recomputed = _activation_parts(card, method, seq, train.batch, train.gradient_checkpointing, e,
-                                         rt.attention, True, rt.offload_activations, rt.compiled)
+    # prefix tuning's virtual tokens are past keys and values: the hidden states and logits have the rows' length
+    kv_only = method.virtual_tokens if method.kind == "prefix" else 0
+    kept, recomputed = _activation_parts(card, method, seq - kv_only, train.batch, train.gradient_checkpointing,
+                                         e, rt.attention, True, rt.offload_activations, rt.compiled, kv_only)
     acts = int(kept + recomputed)
-    logits = logits_bytes(card, seq, train.batch, e, task, rt.chunked_loss)
+    logits = logits_bytes(card, seq - kv_only, train.batch, e, task, rt.chunked_loss)
     loss_peak = logits
     if rt.chunked_loss and _head_trains(card, method):
         # the first slice's backward makes the head's gradient while every activation is still live; the next
