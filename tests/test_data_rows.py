@@ -176,3 +176,22 @@ def test_parquet_is_read_batch_by_batch_with_its_row_numbers(project, monkeypatc
     assert [r["_meta"]["line"] for r in ds.rows] == [i for i in range(1, 31) if i != 13]
     assert [(q["line"], q["code"]) for q in runner.sources["d"].quarantined] == [(13, "FT604")]
     assert runner.source_stats("d")["conservation"] and ds.stats["conservation"]
+
+
+def test_csv_is_read_row_by_row_with_its_lines(project, monkeypatch):
+    from ftlang.data import read
+
+    monkeypatch.setattr(steps_mod, "CHUNK_ROWS", 3)
+    (project / "data").mkdir()
+    lines = ["instruction,output"] + [f"q{i},answer {i}" for i in range(2, 9)]
+    lines[4] = 'q5,"an answer\nover two lines"'  # line 5 spans lines 5-6: the next row starts on line 7
+    lines.insert(7, "qx,")  # an empty output, on line 9: quarantined at its line
+    (project / "data" / "d.csv").write_text("\n".join(lines) + "\n")
+    assert not isinstance(read.read_file(project / "data" / "d.csv", "csv", ["instruction"]).entries, list)
+    plan = make_plan(project, data={"d": source("d", "data/d.csv", kind="csv", on_error={"mode": "skip", "max_rows": 1})},
+                     pipelines={"train": ("d", [step("to_chat")])}, split=None)
+    runner = PipelineRunner(plan, log=lambda _m: None, spill=project / "spill")
+    ds = runner.run("train")
+    assert [r["_meta"]["line"] for r in ds.rows] == [2, 3, 4, 5, 7, 8, 10]
+    assert [q["line"] for q in runner.sources["d"].quarantined] == [9]
+    assert ds.rows[3]["messages"][1]["content"] == "an answer\nover two lines"

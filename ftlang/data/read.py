@@ -12,10 +12,10 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 
 @dataclass
@@ -183,46 +183,71 @@ def read_json(text: str) -> ReadResult:
             return out
 
 
-def read_csv(text: str, required: list[str]) -> ReadResult:
-    """A CSV file with a header row; `required` are the columns the declared format needs."""
+def read_csv(text: str | TextIO, required: list[str]) -> ReadResult:
+    """A CSV file with a header row; `required` are the columns the declared format needs. The header is
+    read now, the rows as they are consumed (from a file: a file larger than memory streams through)."""
     out = ReadResult()
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    header: list[str] | None = None
-    prev = 0
+    stream = io.StringIO(text, newline="") if isinstance(text, str) else text
+    reader = csv.reader(stream, strict=True)
+    try:
+        header = next(reader, None)
+    except csv.Error as e:
+        out.fatal = FileProblem("FT601", f"CSV error: {e} (an unclosed quote runs to the end of the file)", 1)
+        return out
+    if header is None:
+        return out
+    header = [h.strip() for h in header]
+    out.columns = header
+    missing = [c for c in required if c not in header]
+    if missing:
+        out.fatal = FileProblem("FT603", f"missing required column {missing[0]!r}: the header has "
+                                         f"{', '.join(header) or 'no columns'}", 1)
+        return out
+    out.entries = _csv_rows(reader, header, out)
+    return out
+
+
+def _csv_rows(reader, header: list[str], out: ReadResult) -> Iterator[Entry]:
+    prev = reader.line_num
     try:
         for record in reader:
             start, prev = prev + 1, reader.line_num
-            if header is None:
-                header = [h.strip() for h in record]
-                out.columns = header
-                missing = [c for c in required if c not in header]
-                if missing:
-                    out.fatal = FileProblem("FT603", f"missing required column {missing[0]!r}: the header has "
-                                                     f"{', '.join(header) or 'no columns'}", start)
-                    return out
-                continue
             if not record:
                 continue
             raw = printable_raw(",".join(record))
             joined = "".join(record)
             problem = bad_utf8(joined)
             if problem:
-                out.entries.append(Entry(start, None, raw, "FT602", problem))
+                yield Entry(start, None, raw, "FT602", problem)
             elif "\x00" in joined:
-                out.entries.append(Entry(start, None, raw, "FT601", "the CSV line contains a NUL control character"))
+                yield Entry(start, None, raw, "FT601", "the CSV line contains a NUL control character")
             elif len(record) > len(header):
-                out.entries.append(Entry(start, None, raw, "FT613", f"row has {len(record)} cells but the header "
-                                                                     f"has {len(header)} columns (ragged row)"))
+                yield Entry(start, None, raw, "FT613", f"row has {len(record)} cells but the header has "
+                                                      f"{len(header)} columns (ragged row)")
             elif len(record) < len(header):
-                missing = header[len(record)]
-                out.entries.append(Entry(start, None, raw, "FT613", f"row has {len(record)} cells but the header "
-                                                                     f"has {len(header)} columns: column "
-                                                                     f"{missing!r} is missing"))
+                yield Entry(start, None, raw, "FT613", f"row has {len(record)} cells but the header has "
+                                                      f"{len(header)} columns: column {header[len(record)]!r} "
+                                                      "is missing")
             else:
-                out.entries.append(Entry(start, dict(zip(header, record, strict=True)), raw))
+                yield Entry(start, dict(zip(header, record, strict=True)), raw)
     except csv.Error as e:
         out.fatal = FileProblem("FT601", f"CSV error: {e} (an unclosed quote runs to the end of the file)",
                                 prev + 1)
+
+
+def _csv_file(path: Path, required: list[str]) -> ReadResult:
+    """read_csv over the open file; the file closes when its rows are consumed (or the result is dropped)."""
+    f = open(path, encoding="utf-8-sig", errors="surrogateescape", newline="")  # noqa: SIM115 - closed below
+    out = read_csv(f, required)
+    if isinstance(out.entries, list):
+        f.close()
+        return out
+    rows = out.entries
+
+    def closing() -> Iterator[Entry]:
+        with f:
+            yield from rows
+    out.entries = closing()
     return out
 
 
@@ -265,12 +290,12 @@ def read_file(path: Path, kind: str, required: list[str]) -> ReadResult:
         with open(path, "rb") as f:
             _, problem = decode(f.read(4))
         return ReadResult(fatal=problem) if problem is not None else ReadResult(entries=_jsonl_lines(path))
+    if kind == "csv":
+        with open(path, "rb") as f:
+            _, problem = decode(f.read(4))
+        return ReadResult(fatal=problem) if problem is not None else _csv_file(path, required)
     text, problem = decode(path.read_bytes())
     if problem is not None:
         return ReadResult(fatal=problem)
     assert text is not None
-    readers: dict[str, Callable[[str], ReadResult]] = {
-        "json": read_json,
-        "csv": lambda t: read_csv(t, required),
-    }
-    return readers[kind](text)
+    return read_json(text)
