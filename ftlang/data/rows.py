@@ -34,9 +34,14 @@ def public(row: dict) -> dict:
     return {k: v for k, v in row.items() if not k.startswith("_")}
 
 
+#: json.dumps(..., sort_keys=True, ensure_ascii=False, separators=(",", ":")) without building an encoder per
+#: call (a million rows: seconds)
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode
+
+
 def content_text(row: dict) -> str:
     """The row's public fields as canonical JSON (sorted keys): what its content hash covers."""
-    return json.dumps(public(row), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return _CANONICAL(public(row))
 
 
 def content_hash(row: dict) -> str:
