@@ -24,7 +24,9 @@ s the padded sequence length, b the per-device micro-batch, h hidden, a heads, V
                keeps its input as the fp32 upcast unless `train { compile }`; eager attention adds
                a·s·(4 + e) per token (fp32 softmax + its e copy); with gradient checkpointing only each
                layer's input (h·e) is kept, plus one layer recomputed after the logits are freed; a
-               materialised attention mask adds b·s² bytes
+               materialised attention mask adds b·s² bytes. Methods whose base is all frozen (ia3,
+               prefix, prompt, adapters) save no linear's input; prefix tokens are keys and values
+               only (the hidden states and logits have the rows' length)
   logits       causal LM: b·s·V·max(e + 8, 12): the forward's e-logits, fp32 copy and log_softmax output,
                or log_softmax's backward (saved output, incoming and outgoing fp32 gradients);
                `train { loss = chunked }` (backend/loss.py) one slice of LOSS_CHUNKS, and a trained head's
