@@ -254,3 +254,23 @@ def test_chart_ticks_are_round_and_span_the_data():
     assert min(ys) >= loss["top"] and max(ys) <= loss["bottom"]  # every point inside the plot box
     assert len(loss["y_ticks"]) >= 3 and len(loss["x_ticks"]) >= 4
     assert c["lr"]["x_min"] == loss["x_min"] and c["lr"]["x_max"] == loss["x_max"]  # LR beneath, same steps
+
+
+def test_time_vs_estimate_compares_the_optimizer_steps():
+    """resources.time covers the optimizer steps: the report measures them, not the whole stage (set-up,
+    evaluations, saves); a run recorded before that timing existed falls back to the stage."""
+    from ftlang.plan import MemoryEstimate, ResourcesPlan, TimeEstimate
+    from ftlang.report.build import _time_vs_estimate
+
+    mem = MemoryEstimate(weights_bytes=1, gradients_bytes=1, optimizer_bytes=1, activations_bytes=1,
+                         logits_bytes=1, peak_bytes=5)
+    base = ResourcesPlan(trainable_params=1, total_params=2, fits=True, memory=mem)
+    tm = TimeEstimate(seconds=60.0, low_seconds=42.0, high_seconds=84.0, tokens=1, tokens_source="data",
+                      flops=1.0, device_flops=1.0, mfu=0.5, devices=1, overhead_seconds=10.0)
+    res = base.model_copy(update={"time": tm})
+    row = _time_vs_estimate(res, {"train": 120.0, "train_steps": 75.0})
+    assert row["measured_s"] == 75.0 and row["measured_as"] == "optimizer steps" and row["stage_s"] == 120.0
+    assert row["estimate_over_measured"] == pytest.approx(0.8)
+    old = _time_vs_estimate(res, {"train": 120.0})
+    assert old["measured_s"] == 120.0 and old["measured_as"] == "training stage"
+    assert _time_vs_estimate(base, {"train": 1.0}) is None
