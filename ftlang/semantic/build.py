@@ -231,12 +231,13 @@ def bind_split(node: ast.Block, datasets: frozenset[str], sources: frozenset[str
               f"did you mean `{guess}`?" if guess else "declare it with `dataset train = ...`")
         return (None, tb), s.diags
     split = None
-    given = [k for k in ("validation", "first") if tb.has(k)]
+    # written, not only accepted: a key with a bad value is reported there, not again as missing
+    given = {st.key for st in node.body if isinstance(st, ast.Assign)} & {"validation", "first"}
     if len(given) != 1:
         s.err("FT105", "a `split` block needs `validation` (a fraction) or `first` (a row count)" if not given else
               "a `split` block takes `validation` or `first`, not both", node.span,
               "hold out a fraction with `validation = 5%`, or the first rows with `first = 1000`")
-    else:
+    elif tb.has(next(iter(given))):
         split = build_model(s, P.SplitPlan, {"dataset": target, "loc": loc(node.span, s.root), **tb.plan_kwargs()},
                             node.span)
     return (split, tb), s.diags
