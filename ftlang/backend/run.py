@@ -164,7 +164,8 @@ def peak_memory(device: str, rss_after_load: int | None = None, loaded_bytes: in
     RSS once the model was loaded, plus the model's own tensors. Imports, tokenizer, data and the
     loader's transient copies (a GGUF is dequantized, then copied into a fresh model; malloc keeps much
     of that resident) are not what the estimate counts. Reading the peak before the model loads gives
-    the peak since then instead. settle_after_load starts the window after the loader's residue."""
+    the peak since then instead. settle_after_load starts the window after the loader's residue, and
+    start_memory_window again when training starts (after the baseline evaluation)."""
     import torch
 
     if device == "cuda":
@@ -460,9 +461,23 @@ def baseline(run: Run, ctx: RunContext) -> None:
             finish.before_training(ctx)
 
 
+def start_memory_window(run: Run, device: str) -> None:
+    """The measured peak is training's, as the estimate is: the baseline evaluation (generation, its
+    own batches) ran after the load, so its heap is returned and the peak reset again here; RSS now
+    holds the model plus what training does not allocate. On CUDA the allocator's peak is reset."""
+    if device == "cuda":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+        return
+    settle_after_load()
+    run.rss_after_load = current_rss()
+
+
 def train_model(run: Run, ctx: RunContext, callbacks: tuple) -> TrainResult:
     from ftlang.backend.train import train
 
+    start_memory_window(run, ctx.device or "cpu")
     with run.timed("train", add=True):
         result = train(ctx, resume=run.resuming, callbacks=callbacks)
     # the optimizer steps alone (no Trainer set-up, evaluations or saves): what resources.time estimates

@@ -107,7 +107,7 @@ def collect(ctx: Any, summary: dict) -> dict:
                    "ratio": (peak / estimate) if peak and estimate else None,
                    "estimate_over_measured": (estimate / peak) if peak and estimate else None,
                    "measured_as": ("torch.cuda.max_memory_allocated" if ctx.device == "cuda" else
-                                   "peak RSS minus the RSS before the model loaded"),
+                                   "peak RSS in training above the RSS when it started, + the model's tensors"),
                    "seq_len": res.seq_len, "seq_len_source": res.seq_len_source},
         "time": _time_vs_estimate(res, ctx.timings),
         "forced": bool(summary.get("forced")),
