@@ -135,6 +135,35 @@ def total_params(card: Card) -> int:
     return embed + blocks + norm_final + head
 
 
+def targets_count(card: Card, targets: list[str], per_matrix) -> int:
+    """Σ per_matrix(name, d_in, d_out) over the card's linears named in `targets` (block ones × layers)."""
+    wanted = set(targets)
+    n = 0
+    for name, d_in, d_out, _ in layer_linears(card):
+        if name in wanted:
+            n += per_matrix(name, d_in, d_out) * card.layers
+    for name, d_in, d_out, _ in extra_linears(card):
+        if name in wanted:
+            n += per_matrix(name, d_in, d_out)
+    return n
+
+
+#: embedding and output-head leaf names across families: `modules_to_save` trains them in full
+EMBEDDING_MODULES = frozenset({"embed_tokens", "wte", "word_embeddings"})
+HEAD_MODULES = frozenset({"lm_head"})
+
+
+def saved_modules_params(card: Card, names: list[str]) -> int:
+    """Parameters of PEFT `modules_to_save`: the embeddings, the LM head, or whole linear layers of the card."""
+    n = 0
+    for name in set(names):
+        if name in EMBEDDING_MODULES or name in HEAD_MODULES:
+            n += card.vocab * card.hidden
+        else:
+            n += targets_count(card, [name], lambda _n, i, o: i * o)
+    return n
+
+
 def card_from_plan(model) -> Card:
     """The card a plan's `model` section was built from (the executor re-estimates from it)."""
     return Card(name=model.card, source=model.source, family=model.family, hidden=model.hidden, layers=model.layers,

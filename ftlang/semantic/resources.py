@@ -54,7 +54,16 @@ from ftlang.plan import (
     TrainPlan,
     zero_stage,
 )
-from ftlang.semantic.cards import Card, extra_linears, layer_linears, linear_params, total_params
+from ftlang.semantic.cards import (
+    EMBEDDING_MODULES,
+    HEAD_MODULES,
+    Card,
+    layer_linears,
+    linear_params,
+    saved_modules_params,
+    targets_count,
+    total_params,
+)
 
 #: bits per weight of a bitsandbytes-quantized linear: 4-bit + a 32-bit absmax per 64 weights (4.5), or
 #: with double quant an 8-bit absmax per 64 plus a 32-bit one per 256 blocks (4.127); int8 (LLM.int8)
@@ -120,34 +129,6 @@ class Estimate:
     memory: MemoryEstimate
 
 
-def _targets_count(card: Card, targets: list[str], per_matrix) -> int:
-    wanted = set(targets)
-    n = 0
-    for name, d_in, d_out, _ in layer_linears(card):
-        if name in wanted:
-            n += per_matrix(name, d_in, d_out) * card.layers
-    for name, d_in, d_out, _ in extra_linears(card):
-        if name in wanted:
-            n += per_matrix(name, d_in, d_out)
-    return n
-
-
-#: embedding and output-head leaf names across families: `modules_to_save` trains them in full
-EMBEDDING_MODULES = frozenset({"embed_tokens", "wte", "word_embeddings"})
-HEAD_MODULES = frozenset({"lm_head"})
-
-
-def saved_modules_params(card: Card, names: list[str]) -> int:
-    """Parameters of PEFT `modules_to_save`: the embeddings, the LM head, or whole linear layers of the card."""
-    n = 0
-    for name in set(names):
-        if name in EMBEDDING_MODULES or name in HEAD_MODULES:
-            n += card.vocab * card.hidden
-        else:
-            n += _targets_count(card, [name], lambda _n, i, o: i * o)
-    return n
-
-
 def trainable_params(card: Card, method) -> int:
     """Exact trainable parameter count of a plan method (plan.Method) on this card."""
     kind = method.kind
@@ -155,7 +136,7 @@ def trainable_params(card: Card, method) -> int:
         return total_params(card)
     if kind in ("lora", "qlora"):
         r, dora = method.r, method.dora
-        lora = _targets_count(card, method.targets, lambda _n, i, o: r * (i + o) + (o if dora else 0))
+        lora = targets_count(card, method.targets, lambda _n, i, o: r * (i + o) + (o if dora else 0))
         return lora + saved_modules_params(card, method.modules_to_save or [])
     if kind == "prefix":
         return card.layers * 2 * card.kv_dim * method.virtual_tokens
@@ -163,7 +144,7 @@ def trainable_params(card: Card, method) -> int:
         return method.virtual_tokens * card.hidden
     if kind == "ia3":
         ff = set(method.feedforward)
-        return _targets_count(card, method.targets, lambda n, i, o: i if n in ff else o)
+        return targets_count(card, method.targets, lambda n, i, o: i if n in ff else o)
     if kind == "adapter":
         per = 2 * card.hidden * method.bottleneck + method.bottleneck + card.hidden
         return per * len(set(method.placement)) * card.layers
@@ -302,7 +283,7 @@ def _adafactor_bytes(card: Card, method, trainable: int) -> int:
         return 4 * (rows_cols + max(0, vectors))
     if method.kind in ("lora", "qlora"):
         r = method.r
-        return 4 * _targets_count(card, method.targets, lambda _n, i, o: 2 * r + i + o)
+        return 4 * targets_count(card, method.targets, lambda _n, i, o: 2 * r + i + o)
     if method.kind == "adapter":
         per = 2 * (method.bottleneck + card.hidden) + method.bottleneck + card.hidden
         return 4 * per * len(set(method.placement)) * card.layers
@@ -320,7 +301,7 @@ def optimizer_bytes(card: Card, method, train: TrainPlan, trainable: int, rt: Ru
     if opt == "adamw_8bit":
         small = 0
         if method.kind in ("lora", "qlora"):
-            small = _targets_count(card, method.targets,
+            small = targets_count(card, method.targets,
                                    lambda _n, i, o: sum(n for n in (method.r * i, method.r * o)
                                                         if n < BNB_MIN_8BIT_SIZE))
         return 2 * trainable + 6 * small

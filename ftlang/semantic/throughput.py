@@ -27,7 +27,7 @@ import os
 from functools import lru_cache
 
 from ftlang.plan import CostEstimate, HardwarePlan, ResourcesPlan, TaskSpec, TimeEstimate, TrainPlan
-from ftlang.semantic.cards import Card, extra_linears, layer_linears, linear_params
+from ftlang.semantic.cards import Card, extra_linears, layer_linears, linear_params, saved_modules_params
 from ftlang.semantic.units import human_bytes, human_seconds
 
 #: the local CPU's nominal peak per core: 2 FMA pipes × 8 fp32 lanes (256-bit) × 2 FLOPs × 3 GHz
@@ -72,8 +72,6 @@ def branch_params(card: Card, method, trainable: int) -> int:
     """Trainable parameters a token multiplies through in matmul branches (LoRA's A and B, bottleneck
     adapters); the rest (IA3 vectors, prompts, prefixes, modules_to_save copies) get weight gradients only."""
     if method.kind in ("lora", "qlora"):
-        from ftlang.semantic.resources import saved_modules_params
-
         return trainable - saved_modules_params(card, method.modules_to_save or [])
     return trainable if method.kind == "adapter" else 0
 

@@ -136,7 +136,7 @@ def flash_attention_support(ctx: RecipeContext) -> Iterator[Diagnostic]:
 
 @rule("FT310")
 def modules_to_save_exist(ctx: RecipeContext) -> Iterator[Diagnostic]:
-    from ftlang.semantic.resources import EMBEDDING_MODULES, HEAD_MODULES
+    from ftlang.semantic.cards import EMBEDDING_MODULES, HEAD_MODULES
 
     tb, card = ctx.blocks.get("method"), ctx.card
     if tb is None or card is None or ctx.method_kind not in ("lora", "qlora"):
@@ -152,7 +152,7 @@ def modules_to_save_exist(ctx: RecipeContext) -> Iterator[Diagnostic]:
 
 @rule("FT411")
 def added_tokens_train(ctx: RecipeContext) -> Iterator[Diagnostic]:
-    from ftlang.semantic.resources import EMBEDDING_MODULES
+    from ftlang.semantic.cards import EMBEDDING_MODULES
 
     tb = ctx.blocks.get("train")
     if tb is None or not tb.get("add_tokens") or ctx.method_kind in (None, "full"):
