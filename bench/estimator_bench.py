@@ -150,6 +150,12 @@ def main() -> int:
         child(args.child, args.steps, Path(args.out))
         return 0
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    from ftlang.allocator import jemalloc_library
+
+    if jemalloc_library() and os.environ.get("FTLANG_ALLOCATOR", "").lower() != "system":
+        # what `ftlang run` trains under (ftlang/allocator.py); FTLANG_ALLOCATOR=system measures glibc's malloc
+        env["LD_PRELOAD"] = " ".join(p for p in (jemalloc_library(), os.environ.get("LD_PRELOAD", "")) if p)
+    print("allocator:", "jemalloc" if "jemalloc" in env.get("LD_PRELOAD", "") else "system (the C library's malloc)")
     print(f"{'case':<18} {'seq':>5} {'est MiB':>8} {'meas MiB':>8} {'est/meas':>8} "
           f"{'est s/step':>10} {'wall s/step':>11} {'est/wall':>8} {'cpu s/step':>10} {'est/cpu':>7}")
     for name in args.names:

@@ -64,12 +64,17 @@ def _print(diagnostics: list, args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    process = argv is None  # the command line of this process, not a call from Python (tests, sweeps)
+    argv = sys.argv[1:] if process else argv
     parser, modules = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help(sys.stderr)
         return 2
+    if process and getattr(modules[args.command], "TRAINS", False):
+        from ftlang.allocator import reexec_under_jemalloc
+
+        reexec_under_jemalloc(argv)
     try:
         return int(modules[args.command].run(args) or 0)
     except DiagnosticError as e:

@@ -29,6 +29,11 @@ if [ ! -f /usr/share/wordnet/index.sense ] && apt_root; then
     bash -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base wordnet-sense-index' \
     || echo "  WordNet could not be installed: the synonym tests will skip"
 fi
+if ! ldconfig -p 2>/dev/null | grep -q libjemalloc && apt_root; then
+  STEP_OPTIONAL=1 step "jemalloc (ftlang run trains under it: see ftlang/allocator.py)" \
+    bash -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libjemalloc2' \
+    || echo "  jemalloc could not be installed: ftlang run keeps the C library's malloc"
+fi
 if ! command -v chromium >/dev/null 2>&1 && apt_root; then
   STEP_OPTIONAL=1 step "Chromium (the report's browser test)" \
     bash -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium' \

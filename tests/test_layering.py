@@ -1,6 +1,6 @@
 """The package's layers: imports only point down, no import cycles, no unexplained long functions.
 
-    shared leaves (source, diagnostics, operators, plan, expr, codes, atomic, resources, environment,
+    shared leaves (source, diagnostics, operators, plan, expr, codes, atomic, resources, environment, allocator,
                    render, registry)
       → syntax → semantic → importers → data → report → backend → serve → commands, lsp → cli
 
@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "ftlang"
 #: bottom to top; a module may import its own layer and the layers below it
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("leaves", ("ftlang", "ftlang.source", "ftlang.diagnostics", "ftlang.operators", "ftlang.plan", "ftlang.expr",
-                "ftlang.codes", "ftlang.atomic", "ftlang.resources", "ftlang.environment", "ftlang.render",
+                "ftlang.codes", "ftlang.atomic", "ftlang.resources", "ftlang.environment", "ftlang.allocator", "ftlang.render",
                 "ftlang.registry")),
     ("syntax", ("ftlang.syntax",)),
     ("semantic", ("ftlang.semantic",)),

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ftlang import atomic
+from ftlang.allocator import active_allocator
 from ftlang.backend import checkpoint as ckpt
 from ftlang.backend.context import RunContext
 from ftlang.backend.faults import diagnose, interrupted_diagnostic
@@ -503,7 +504,8 @@ def save(run: Run, ctx: RunContext, result: TrainResult) -> None:
     saved = save_trained(run.plan, ctx.model, ctx.tokenizer, run.run_dir)
     run.log(f"saved: {saved}")
     run.record.update(status="trained", global_step=result.global_step, timings=run.timings, weights=digest,
-                      peak_memory_bytes=ctx.peak_memory_bytes, stopped_early=result.stopped_early,
+                      peak_memory_bytes=ctx.peak_memory_bytes, allocator=active_allocator(),
+                      stopped_early=result.stopped_early,
                       resumed_from=str(result.resumed_from) if result.resumed_from else None)
 
 

@@ -18,6 +18,8 @@ from ftlang.commands._common import (
 )
 
 HELP = "train a recipe: data → train → eval → gates → export → registry → report"
+#: cli.py runs this command under jemalloc when installed (ftlang/allocator.py says why)
+TRAINS = True
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from ftlang.allocator import active_allocator
 from ftlang.atomic import write_text
 from ftlang.report.charts import charts
 
@@ -107,7 +108,8 @@ def collect(ctx: Any, summary: dict) -> dict:
                    "ratio": (peak / estimate) if peak and estimate else None,
                    "estimate_over_measured": (estimate / peak) if peak and estimate else None,
                    "measured_as": ("torch.cuda.max_memory_allocated" if ctx.device == "cuda" else
-                                   "peak RSS in training above the RSS when it started, + the model's tensors"),
+                                   "peak RSS in training above the RSS when it started, + the model's tensors; "
+                                   f"allocator: {active_allocator()}"),
                    "seq_len": res.seq_len, "seq_len_source": res.seq_len_source},
         "time": _time_vs_estimate(res, ctx.timings),
         "forced": bool(summary.get("forced")),
