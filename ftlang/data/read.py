@@ -286,14 +286,12 @@ def read_file(path: Path, kind: str, required: list[str]) -> ReadResult:
     """Read a local source file by kind (jsonl / chat_jsonl / json / csv / parquet)."""
     if kind == "parquet":
         return read_parquet(path)
-    if kind in ("jsonl", "chat_jsonl"):
+    if kind in ("jsonl", "chat_jsonl", "csv"):  # read lazily: only the encoding is checked up front
         with open(path, "rb") as f:
             _, problem = decode(f.read(4))
-        return ReadResult(fatal=problem) if problem is not None else ReadResult(entries=_jsonl_lines(path))
-    if kind == "csv":
-        with open(path, "rb") as f:
-            _, problem = decode(f.read(4))
-        return ReadResult(fatal=problem) if problem is not None else _csv_file(path, required)
+        if problem is not None:
+            return ReadResult(fatal=problem)
+        return _csv_file(path, required) if kind == "csv" else ReadResult(entries=_jsonl_lines(path))
     text, problem = decode(path.read_bytes())
     if problem is not None:
         return ReadResult(fatal=problem)

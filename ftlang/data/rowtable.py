@@ -30,6 +30,11 @@ class RawRows:
     def __init__(self, texts: list[str], sources: list[str], lines: list[int], metas: list[str | None]):
         self.texts, self.sources, self.lines, self.metas = texts, sources, lines, metas
 
+    @classmethod
+    def of(cls, batch) -> RawRows:
+        """A record batch (or a slice of one) of a RowWriter file."""
+        return cls(*(batch.column(c).to_pylist() for c in ("row", "source", "line", "meta")))
+
     def __len__(self) -> int:
         return len(self.texts)
 
@@ -152,8 +157,7 @@ class RowTable(LazyRows):
         """The selected rows in chunks of at most `size`, undecoded."""
         for _, batch in self._batches():
             for at in range(0, batch.num_rows, size):
-                part = batch.slice(at, size)
-                yield RawRows(*(part.column(c).to_pylist() for c in ("row", "source", "line", "meta")))
+                yield RawRows.of(batch.slice(at, size))
 
     def __iter__(self) -> Iterator[dict]:
         for raw in self.raw_chunks(8192):
@@ -163,9 +167,7 @@ class RowTable(LazyRows):
         pos = int(self.index[i]) if self.index is not None else i
         k = int(np.searchsorted(self._starts, pos, "right")) - 1
         if self._cached is None or self._cached[0] != k:  # one decoded batch kept: reads in order are cheap
-            batch = self._reader.get_batch(k)
-            self._cached = (k, RawRows(*(batch.column(c).to_pylist()
-                                         for c in ("row", "source", "line", "meta"))).rows())
+            self._cached = (k, RawRows.of(self._reader.get_batch(k)).rows())
         return self._cached[1][pos - int(self._starts[k])]
 
     def __repr__(self) -> str:

@@ -150,15 +150,7 @@ class PipelineRunner:
         for k, step in enumerate(steps):
             before = len(ds.rows)
             if step.op == "dedupe":
-                key = normalized_hash if step.args.mode == "normalized" else content_hash
-                kept = []
-                for row in ds.rows:
-                    h = bytes.fromhex(key(row))[:16]
-                    if h not in seen[k]:
-                        seen[k].add(h)
-                        kept.append(row)
-                stats["deduped"] += before - len(kept)
-                ds.rows = kept
+                _dedupe(self, ds, step, stats, seen[k])
             else:
                 self._step(ds, step, stats)
             stats["steps"][k]["rows_in"] += before
@@ -224,7 +216,7 @@ class PipelineRunner:
                 new["_meta"] = row["_meta"]
             out.append(new)
         ds.rows = out
-        ds.fmt = {"to_chat": "chat", "to_instruction": "instruction", "to_completion": "completion"}[op]
+        ds.fmt = CONVERTED[op]
 
     def other_rows(self, ds: Dataset, step: StepPlan) -> tuple[Dataset, list[dict]]:
         """The rows of the source or dataset a step names (mix, concat), copied and shaped like ds's rows."""
@@ -293,14 +285,16 @@ def runs(model: type) -> Callable[[Runner], Runner]:
 
 
 @runs(P.DedupeStep)
-def _dedupe(runner: PipelineRunner, ds: Dataset, step: P.DedupeStep, stats: dict) -> None:
-    seen: set[str] = set()
+def _dedupe(runner: PipelineRunner, ds: Dataset, step: P.DedupeStep, stats: dict,
+            seen: set[bytes] | None = None) -> None:
+    """`seen` carries the kept rows' hashes (16 bytes each) across the chunks of a chunked pipeline."""
+    seen = set() if seen is None else seen
     kept = []
-    normalized = step.args.mode == "normalized"
+    key = normalized_hash if step.args.mode == "normalized" else content_hash
     for row in ds.rows:
-        key = normalized_hash(row) if normalized else content_hash(row)
-        if key not in seen:
-            seen.add(key)
+        h = bytes.fromhex(key(row))[:16]
+        if h not in seen:
+            seen.add(h)
             kept.append(row)
     stats["deduped"] += len(ds.rows) - len(kept)
     ds.rows = kept

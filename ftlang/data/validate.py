@@ -46,7 +46,7 @@ def load_source(plan: Plan, name: str, *, allow_outside: bool = False, keep: boo
     """Read one source and normalize every row. Row problems are collected, never raised.
     keep=False: count and check the rows without holding them (`ftlang check --data` of a large file)."""
     out, rows = open_source(plan, name, allow_outside=allow_outside)
-    for row in rows:
+    for row in rows:  # consumed either way: reading fills in the counts and problems
         if keep:
             out.rows.append(row)
     mark_empty(plan, out)
