@@ -46,13 +46,6 @@ CASES: dict[str, tuple[str, dict[str, str]]] = {
 }
 
 
-def _hwm() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
 def _plan(recipe: str, overrides: dict[str, str], steps: int):
     from ftlang.plan import EvalPlan, FullMethod
     from ftlang.semantic.check import check_file
@@ -93,7 +86,7 @@ def child(name: str, steps: int, out: Path) -> None:
     from ftlang.backend.context import RunContext
     from ftlang.backend.load import load_tokenizer
     from ftlang.backend.methods import load_for_training
-    from ftlang.backend.run import current_rss, data_lengths, model_bytes, settle_after_load
+    from ftlang.backend.run import current_rss, data_lengths, model_bytes, peak_rss, settle_after_load
     from ftlang.backend.train import seed_everything, train
     from ftlang.data.prepare import prepare
     from ftlang.semantic.resources import plan_resources
@@ -108,7 +101,7 @@ def child(name: str, steps: int, out: Path) -> None:
         seed_everything(plan)
         before = current_rss()
         model = load_for_training(plan)
-        loaded = _hwm() - before
+        loaded = peak_rss() - before
         settle_after_load()  # as `ftlang run` does: the loader's residue returned, the peak reset
         after_load, tensors = current_rss(), model_bytes(model)
         t0, c0 = time.perf_counter(), time.process_time()
@@ -117,10 +110,10 @@ def child(name: str, steps: int, out: Path) -> None:
         step_cpu: list[float] = []
         result = train(ctx, tty=False, callbacks=(_cpu_timer(step_cpu),))
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    peak = _hwm() - before
+    peak = peak_rss() - before
     # what `ftlang run` reports: the peak above the loaded model, plus the model's own tensors (the
     # loader's transient copies, which malloc may keep resident, are not training memory)
-    peak_over_model = _hwm() - after_load + tensors
+    peak_over_model = peak_rss() - after_load + tensors
     # measured time: the optimizer steps' wall seconds (what resources.time estimates: no Trainer
     # set-up, evaluation or save), on an idle machine; the CPU seconds of the steps over the cores are a
     # second figure, less disturbed by other jobs on a shared machine (but spinning OpenMP threads inflate it)
@@ -152,9 +145,10 @@ def main() -> int:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     from ftlang.allocator import jemalloc_library
 
-    if jemalloc_library() and os.environ.get("FTLANG_ALLOCATOR", "").lower() != "system":
+    lib = jemalloc_library()
+    if lib and os.environ.get("FTLANG_ALLOCATOR", "").lower() != "system":
         # what `ftlang run` trains under (ftlang/allocator.py); FTLANG_ALLOCATOR=system measures glibc's malloc
-        env["LD_PRELOAD"] = " ".join(p for p in (jemalloc_library(), os.environ.get("LD_PRELOAD", "")) if p)
+        env["LD_PRELOAD"] = " ".join(p for p in (lib, os.environ.get("LD_PRELOAD", "")) if p)
     print("allocator:", "jemalloc" if "jemalloc" in env.get("LD_PRELOAD", "") else "system (the C library's malloc)")
     print(f"{'case':<18} {'seq':>5} {'est MiB':>8} {'meas MiB':>8} {'est/meas':>8} "
           f"{'est s/step':>10} {'wall s/step':>11} {'est/wall':>8} {'cpu s/step':>10} {'est/cpu':>7}")

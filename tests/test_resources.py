@@ -332,12 +332,12 @@ def test_settle_after_load_starts_the_peak_window_at_the_loaded_model() -> None:
     """The loader's own peak (a transient buffer freed again) is not read as training's peak."""
     import sys
 
-    from ftlang.backend.run import _peak_rss, current_rss, settle_after_load
+    from ftlang.backend.run import current_rss, peak_rss, settle_after_load
 
     if not sys.platform.startswith("linux"):
         pytest.skip("VmHWM and clear_refs are Linux")
     buf = bytearray(b"\x01") * (256 * 2**20)  # a transient copy, written and freed
     del buf
-    assert _peak_rss() - current_rss() > 200 * 2**20
+    assert peak_rss() - current_rss() > 200 * 2**20
     settle_after_load()
-    assert _peak_rss() - current_rss() < 64 * 2**20
+    assert peak_rss() - current_rss() < 64 * 2**20

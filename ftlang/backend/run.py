@@ -133,7 +133,7 @@ def settle_after_load() -> None:
         pass
 
 
-def _peak_rss() -> int | None:
+def peak_rss() -> int | None:
     """The peak RSS since the process started or settle_after_load reset it (VmHWM), else ru_maxrss."""
     try:
         with open("/proc/self/status", encoding="ascii") as f:
@@ -171,7 +171,7 @@ def peak_memory(device: str, rss_after_load: int | None = None, loaded_bytes: in
 
     if device == "cuda":
         return int(torch.cuda.max_memory_allocated())
-    peak = _peak_rss()
+    peak = peak_rss()
     if peak is None:
         return None
     if rss_after_load is None or rss_after_load >= peak:

@@ -27,7 +27,13 @@ import os
 from functools import lru_cache
 
 from ftlang.plan import CostEstimate, HardwarePlan, ResourcesPlan, TaskSpec, TimeEstimate, TrainPlan
-from ftlang.semantic.cards import Card, extra_linears, layer_linears, linear_params, saved_modules_params
+from ftlang.semantic.cards import (
+    Card,
+    extra_linears,
+    linear_params,
+    saved_modules_params,
+    targets_count,
+)
 from ftlang.semantic.units import human_bytes, human_seconds
 
 #: the local CPU's nominal peak per core: 2 FMA pipes × 8 fp32 lanes (256-bit) × 2 FLOPs × 3 GHz
@@ -94,16 +100,11 @@ def adapted_modules(card: Card, method) -> tuple[int, int]:
     """(modules the method adds ops to, elements per token those ops read or write), over all layers."""
     kind = method.kind
     if kind in ("lora", "qlora", "ia3"):
-        wanted = set(method.targets)
         ff = set(getattr(method, "feedforward", []) or [])
-        mods = elements = 0
-        for linears, times in ((layer_linears(card), card.layers), (extra_linears(card), 1)):
-            for name, d_in, d_out, _ in linears:
-                if name in wanted:
-                    mods += times
-                    # LoRA reads the input and adds to the output; IA3 scales one side
-                    side = d_in + d_out if kind != "ia3" else (d_in if name in ff else d_out)
-                    elements += side * times
+        mods = targets_count(card, method.targets, lambda _n, _i, _o: 1)
+        # LoRA reads the input and adds to the output; IA3 scales one side
+        elements = targets_count(card, method.targets,
+                                 lambda n, i, o: i + o if kind != "ia3" else (i if n in ff else o))
         return mods, elements
     if kind == "adapter":
         places = len(set(method.placement)) * card.layers
