@@ -55,6 +55,20 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def leave_process_group() -> None:
+    """Destroy this rank's torch.distributed process group, if one is up.
+
+    Called as each rank's run ends: a rank that exits with its gloo group still alive can abort in the
+    group's thread teardown ("terminate called without an active exception", SIGABRT), and torchrun then
+    stops rank 0 mid-export. Destroying a group is local to the rank, so rank 0 may still be evaluating."""
+    if world_size() <= 1:
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def utc_stamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
@@ -517,18 +531,23 @@ def _execute(plan: Plan, run_dir: Path | None, resume: bool | Path | None, force
     run = open_run(plan, run_dir, resume, recipe_file, log)
     if isinstance(run, int):
         return run
-    with recorded_faults(run) as outcome:
-        start(run)
-        tokenizer, prepared = prepare_data(run, allow_outside)
-        model = load_model(run)
-        ctx = RunContext(plan=run.plan, run_dir=run.run_dir, model=model, tokenizer=tokenizer, data=prepared,
-                         timings=run.timings, load_base=base_loader(run.plan), device=run.device, force=force, log=log)
-        baseline(run, ctx)
-        result = train_model(run, ctx, callbacks)
-        save(run, ctx, result)
-        if not run.is_main:
-            return 0
-        code = int(finish.after_training(ctx))
-        run.record.close("done", code, timings=run.timings)
-        outcome.code = code
-    return outcome.code
+    try:
+        with recorded_faults(run) as outcome:
+            start(run)
+            tokenizer, prepared = prepare_data(run, allow_outside)
+            model = load_model(run)
+            ctx = RunContext(plan=run.plan, run_dir=run.run_dir, model=model, tokenizer=tokenizer, data=prepared,
+                             timings=run.timings, load_base=base_loader(run.plan), device=run.device, force=force,
+                             log=log)
+            baseline(run, ctx)
+            result = train_model(run, ctx, callbacks)
+            save(run, ctx, result)
+            leave_process_group()  # no collective runs after the save: rank 0 evaluates and exports alone
+            if not run.is_main:
+                return 0
+            code = int(finish.after_training(ctx))
+            run.record.close("done", code, timings=run.timings)
+            outcome.code = code
+        return outcome.code
+    finally:
+        leave_process_group()
