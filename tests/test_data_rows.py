@@ -48,12 +48,15 @@ def _lines(n: int) -> list[str]:
     return out
 
 
-def _plan(project, n: int = 60, **kw):
+def _plan(project, n: int = 60, head: int | None = None, **kw):
+    """dedupe | filter | to_chat over _lines(n); head(n) before to_chat when given."""
     (project / "data").mkdir(exist_ok=True)
     (project / "data" / "d.jsonl").write_text("\n".join(_lines(n)) + "\n")
+    steps = [step("dedupe", mode="exact"), step("filter", expr=LONG), step("to_chat", system="Be brief.")]
+    if head is not None:
+        steps.insert(2, step("head", n=head))
     return make_plan(project, data={"d": source("d", "data/d.jsonl", on_error={"mode": "skip", "max_fraction": 0.5})},
-                     pipelines={"train": ("d", [step("dedupe", mode="exact"), step("filter", expr=LONG),
-                                                step("to_chat", system="Be brief.")])}, **kw)
+                     pipelines={"train": ("d", steps)}, **kw)
 
 
 def test_chunks_keep_provenance_and_conservation(project, tok, monkeypatch):
@@ -118,6 +121,21 @@ def test_same_rows_and_tokens_as_the_list_path(project, tok, monkeypatch):
     assert _digest(chunked) == _digest(listed) == BEFORE
     assert chunked.stats["split"] == listed.stats["split"]
     assert chunked.stats["pipelines"] == listed.stats["pipelines"]
+
+
+def test_head_counts_across_chunks_like_the_list_path(project, tok, monkeypatch):
+    monkeypatch.setattr(steps_mod, "CHUNK_ROWS", 7)  # head(30) fills in the fifth chunk
+    plan = _plan(project, n=60, head=30, split=None)
+    runner = PipelineRunner(plan, log=lambda _m: None, spill=project / "spill")
+    ds = runner.run("train")
+    assert type(ds.rows).__name__ == "RowTable"
+    listed = PipelineRunner(plan, log=lambda _m: None).run("train")
+    assert [r["_meta"]["line"] for r in ds.rows] == [r["_meta"]["line"] for r in listed.rows]
+    assert [r["messages"] for r in ds.rows] == [r["messages"] for r in listed.rows]
+    assert len(ds.rows) == 30 and ds.stats == listed.stats
+    st = ds.stats
+    assert st["sampled_out"] == 57 - 30 and st["conservation"] and runner.source_stats("d")["read"] == 60
+    assert [(s["op"], s["rows_in"], s["rows_out"]) for s in st["steps"]][2] == ("head", 57, 30)
 
 
 def _traced_peak(project, n: int, spill: bool) -> int:

@@ -123,3 +123,23 @@ def test_a_stream_holds_out_its_first_rows(project, tiny_llama_dir, monkeypatch)
     want = [to_chat(r, "instruction", "Be brief.") for r in _rows()[:12]]
     assert [r["messages"] for r in p.validation_rows] == [w["messages"] for w in want]
     assert p.stats["tokens"]["train"]["rows_in"] == 28
+
+
+def test_head_bounds_a_stream(project, tiny_llama_dir, monkeypatch):
+    """head(n) is full after the batch that fills it: the rest of the stream is never read."""
+    from transformers import AutoTokenizer
+
+    from ftlang.data import stream
+    from ftlang.data.prepare import prepare
+
+    plan = _compile(project, tiny_llama_dir, RECIPE.replace('to_chat(system = "Be brief.")',
+                                                           'head(10) | to_chat(system = "Be brief.")'))
+    monkeypatch.setattr(stream, "BATCH_ROWS", 8)  # head(10) fills in the second batch of 8
+    tok = AutoTokenizer.from_pretrained(str(project / "models" / "tiny"))
+    lines: list[str] = []
+    p = prepare(plan, tok, log=lines.append)
+    pipe, src = p.stats["pipelines"]["train"], p.stats["sources"]["web"]
+    assert pipe["streamed"] and pipe["stopped_after"] == 16 and src["read"] == 16 and src["conservation"]
+    assert (pipe["input"], pipe["output"], pipe["sampled_out"]) == (16, 10, 6) and pipe["conservation"]
+    assert p.stats["split"]["train"] + p.stats["split"]["validation"] == 10 and p.stats["conservation"]
+    assert any("head(...) of the train pipeline is full after 16 rows of `web`" in x for x in lines)

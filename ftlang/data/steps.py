@@ -144,15 +144,18 @@ class PipelineRunner:
             self._readers = source_readers(self.plan)
         return self._readers.get(pipe.source, 0) == 1 and all(s.op in PER_ROW_STEPS for s in pipe.steps)
 
-    def run_chunk(self, ds: Dataset, steps: list[StepPlan], stats: dict, seen: list[set[bytes]]) -> None:
-        """The steps over one chunk of a pipeline's rows; `seen` (one set per step) carries dedupe's
-        16-byte hashes across chunks, so a row equal to one of an earlier chunk is deduped too."""
+    def run_chunk(self, ds: Dataset, steps: list[StepPlan], stats: dict, carried: Carried) -> None:
+        """The steps over one chunk of a pipeline's rows; `carried` holds what the steps remember between
+        chunks, so a row equal to one of an earlier chunk is deduped too and head(n) counts every chunk."""
         for k, step in enumerate(steps):
             before = len(ds.rows)
             if step.op == "dedupe":
-                _dedupe(self, ds, step, stats, seen[k])
+                _dedupe(self, ds, step, stats, carried.seen[k])
+            elif step.op == "head":
+                _head(self, ds, step, stats, carried.passed[k])
             else:
                 self._step(ds, step, stats)
+            carried.passed[k] += len(ds.rows)
             stats["steps"][k]["rows_in"] += before
             stats["steps"][k]["rows_out"] += len(ds.rows)
 
@@ -167,7 +170,7 @@ class PipelineRunner:
         src = self.plan.data[pipe.source]
         early = src.on_error.mode == "fail" or src.on_error.max_rows is not None  # a fraction needs the count
         stats = new_stats(pipe)
-        seen: list[set[bytes]] = [set() for _ in pipe.steps]
+        carried = Carried.of(pipe.steps)
         writer = RowWriter(self.spill / f"{pipe.name}.arrow")
         fmt = src.format
         while s.fatal is None and (chunk := list(islice(rows, CHUNK_ROWS))):
@@ -175,7 +178,7 @@ class PipelineRunner:
                 enforce(self.plan, s)  # fail fast, before the steps see a chunk the policy rejects
             stats["input"] += len(chunk)
             ds = Dataset(pipe.name, src.format, chunk)
-            self.run_chunk(ds, pipe.steps, stats, seen)
+            self.run_chunk(ds, pipe.steps, stats, carried)
             fmt = ds.fmt
             writer.write(ds.rows)
         mark_empty(self.plan, s)
@@ -256,9 +259,26 @@ class PipelineRunner:
 
 
 CHUNK_ROWS = 8192  # rows per chunk of a pipeline run chunk by chunk
-#: steps that look at one row at a time (dedupe keeps a hash per distinct row): a pipeline of these runs
-#: chunk by chunk, or over a stream
-PER_ROW_STEPS = ("dedupe", "filter", "to_chat", "to_instruction", "to_completion")
+#: steps that look at one row at a time (dedupe keeps a hash per distinct row, head a count): a pipeline of
+#: these runs chunk by chunk, or over a stream
+PER_ROW_STEPS = ("dedupe", "filter", "to_chat", "to_instruction", "to_completion", "head")
+
+
+@dataclass
+class Carried:
+    """What a chunk-by-chunk pipeline's steps remember between chunks, one entry per step: dedupe's
+    16-byte hashes of the rows it kept, and how many rows each step has let through."""
+
+    seen: list[set[bytes]]
+    passed: list[int]
+
+    @classmethod
+    def of(cls, steps: list[StepPlan]) -> Carried:
+        return cls([set() for _ in steps], [0 for _ in steps])
+
+    def full(self, steps: list[StepPlan]) -> bool:
+        """A head(n) has let its n rows through: no later row can come out of the pipeline."""
+        return any(s.op == "head" and self.passed[k] >= s.args.n for k, s in enumerate(steps))
 CONVERTED = {"to_chat": "chat", "to_instruction": "instruction", "to_completion": "completion"}
 
 
@@ -346,10 +366,11 @@ def _sample(runner: PipelineRunner, ds: Dataset, step: P.SampleStep, stats: dict
 
 
 @runs(P.HeadStep)
-def _head(runner: PipelineRunner, ds: Dataset, step: P.HeadStep, stats: dict) -> None:
-    dropped = max(0, len(ds.rows) - step.args.n)
-    stats["sampled_out"] += dropped  # counted like sample(...): rows left out on purpose
-    ds.rows = ds.rows[: step.args.n]
+def _head(runner: PipelineRunner, ds: Dataset, step: P.HeadStep, stats: dict, passed: int = 0) -> None:
+    """`passed`: the rows earlier chunks of a chunked pipeline already let through."""
+    keep = max(0, step.args.n - passed)
+    stats["sampled_out"] += max(0, len(ds.rows) - keep)  # counted like sample(...): rows left out on purpose
+    ds.rows = ds.rows[:keep]
 
 
 @runs(P.ConcatStep)

@@ -2,8 +2,9 @@
 source is read, straight into tokenization, so the source's rows are never all in memory.
 
 A streamed source streams when the train pipeline reads it with per-row steps only (filter, the
-conversions, dedupe, which keeps one hash per distinct row) and no other dataset reads it; otherwise it
-is read whole, and the log says why. The validation split of a stream is a hash split: a row is held
+conversions, dedupe, which keeps one hash per distinct row, head(n), which counts) and no other dataset
+reads it; otherwise it is read whole, and the log says why. Once a head(n) has let its n rows through,
+the rest of the stream is not read (`"stopped_after"`: the rows read), so head bounds an endless stream. The validation split of a stream is a hash split: a row is held
 out when the hash of (seed, its content) falls inside the fraction, so the same data and seed hold out the
 same rows, about (not exactly) that fraction of them; the split's stats say `"method": "hash"`. With
 `split train { first = N }` it is the first N distinct rows the steps let through (and any later copy of
@@ -17,7 +18,15 @@ from collections.abc import Callable, Iterator
 from itertools import islice
 
 from ftlang.data.rows import content_hash
-from ftlang.data.steps import CHUNK_ROWS, CONVERTED, PER_ROW_STEPS, Dataset, PipelineRunner, new_stats
+from ftlang.data.steps import (
+    CHUNK_ROWS,
+    CONVERTED,
+    PER_ROW_STEPS,
+    Carried,
+    Dataset,
+    PipelineRunner,
+    new_stats,
+)
 from ftlang.data.validate import enforce, mark_empty
 from ftlang.plan import Plan
 
@@ -86,7 +95,7 @@ class TrainStream:
         return h in self._first
 
     def batches(self) -> Iterator[list[dict]]:
-        seen: list[set[bytes]] = [set() for _ in self.pipe.steps]
+        carried = Carried.of(self.pipe.steps)
         strict = self.plan.data[self.stats["source"]].on_error
         early = strict.mode == "fail" or strict.max_rows is not None  # a fraction needs the whole count
         while batch := list(islice(self._rows, BATCH_ROWS)):
@@ -94,7 +103,7 @@ class TrainStream:
                 enforce(self.plan, self.source)  # fail fast: raises once the policy is broken
             self.stats["input"] += len(batch)
             ds = Dataset("train", self.plan.data[self.stats["source"]].format, batch)
-            self.runner.run_chunk(ds, self.pipe.steps, self.stats, seen)
+            self.runner.run_chunk(ds, self.pipe.steps, self.stats, carried)
             self.stats["output"] += len(ds.rows)
             train = ds.rows
             if self.split is not None:
@@ -103,6 +112,11 @@ class TrainStream:
                 self.validation += [r for r, h in zip(ds.rows, held, strict=True) if h]
             self.train_rows += len(train)
             yield train
+            if carried.full(self.pipe.steps):  # head(n) is full: the rest of the stream could add no row
+                self.stats["stopped_after"] = self.source.read
+                self.log(f"data: head(...) of the train pipeline is full after {self.source.read} rows of "
+                         f"`{self.source.name}`: the rest of the stream is not read")
+                return
 
     def finish(self) -> dict:
         """After the stream: the source's policy and emptiness, the pipeline's counts; returns the split's."""
@@ -111,7 +125,7 @@ class TrainStream:
         self.runner.warnings.extend(enforce(self.plan, s))
         self.runner.released[s.name] = s.read - len(s.problems)  # its rows went by; the count stays
         st = self.stats
-        st["conservation"] = st["input"] == st["output"] + st["deduped"] + st["filtered"]
+        st["conservation"] = st["input"] == st["output"] + st["deduped"] + st["filtered"] + st["sampled_out"]
         self.runner.datasets["train"] = Dataset("train", self.fmt, [], st)
         if self.split is None:
             return {}
