@@ -34,6 +34,10 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
+def _unset(value: Any) -> bool:
+    return value is None
+
+
 def key(default: Any = PydanticUndefined, doc: str = "", *, name: str | None = None, type: str | None = None,
         unit: str | None = None, enum: tuple[str, ...] | None = None, required: bool = False,
         shown_default: Any = PydanticUndefined, factory: type | None = None, **constraints: Any) -> Any:
@@ -169,6 +173,10 @@ class ModelPlan(_Frozen):
     aliases: dict[str, list[str]] = {}
     template: str | None = None  # the card's chat template name (stdlib/templates/<name>.jinja)
     task: TaskSpec = Field(default_factory=TaskSpec)
+    #: a family no layout describes (cards.card_from_weights): one block's (name, d_in, d_out, bias) and the
+    #: parameter total, read from the safetensors headers; left out of the plan (and its hash) otherwise
+    linears: list[tuple[str, int, int, bool]] | None = Field(None, exclude_if=_unset)
+    params: int | None = Field(None, exclude_if=_unset)
     loc: Loc | None = None
 
 
@@ -211,10 +219,6 @@ class SourcePlan(_Frozen):
 # positional arguments the call takes); semantic/steps.py registers its binder and data/steps.py its
 # runner against the same model (tests/test_steps_registry.py checks both exist). The plan JSON is
 # {"op": ..., "args": {...}, "loc": ...}.
-
-
-def _unset(value: Any) -> bool:
-    return value is None
 
 
 def optional(doc: str = "") -> Any:

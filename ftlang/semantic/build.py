@@ -94,7 +94,9 @@ def bind_method(node: ast.Block, card: Card | None, program: Program) -> tuple[M
         else:
             from ftlang.semantic.cards import FEEDFORWARD
 
-            kw["feedforward"] = [t for t in targets if t in FEEDFORWARD]
+            # a card read from the weights names its own MLP; a family's card uses the shared leaf names
+            ff = set(card.aliases.get("mlp", ())) if card and card.linears else FEEDFORWARD
+            kw["feedforward"] = [t for t in targets if t in ff]
     method = None if has_errors(s.diags) else build_model(s, METHOD_MODELS[kind], kw, node.span)
     return MethodPart(kind, method, tb), s.diags
 
@@ -368,6 +370,7 @@ def model_plan(ctx: RecipeContext) -> P.ModelPlan:
                        max_position=c.max_position, head_dim=c.head_dim, qkv_bias=c.qkv_bias,
                        tie_embeddings=c.tie_embeddings, modules=list(c.modules),
                        aliases={k: list(v) for k, v in c.aliases.items()}, template=c.template, task=ctx.task,
+                       linears=[tuple(x) for x in c.linears] or None, params=c.params,
                        loc=loc(ctx.model_span, ctx.root))
 
 

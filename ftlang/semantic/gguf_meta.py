@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ftlang.plan import ModelSource
-from ftlang.semantic.cards import FAMILY_ALIASES, FAMILY_MODULES, Card, CardError
+from ftlang.semantic.cards import FAMILIES, Card, CardError, family_aliases, family_modules
 
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 _MAX_STRING = 1 << 24
@@ -107,7 +107,9 @@ def _read_header(path: Path, keep: tuple[str, ...] = ()) -> tuple[dict[str, Any]
         raise CardError(f"cannot read the GGUF file: {e.strerror or e}") from e
 
 
-_FAMILY = {"llama": "llama", "qwen2": "qwen2", "gemma2": "gemma2", "phi3": "phi3", "gpt2": "gpt2"}
+#: GGUF general.architecture → family (llama.cpp writes Mistral and SmolLM2 as llama)
+_FAMILY = {"llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "gemma", "gemma2": "gemma2",
+           "phi3": "phi3", "gpt2": "gpt2"}
 
 
 def card_from_gguf(path: Path, source: ModelSource, span=None) -> Card:
@@ -129,12 +131,11 @@ def card_from_gguf(path: Path, source: ModelSource, span=None) -> Card:
     if not vocab:
         raise CardError("the GGUF metadata gives no vocabulary size")
     key_len = meta.get(f"{arch}.attention.key_length")
-    modules = FAMILY_MODULES[family]
     return Card(
         name=None, source=source, family=family, hidden=hidden, layers=get("block_count"), heads=heads,
         kv_heads=get("attention.head_count_kv", heads), intermediate=get("feed_forward_length"), vocab=int(vocab),
         head_dim=int(key_len) if key_len and int(key_len) != hidden // heads else None,
         max_position=int(meta[f"{arch}.context_length"]) if f"{arch}.context_length" in meta else None,
-        tie_embeddings="output.weight" not in tensors, qkv_bias=family == "qwen2", modules=modules,
-        aliases={**FAMILY_ALIASES[family], "all_linear": modules}, span=span,
+        tie_embeddings="output.weight" not in tensors, qkv_bias=FAMILIES[family].bias, modules=family_modules(family),
+        aliases=family_aliases(family), span=span,
         template="chatml" if "<|im_start|>" in str(meta.get("tokenizer.chat_template", "")) else None)

@@ -10,7 +10,7 @@ from pathlib import Path
 from ftlang import plan as P
 from ftlang.diagnostics import Diagnostic, error
 from ftlang.resources import stdlib_dir
-from ftlang.semantic.cards import Card, CardError, card_from_config, read_config
+from ftlang.semantic.cards import Card, CardError, UnknownFamily, card_from_config, read_config
 from ftlang.semantic.context import (
     DATA_SOURCES,
     MODEL_SOURCES,
@@ -181,11 +181,22 @@ def _model_card(node: ast.Value, trust: bool, s: Scope) -> Card | None:
     if source is None:
         return None
     if source.kind == "local" and source.package is None:
+        folder = s.root / source.path
         try:
-            return card_from_config(read_config(s.root / source.path), source, node.span)
+            cfg = read_config(folder)
+            try:
+                return card_from_config(cfg, source, node.span)
+            except UnknownFamily as unknown:
+                from ftlang.semantic.weights_meta import card_from_weights  # a layout no family describes
+
+                try:
+                    return card_from_weights(cfg, folder, source, node.span)
+                except CardError as e:
+                    raise CardError(f"{unknown}, and its weights do not give the layout: {e}") from None
         except CardError as e:
             s.err("FT212", f"cannot derive a model card from `{source.path}`: {e}", node.span,
-                  "the folder needs a transformers config.json (llama, mistral, qwen2, gemma2, phi3, gpt2, bert)")
+                  "the folder needs a transformers config.json and, for a model_type ftlang has no family for, "
+                  "its weights as safetensors; or write a `model_card` with this source")
             return None
     if source.kind == "gguf":
         from ftlang.semantic.gguf_meta import card_from_gguf

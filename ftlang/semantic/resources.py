@@ -173,7 +173,7 @@ def _saved_per_token(card: Card, method, e: int, compiled: bool = False) -> floa
     input (measured on the CPU: IA3 and bottleneck adapters held 0.79 of the full count).
     """
     i = card.intermediate
-    gelu = card.family in ("gpt2", "bert")
+    gelu = not card.gated_mlp
     if method.kind in FROZEN_BASE_METHODS:
         # a frozen linear saves no input (its weight gradient is never computed): SDPA's q, k, v and
         # output, the activation's input and (SwiGLU) its output and up, and each norm's input remain

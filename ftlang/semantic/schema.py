@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from ftlang import plan as P
+from ftlang.semantic.cards import FAMILIES
 
 
 @dataclass(frozen=True)
@@ -222,7 +223,7 @@ BLOCKS: list[BlockSchema] = [
         K("source", "special", "hf(\"org/name\"), local(\"dir\"), gguf(...) or local_package(\"pkg\", \"dir\")",
           required=True),
         K("family", "enum", "architecture family", required=True,
-          enum=("llama", "mistral", "qwen2", "gemma2", "phi3", "gpt2", "bert")),
+          enum=tuple(FAMILIES)),
         K("arch", "enum", "decoder or encoder", default="decoder", enum=("decoder", "encoder")),
         K("hidden", "int", "hidden_size", required=True, min=1),
         K("layers", "int", "num_hidden_layers", required=True, min=1),
