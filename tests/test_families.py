@@ -35,12 +35,18 @@ CONFIGS: dict[str, dict] = {
     "gpt2": dict(vocab_size=V, n_embd=H, n_inner=I, n_layer=2, n_head=4, n_positions=256),
     "bert": dict(vocab_size=V, hidden_size=H, intermediate_size=I, num_hidden_layers=2, num_attention_heads=4,
                  max_position_embeddings=256),
+    "roberta": dict(vocab_size=V, hidden_size=H, intermediate_size=I, num_hidden_layers=2, num_attention_heads=4,
+                    max_position_embeddings=258, type_vocab_size=1),
+    "xlm-roberta": dict(vocab_size=V, hidden_size=H, intermediate_size=I, num_hidden_layers=2,
+                        num_attention_heads=4, max_position_embeddings=258, type_vocab_size=1),
 }
+ENCODERS = ("bert", "roberta", "xlm-roberta")
 #: model_types no family describes: their cards come from the weights' headers
 UNDESCRIBED: dict[str, dict] = {
     "falcon": dict(vocab_size=V, hidden_size=H, num_hidden_layers=2, num_attention_heads=4),
     "bloom": dict(vocab_size=V, hidden_size=H, n_layer=2, n_head=4),
     "gptj": dict(vocab_size=V, n_embd=H, n_layer=2, n_head=4, n_positions=256, rotary_dim=8),
+    "distilbert": dict(vocab_size=V, dim=H, hidden_dim=I, n_layers=2, n_heads=4),
 }
 
 
@@ -48,7 +54,7 @@ def _model(model_type: str, kw: dict):
     ids = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}  # inside the tiny vocabulary
     cfg = transformers.AutoConfig.for_model(model_type, **{**ids, **kw})
     torch.manual_seed(0)
-    if model_type == "bert":
+    if model_type in ENCODERS + ("distilbert",):
         return transformers.AutoModel.from_config(cfg)
     return transformers.AutoModelForCausalLM.from_config(cfg)
 
@@ -105,7 +111,10 @@ def test_card_from_the_weights_headers(model_type: str, tmp_path: Path) -> None:
     assert card.family == model_type and card.layers == 2 and card.hidden == H and card.vocab == V
     assert sorted(layer_linears(card)) == _block_linears(model)
     assert total_params(card) == sum(p.numel() for p in model.parameters())
-    assert card.tie_embeddings == (model.get_output_embeddings().weight is model.get_input_embeddings().weight)
+    if model_type == "distilbert":
+        assert card.arch == "encoder" and card.intermediate == I
+    else:
+        assert card.tie_embeddings == (model.get_output_embeddings().weight is model.get_input_embeddings().weight)
     assert card.aliases["attention"] and card.aliases["mlp"]
     assert set(card.aliases["attention"]) | set(card.aliases["mlp"]) == set(card.modules)
     (tmp_path / "model.safetensors").unlink()

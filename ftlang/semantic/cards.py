@@ -128,7 +128,7 @@ FAMILIES: dict[str, Family] = {
     "gpt_neox": Family("neox", ("gpt_neox",), norm="layer"),
     "opt": Family("opt", ("opt",), norm="layer", tie=True, positions=2),
     "starcoder2": Family("starcoder2", ("starcoder2",), norm="layer", tie=True, bias=True),
-    "bert": Family("bert", ("bert",), norm="layer"),
+    "bert": Family("bert", ("bert", "roberta", "xlm-roberta"), norm="layer"),
 }
 #: config.json model_type → family
 MODEL_TYPES: dict[str, str] = {t: name for name, f in FAMILIES.items() for t in f.model_types}

@@ -24,7 +24,6 @@ INDEX = "model.safetensors.index.json"
 _MAX_HEADER = 256 * 2**20  # a header larger than this is not a safetensors header
 _BLOCK = re.compile(r"^(?P<prefix>.+?)\.(?P<index>\d+)\.(?P<rest>.+)$")
 _ATTENTION = ("attn", "attention")
-_MLP = ("mlp", "ffn", "feed_forward", "fc")
 
 
 def weight_files(directory: Path) -> list[Path]:
@@ -116,18 +115,18 @@ def card_from_weights(cfg: dict, directory: Path, source: ModelSource, span: Spa
     if kv is None and cfg.get("multi_query") is True:
         kv = 1
     dims = Counter(max(i, o) for _, (_, i, o, _) in linears if max(i, o) != hidden)
-    intermediate = (_first(cfg, "intermediate_size", "ffn_dim", "n_inner", "ffn_hidden_size", "d_ff")
+    intermediate = (_first(cfg, "intermediate_size", "ffn_dim", "n_inner", "ffn_hidden_size", "d_ff", "hidden_dim")
                     or (dims.most_common(1)[0][0] if dims else 4 * hidden))
     archs = [str(a) for a in cfg.get("architectures") or []]
     arch = "decoder" if not archs or any("CausalLM" in a or "LMHead" in a for a in archs) else "encoder"
     modules = tuple(dict.fromkeys(leaf for _, (leaf, *_rest) in linears))
 
-    def group(words: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(lin[0] for path, lin in linears
-                                   if any(w in part for part in path.split(".")[:-1] + [lin[0]] for w in words)))
+    def attention_path(path: str) -> bool:
+        return any(w in part for part in path.split(".") for w in _ATTENTION)
 
-    attention = group(_ATTENTION)
-    mlp = tuple(m for m in modules if m not in attention) or group(_MLP)
+    # a leaf used on both paths (BERT's `dense`) is in both aliases, as in the family cards
+    attention = tuple(dict.fromkeys(lin[0] for path, lin in linears if attention_path(path)))
+    mlp = tuple(dict.fromkeys(lin[0] for path, lin in linears if not attention_path(path)))
     aliases = {"all_linear": modules, **({"attention": attention} if attention else {}), **({"mlp": mlp} if mlp else {})}
     return Card(name=None, source=source, family=str(cfg.get("model_type") or "custom"), hidden=hidden, layers=layers,
                 heads=heads, kv_heads=kv or heads, intermediate=intermediate, vocab=vocab, arch=arch,
