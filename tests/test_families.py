@@ -11,12 +11,20 @@ from pathlib import Path
 import pytest
 
 from ftlang.plan import ModelSource
-from ftlang.semantic.cards import FAMILIES, MODEL_TYPES, card_from_config, layer_linears, total_params
+from ftlang.semantic.cards import (
+    FAMILIES,
+    MODEL_TYPES,
+    card_from_config,
+    classifier_params,
+    layer_linears,
+    total_params,
+)
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 V, H, I = 400, 64, 128  # noqa: E741 - vocab, hidden, intermediate
+LABELS = 3
 LLAMA_LIKE = dict(vocab_size=V, hidden_size=H, intermediate_size=I, num_hidden_layers=2, num_attention_heads=4,
                   num_key_value_heads=2, max_position_embeddings=256)
 #: a tiny config per model_type; every family in cards.FAMILIES has one (a test checks)
@@ -51,10 +59,12 @@ UNDESCRIBED: dict[str, dict] = {
 
 
 def _model(model_type: str, kw: dict):
-    ids = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}  # inside the tiny vocabulary
+    ids = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, "num_labels": LABELS}  # inside the tiny vocab
     cfg = transformers.AutoConfig.for_model(model_type, **{**ids, **kw})
     torch.manual_seed(0)
-    if model_type in ENCODERS + ("distilbert",):
+    if model_type in ENCODERS:  # ftlang loads an encoder to classify
+        return transformers.AutoModelForSequenceClassification.from_config(cfg)
+    if model_type == "distilbert":
         return transformers.AutoModel.from_config(cfg)
     return transformers.AutoModelForCausalLM.from_config(cfg)
 
@@ -86,7 +96,8 @@ def test_family_card_is_exact(model_type: str) -> None:
     card = card_from_config(cfg, ModelSource(kind="local", path="m"))
     assert card.family == MODEL_TYPES[model_type]
     assert sorted(layer_linears(card)) == _block_linears(model)
-    assert total_params(card) == sum(p.numel() for p in model.parameters())
+    head = classifier_params(card, LABELS) if model_type in ENCODERS else 0  # the classifier model's head
+    assert total_params(card) + head == sum(p.numel() for p in model.parameters())
     assert set(card.modules) == {leaf for leaf, *_ in _block_linears(model)}
     assert set(card.aliases["all_linear"]) == set(card.modules)
 
@@ -176,3 +187,38 @@ recipe gptj_lora {
     assert run.returncode == 0, run.stderr[-3000:]
     assert f"method lora · {want:,} of" in run.stdout + run.stderr
     assert (proj / "runs" / "a" / "adapter" / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("model_type", ["bert", "roberta", "llama"])
+def test_a_classify_plan_counts_the_head_peft_trains(model_type: str, tmp_path: Path) -> None:
+    """task = classify: the plan's trainable count is PEFT's own (SEQ_CLS trains the new head in full)."""
+    from ftlang.backend.methods import load_for_training, trainable_parameters
+    from ftlang.semantic.check import check_file
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from tiny_models import build_tokenizer
+
+    folder = tmp_path / "models" / "m"
+    folder.mkdir(parents=True)
+    build_tokenizer(folder)
+    base = transformers.AutoModel if model_type in ENCODERS else transformers.AutoModelForCausalLM
+    base.from_config(transformers.AutoConfig.for_model(model_type, pad_token_id=0, **CONFIGS[model_type])
+                     ).save_pretrained(str(folder))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "d.jsonl").write_text("".join(json.dumps({"text": f"t {i}", "label": "ab"[i % 2]}) + "\n"
+                                                       for i in range(8)))
+    targets = "[query, value]" if model_type in ENCODERS else "[q_proj, v_proj]"
+    (tmp_path / "r.ft").write_text(f"""
+recipe c {{
+  model = local("models/m")
+  task = classify(labels = [a, b, c])
+  data d = jsonl("data/d.jsonl") {{ format = classification }}
+  dataset train = d
+  method lora {{ r = 4, alpha = 8, targets = {targets} }}
+  train {{ max_steps = 1, batch = 2, max_seq_len = 16 }}
+}}
+""")
+    res = check_file(tmp_path / "r.ft")
+    assert res.plan is not None, [f"{d.code} {d.message}" for d in res.diagnostics]
+    trainable, total = trainable_parameters(load_for_training(res.plan))
+    assert res.plan.resources.trainable_params == trainable

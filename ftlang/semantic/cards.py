@@ -108,6 +108,9 @@ class Family:
     bias: bool = False  # the attention projections' bias when config.json does not say
     head_bias: bool = False  # the LM head has a bias (phi)
     positions: int | None = None  # learned position embeddings: rows beyond max_position (opt: 2)
+    #: the head AutoModelForSequenceClassification adds: "score" (h→labels, no bias: decoders), "linear"
+    #: (h→labels: BERT, after its pooler) or "dense" (h→h, then h→labels: RoBERTa, which has no pooler then)
+    classifier: str = "score"
 
 
 FAMILIES: dict[str, Family] = {
@@ -128,7 +131,8 @@ FAMILIES: dict[str, Family] = {
     "gpt_neox": Family("neox", ("gpt_neox",), norm="layer"),
     "opt": Family("opt", ("opt",), norm="layer", tie=True, positions=2),
     "starcoder2": Family("starcoder2", ("starcoder2",), norm="layer", tie=True, bias=True),
-    "bert": Family("bert", ("bert", "roberta", "xlm-roberta"), norm="layer"),
+    "bert": Family("bert", ("bert",), norm="layer", classifier="linear"),
+    "roberta": Family("bert", ("roberta", "xlm-roberta"), norm="layer", classifier="dense"),
 }
 #: config.json model_type → family
 MODEL_TYPES: dict[str, str] = {t: name for name, f in FAMILIES.items() for t in f.model_types}
@@ -211,11 +215,25 @@ def layer_linears(card: Card) -> list[Linear]:
     return LAYOUTS[FAMILIES[card.family].layout].linears(card)
 
 
+def _family(card: Card) -> Family | None:
+    """The card's family, or None for a card read from the weights."""
+    return FAMILIES.get(card.family)
+
+
 def extra_linears(card: Card) -> list[tuple[str, int, int, bool]]:
-    """Linear layers outside the blocks that a leaf-name target also matches (BERT's pooler.dense)."""
+    """Linear layers outside the blocks that a leaf-name target also matches (BERT's pooler.dense; an
+    encoder is always loaded to classify, and RoBERTa's classifier model has no pooler)."""
     if card.family == "bert":
         return [("dense", card.hidden, card.hidden, True)]
     return []
+
+
+def classifier_params(card: Card, labels: int) -> int:
+    """Parameters of the sequence-classification head (PEFT's SEQ_CLS task trains it in full)."""
+    fam = _family(card)
+    kind = fam.classifier if fam else ("linear" if card.arch == "encoder" else "score")
+    h = card.hidden
+    return {"score": h * labels, "linear": h * labels + labels, "dense": h * h + h + h * labels + labels}[kind]
 
 
 def _norm_params(card: Card) -> tuple[int, int]:
@@ -250,7 +268,7 @@ def total_params(card: Card) -> int:
         embed += (card.max_position or 1024) * h
     if fam.positions is not None:
         embed += ((card.max_position or 2048) + fam.positions) * h
-    if card.family == "bert":  # word + position + token type embeddings, embedding LayerNorm, pooler
+    if fam.layout == "bert":  # word + position + token type embeddings, embedding LayerNorm, pooler
         embed += (card.max_position or 512) * h + card.type_vocab * h + 2 * h
         embed += sum(d_in * d_out + d_out for _, d_in, d_out, _ in extra_linears(card))
     head = 0 if (card.tie_embeddings or card.arch == "encoder") else card.vocab * h + (card.vocab if fam.head_bias else 0)
@@ -340,7 +358,7 @@ def card_from_config(cfg: dict, source: ModelSource, span: Span | None = None) -
                       tie_embeddings=bool(cfg.get("tie_word_embeddings", fam.tie)))
             if cfg.get("head_dim"):
                 kw["head_dim"] = int(cfg["head_dim"])
-            if family == "bert":
+            if fam.layout == "bert":
                 kw.update(arch="encoder", tie_embeddings=False, type_vocab=int(cfg.get("type_vocab_size", 2)))
             kw["qkv_bias"] = bool(cfg.get("attention_bias", cfg.get("use_bias", cfg.get("use_qkv_bias", fam.bias))))
     except (TypeError, ValueError) as e:

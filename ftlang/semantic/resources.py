@@ -58,6 +58,7 @@ from ftlang.semantic.cards import (
     EMBEDDING_MODULES,
     HEAD_MODULES,
     Card,
+    classifier_params,
     layer_linears,
     linear_params,
     saved_modules_params,
@@ -341,6 +342,11 @@ def estimate(card: Card, method, train: TrainPlan, hardware: HardwarePlan, task:
     rt = runtime or runtime_of(card, method, train, hardware)
     total = total_params(card)
     trainable = trainable_params(card, method)
+    if task is not None and task.kind == "classify":  # a classification head replaces the LM head
+        lm_head = 0 if card.tie_embeddings or card.arch == "encoder" else card.vocab * card.hidden
+        head = classifier_params(card, len(task.labels))
+        total += head - lm_head
+        trainable = total if method.kind == "full" else trainable + head
     e = 2 if train.precision in ("bf16", "fp16") or rt.pure_16bit else 4
     world = _world(hardware)
     weights = _base_param_bytes(card, method, train, rt)
