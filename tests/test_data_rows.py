@@ -138,6 +138,36 @@ def test_head_counts_across_chunks_like_the_list_path(project, tok, monkeypatch)
     assert [(s["op"], s["rows_in"], s["rows_out"]) for s in st["steps"]][2] == ("head", 57, 30)
 
 
+def test_mix_and_concat_run_chunk_by_chunk_like_the_list_path(project, tok, monkeypatch):
+    """concat(...) and mix(...) append their rows after the source's: chunked, the source streams past them and
+    their rows go through the later steps at the end, with the same rows, order, provenance and counts."""
+    monkeypatch.setattr(steps_mod, "CHUNK_ROWS", 5)
+    plan = _plan(project, n=60, split=None)  # writes data/d.jsonl
+    d_rows = [json.loads(x) for x in _lines(60) if not x.endswith(": ")]
+    extra = [{"instruction": f"Extra {i}?", "output": f"Extra answer {i}."} for i in range(9)] + d_rows[3:6]
+    (project / "data" / "extra.jsonl").write_text("".join(json.dumps(r) + "\n" for r in extra))
+    replay = [{"messages": [{"role": "user", "content": f"r{i}"}, {"role": "assistant", "content": f"a{i}"}]}
+              for i in range(10)]
+    (project / "data" / "replay.jsonl").write_text("".join(json.dumps(r) + "\n" for r in replay))
+    steps = [step("dedupe", mode="exact"), step("filter", expr=LONG), step("concat", other="extra"),
+             step("to_chat", system="Be brief."), step("mix", other="replay", ratio=0.25, seed=1),
+             step("dedupe", mode="exact"), step("head", n=70)]
+    plan = make_plan(project, data={"d": source("d", "data/d.jsonl", on_error={"mode": "skip", "max_rows": 5}),
+                                    "extra": source("extra", "data/extra.jsonl"),
+                                    "replay": source("replay", "data/replay.jsonl", format="chat")},
+                     pipelines={"train": ("d", steps)}, split=None)
+    chunked = PipelineRunner(plan, log=lambda _m: None, spill=project / "spill").run("train")
+    listed = PipelineRunner(plan, log=lambda _m: None).run("train")
+    assert type(chunked.rows).__name__ == "RowTable" and chunked.fmt == listed.fmt == "chat"
+    assert [r["_meta"] for r in chunked.rows] == [r["_meta"] for r in listed.rows]
+    assert [r["messages"] for r in chunked.rows] == [r["messages"] for r in listed.rows]
+    assert chunked.stats == listed.stats and chunked.stats["conservation"]
+    st = chunked.stats
+    # 69 rows reach mix: it adds 69/3 = 23 of replay's 10 (repeating), the last dedupe drops 3 extra + 13 replay
+    assert (st["concatenated"], st["mixed"], st["deduped"], st["sampled_out"]) == (12, 23, 1 + 3 + 13, 6)
+    assert [r["_meta"]["source"] for r in chunked.rows][57:] == ["extra"] * 9 + ["replay"] * 4
+
+
 def _traced_peak(project, n: int, spill: bool) -> int:
     """Peak bytes Python allocated while the train pipeline ran over n rows (and, spilled, its split)."""
     plan = _plan(project, n=n, split={"validation": 0.1, "seed": 0})

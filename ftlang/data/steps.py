@@ -142,14 +142,19 @@ class PipelineRunner:
             return False
         if self._readers is None:
             self._readers = source_readers(self.plan)
-        return self._readers.get(pipe.source, 0) == 1 and all(s.op in PER_ROW_STEPS for s in pipe.steps)
+        return (self._readers.get(pipe.source, 0) == 1
+                and all(s.op in PER_ROW_STEPS + APPEND_STEPS for s in pipe.steps))
 
-    def run_chunk(self, ds: Dataset, steps: list[StepPlan], stats: dict, carried: Carried) -> None:
-        """The steps over one chunk of a pipeline's rows; `carried` holds what the steps remember between
-        chunks, so a row equal to one of an earlier chunk is deduped too and head(n) counts every chunk."""
-        for k, step in enumerate(steps):
+    def run_chunk(self, ds: Dataset, steps: list[StepPlan], stats: dict, carried: Carried, start: int = 0) -> None:
+        """Steps `start`.. over one chunk of a pipeline's rows; `carried` holds what the steps remember between
+        chunks, so a row equal to one of an earlier chunk is deduped too and head(n) counts every chunk.
+        An append step lets the chunk by (its rows come after the last chunk: `_append`)."""
+        for k in range(start, len(steps)):
+            step = steps[k]
             before = len(ds.rows)
-            if step.op == "dedupe":
+            if step.op in APPEND_STEPS:
+                pass
+            elif step.op == "dedupe":
                 _dedupe(self, ds, step, stats, carried.seen[k])
             elif step.op == "head":
                 _head(self, ds, step, stats, carried.passed[k])
@@ -165,6 +170,7 @@ class PipelineRunner:
         from ftlang.data.rowtable import RowWriter  # pyarrow: run time only
 
         assert self.spill is not None
+        self.datasets[pipe.name] = Dataset(pipe.name, "pending", [])  # a cycle meets this empty placeholder
         s, rows = open_source(self.plan, pipe.source, allow_outside=self.allow_outside)
         self.sources[pipe.source] = s
         src = self.plan.data[pipe.source]
@@ -184,10 +190,30 @@ class PipelineRunner:
         mark_empty(self.plan, s)
         self.warnings.extend(enforce(self.plan, s))
         self.released[pipe.source] = s.read - len(s.problems)  # its rows went by; the count stays
-        for step in pipe.steps:  # the format the steps give, even when no chunk went through them
+        fmt = src.format
+        for k, step in enumerate(pipe.steps):  # the format each step gives, even when no chunk went through
+            if step.op in APPEND_STEPS:
+                self._append(pipe, k, fmt, stats, carried, writer)
             fmt = CONVERTED.get(step.op, fmt)
         ds = Dataset(pipe.name, fmt, writer.close())
         return self._finish(ds, stats)
+
+    def _append(self, pipe: P.PipelinePlan, k: int, fmt: str, stats: dict, carried: Carried, writer: Any) -> None:
+        """Append step k's rows after every row that reached it, through the steps after it, chunk by chunk."""
+        from itertools import islice
+
+        step = pipe.steps[k]
+        if step.op == "mix":  # sized by the rows that reached it
+            added = self.mixed_rows(carried.passed[k], fmt, step, stats)
+        else:
+            added = self.concatenated_rows(fmt, step, stats)
+        stats["steps"][k]["rows_out"] += len(added)
+        carried.passed[k] += len(added)
+        rows = iter(added)
+        while chunk := list(islice(rows, CHUNK_ROWS)):
+            ds = Dataset(pipe.name, fmt, chunk)
+            self.run_chunk(ds, pipe.steps, stats, carried, start=k + 1)
+            writer.write(ds.rows)
 
     def _finish(self, ds: Dataset, stats: dict) -> Dataset:
         stats["output"] = len(ds.rows)
@@ -221,27 +247,28 @@ class PipelineRunner:
         ds.rows = out
         ds.fmt = CONVERTED[op]
 
-    def other_rows(self, ds: Dataset, step: StepPlan) -> tuple[Dataset, list[dict]]:
+    def other_rows(self, fmt: str, step: StepPlan) -> tuple[Dataset, list[dict]]:
         """The rows of the source or dataset a step names (mix, concat), copied and shaped like ds's rows."""
         other = self.resolve(step.args.other, step)
         rows = [dict(r) for r in other.rows]
-        if other.fmt != ds.fmt:
-            conv = make_step({"chat": "to_chat", "instruction": "to_instruction"}.get(ds.fmt, "to_completion"),
+        if other.fmt != fmt:
+            conv = make_step({"chat": "to_chat", "instruction": "to_instruction"}.get(fmt, "to_completion"),
                              loc=step.loc)
-            if ds.fmt not in ("chat", "instruction"):
+            if fmt not in ("chat", "instruction"):
                 raise DiagnosticError(error("FT624", f"{step.op}: {other.name} has {other.fmt} rows, this dataset "
-                                                     f"has {ds.fmt} rows", loc_span(step.loc)))
+                                                     f"has {fmt} rows", loc_span(step.loc)))
             tmp = Dataset(other.name, other.fmt, rows)
             self._convert(tmp, conv)
             rows = tmp.rows
         return other, rows
 
-    def _mix(self, ds: Dataset, step: StepPlan, stats: dict) -> None:
+    def mixed_rows(self, n: int, fmt: str, step: StepPlan, stats: dict) -> list[dict]:
+        """The rows mix(...) appends after the n rows of `fmt` that reach it."""
         ratio = float(step.args.ratio)
-        other, rows = self.other_rows(ds, step)
+        other, rows = self.other_rows(fmt, step)
         if not rows:
             raise DiagnosticError(error("FT625", f"mix: {other.name} has no rows", loc_span(step.loc)))
-        want = round(ratio * len(ds.rows) / (1 - ratio)) if ratio < 1 else len(rows)
+        want = round(ratio * n / (1 - ratio)) if ratio < 1 else len(rows)
         seed = step.args.seed if step.args.seed is not None else self.plan.train.seed
         rng = random.Random(seed)
         picked: list[dict] = []
@@ -255,13 +282,22 @@ class PipelineRunner:
         for r in picked:
             r["_meta"] = {**r.get("_meta", {}), "mixed": True}
         stats["mixed"] += len(picked)
-        ds.rows = ds.rows + picked
+        return picked
+
+    def concatenated_rows(self, fmt: str, step: StepPlan, stats: dict) -> list[dict]:
+        """The rows concat(...) appends: every row of the other dataset, shaped like rows of `fmt`."""
+        _, rows = self.other_rows(fmt, step)
+        stats["concatenated"] = stats.get("concatenated", 0) + len(rows)
+        return rows
 
 
 CHUNK_ROWS = 8192  # rows per chunk of a pipeline run chunk by chunk
 #: steps that look at one row at a time (dedupe keeps a hash per distinct row, head a count): a pipeline of
 #: these runs chunk by chunk, or over a stream
 PER_ROW_STEPS = ("dedupe", "filter", "to_chat", "to_instruction", "to_completion", "head")
+#: steps that append rows after all the rows that reach them: run chunk by chunk, the source's rows pass
+#: them by, and their rows go through the later steps once the source is read (the same rows, in order)
+APPEND_STEPS = ("mix", "concat")
 
 
 @dataclass
@@ -353,7 +389,7 @@ def _augment(runner: PipelineRunner, ds: Dataset, step: P.AugmentStep, stats: di
 
 @runs(P.MixStep)
 def _mix(runner: PipelineRunner, ds: Dataset, step: P.MixStep, stats: dict) -> None:
-    runner._mix(ds, step, stats)
+    ds.rows = ds.rows + runner.mixed_rows(len(ds.rows), ds.fmt, step, stats)
 
 
 @runs(P.SampleStep)
@@ -375,9 +411,7 @@ def _head(runner: PipelineRunner, ds: Dataset, step: P.HeadStep, stats: dict, pa
 
 @runs(P.ConcatStep)
 def _concat(runner: PipelineRunner, ds: Dataset, step: P.ConcatStep, stats: dict) -> None:
-    _, rows = runner.other_rows(ds, step)  # shaped like this dataset's rows, as for mix(...)
-    stats["concatenated"] = stats.get("concatenated", 0) + len(rows)
-    ds.rows = ds.rows + rows
+    ds.rows = ds.rows + runner.concatenated_rows(ds.fmt, step, stats)
 
 
 def source_readers(plan: Plan) -> dict[str, int]:
