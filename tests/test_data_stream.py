@@ -143,3 +143,34 @@ def test_head_bounds_a_stream(project, tiny_llama_dir, monkeypatch):
     assert (pipe["input"], pipe["output"], pipe["sampled_out"]) == (16, 10, 6) and pipe["conservation"]
     assert p.stats["split"]["train"] + p.stats["split"]["validation"] == 10 and p.stats["conservation"]
     assert any("head(...) of the train pipeline is full after 16 rows of `web`" in x for x in lines)
+
+
+def test_a_stream_with_a_replay_buffer_mixed_in_still_streams(project, tiny_llama_dir, monkeypatch):
+    """mix(...) appends after the stream: the stream is read batch by batch and the replay rows follow it."""
+    from transformers import AutoTokenizer
+
+    from ftlang.data import stream
+    from ftlang.data.prepare import prepare
+
+    recipe = RECIPE.replace('  dataset train = web', '''  data replay = jsonl("data/replay.jsonl") { format = chat }
+  dataset train = web''').replace('to_chat(system = "Be brief.")', 'to_chat(system = "Be brief.") | mix(replay, ratio = 20%, seed = 3)')
+    plan = _compile_with_replay(project, tiny_llama_dir, recipe)
+    monkeypatch.setattr(stream, "BATCH_ROWS", 8)
+    tok = AutoTokenizer.from_pretrained(str(project / "models" / "tiny"))
+    lines: list[str] = []
+    p = prepare(plan, tok, log=lines.append)
+    pipe = p.stats["pipelines"]["train"]
+    assert pipe["streamed"] and not any("read whole" in x for x in lines)
+    assert (pipe["input"], pipe["deduped"], pipe["filtered"], pipe["mixed"]) == (46, 5, 1, 10)  # 40 / 0.8 · 0.2
+    assert pipe["output"] == 50 and pipe["conservation"] and p.stats["conservation"]
+    split = p.stats["split"]
+    assert split["train"] + split["validation"] == 50 and split["method"] == "hash"
+    assert p.stats["tokens"]["train"]["rows_in"] == split["train"]
+
+
+def _compile_with_replay(project: Path, tiny_llama_dir: Path, recipe: str):
+    (project / "data").mkdir(exist_ok=True)
+    replay = [{"messages": [{"role": "user", "content": f"Old question {i}?"},
+                            {"role": "assistant", "content": f"Old answer {i}."}]} for i in range(6)]
+    (project / "data" / "replay.jsonl").write_text("".join(json.dumps(r) + "\n" for r in replay))
+    return _compile(project, tiny_llama_dir, recipe)

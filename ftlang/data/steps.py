@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,7 +148,7 @@ class PipelineRunner:
     def run_chunk(self, ds: Dataset, steps: list[StepPlan], stats: dict, carried: Carried, start: int = 0) -> None:
         """Steps `start`.. over one chunk of a pipeline's rows; `carried` holds what the steps remember between
         chunks, so a row equal to one of an earlier chunk is deduped too and head(n) counts every chunk.
-        An append step lets the chunk by (its rows come after the last chunk: `_append`)."""
+        An append step lets the chunk by (its rows come after the last chunk: `appended`)."""
         for k in range(start, len(steps)):
             step = steps[k]
             before = len(ds.rows)
@@ -191,29 +191,35 @@ class PipelineRunner:
         self.warnings.extend(enforce(self.plan, s))
         self.released[pipe.source] = s.read - len(s.problems)  # its rows went by; the count stays
         fmt = src.format
-        for k, step in enumerate(pipe.steps):  # the format each step gives, even when no chunk went through
-            if step.op in APPEND_STEPS:
-                self._append(pipe, k, fmt, stats, carried, writer)
+        for ds in self.appended(pipe, stats, carried):
+            writer.write(ds.rows)
+        for step in pipe.steps:  # the format the steps give, even when no chunk went through them
             fmt = CONVERTED.get(step.op, fmt)
         ds = Dataset(pipe.name, fmt, writer.close())
         return self._finish(ds, stats)
 
-    def _append(self, pipe: P.PipelinePlan, k: int, fmt: str, stats: dict, carried: Carried, writer: Any) -> None:
-        """Append step k's rows after every row that reached it, through the steps after it, chunk by chunk."""
+    def appended(self, pipe: P.PipelinePlan, stats: dict, carried: Carried, stopped: bool = False
+                 ) -> Iterator[Dataset]:
+        """Once the source's chunks went through: each append step's rows (after every row that reached it),
+        through the steps after it, chunk by chunk. `stopped`: the source was not read to its end because a
+        head(n) was full; an append step before a full head then adds nothing (no row of it could pass)."""
         from itertools import islice
 
-        step = pipe.steps[k]
-        if step.op == "mix":  # sized by the rows that reached it
-            added = self.mixed_rows(carried.passed[k], fmt, step, stats)
-        else:
-            added = self.concatenated_rows(fmt, step, stats)
-        stats["steps"][k]["rows_out"] += len(added)
-        carried.passed[k] += len(added)
-        rows = iter(added)
-        while chunk := list(islice(rows, CHUNK_ROWS)):
-            ds = Dataset(pipe.name, fmt, chunk)
-            self.run_chunk(ds, pipe.steps, stats, carried, start=k + 1)
-            writer.write(ds.rows)
+        fmt = self.plan.data[pipe.source].format
+        for k, step in enumerate(pipe.steps):
+            if step.op in APPEND_STEPS and not (stopped and carried.full(pipe.steps[k + 1:], offset=k + 1)):
+                if step.op == "mix":  # sized by the rows that reached it
+                    added = self.mixed_rows(carried.passed[k], fmt, step, stats)
+                else:
+                    added = self.concatenated_rows(fmt, step, stats)
+                stats["steps"][k]["rows_out"] += len(added)
+                carried.passed[k] += len(added)
+                rows = iter(added)
+                while chunk := list(islice(rows, CHUNK_ROWS)):
+                    ds = Dataset(pipe.name, fmt, chunk)
+                    self.run_chunk(ds, pipe.steps, stats, carried, start=k + 1)
+                    yield ds
+            fmt = CONVERTED.get(step.op, fmt)
 
     def _finish(self, ds: Dataset, stats: dict) -> Dataset:
         stats["output"] = len(ds.rows)
@@ -312,9 +318,10 @@ class Carried:
     def of(cls, steps: list[StepPlan]) -> Carried:
         return cls([set() for _ in steps], [0 for _ in steps])
 
-    def full(self, steps: list[StepPlan]) -> bool:
-        """A head(n) has let its n rows through: no later row can come out of the pipeline."""
-        return any(s.op == "head" and self.passed[k] >= s.args.n for k, s in enumerate(steps))
+    def full(self, steps: list[StepPlan], offset: int = 0) -> bool:
+        """A head(n) among `steps` (the pipeline's from index `offset`) has let its n rows through: no later
+        row can come out of the pipeline."""
+        return any(s.op == "head" and self.passed[offset + k] >= s.args.n for k, s in enumerate(steps))
 CONVERTED = {"to_chat": "chat", "to_instruction": "instruction", "to_completion": "completion"}
 
 

@@ -2,8 +2,9 @@
 source is read, straight into tokenization, so the source's rows are never all in memory.
 
 A streamed source streams when the train pipeline reads it with per-row steps only (filter, the
-conversions, dedupe, which keeps one hash per distinct row, head(n), which counts) and no other dataset
-reads it; otherwise it is read whole, and the log says why. Once a head(n) has let its n rows through,
+conversions, dedupe, which keeps one hash per distinct row, head(n), which counts) or append steps
+(concat, mix: their rows follow the stream's, read whole) and no other dataset reads it; otherwise it
+is read whole, and the log says why. Once a head(n) has let its n rows through,
 the rest of the stream is not read (`"stopped_after"`: the rows read), so head bounds an endless stream. The validation split of a stream is a hash split: a row is held
 out when the hash of (seed, its content) falls inside the fraction, so the same data and seed hold out the
 same rows, about (not exactly) that fraction of them; the split's stats say `"method": "hash"`. With
@@ -19,6 +20,7 @@ from itertools import islice
 
 from ftlang.data.rows import content_hash
 from ftlang.data.steps import (
+    APPEND_STEPS,
     CHUNK_ROWS,
     CONVERTED,
     PER_ROW_STEPS,
@@ -45,7 +47,8 @@ def streamed_source(plan: Plan, log: Callable[[str], None]) -> str | None:
     readers = [n for n, p in pipes.items() if n != "train" and (p.source == name or any(
         getattr(s.args, "other", None) == name for s in p.steps))]
     split = plan.datasets.split
-    why = next((f"step {s.op}(...) needs all its rows" for s in pipe.steps if s.op not in PER_ROW_STEPS), None)
+    why = next((f"step {s.op}(...) needs all its rows" for s in pipe.steps
+                if s.op not in PER_ROW_STEPS + APPEND_STEPS), None)
     if why is None and readers:
         why = f"dataset `{readers[0]}` reads it too"
     elif why is None and plan.eval.forgetting_on == name:
@@ -94,8 +97,25 @@ class TrainStream:
             self._first.add(h)
         return h in self._first
 
+    def _split(self, ds: Dataset) -> list[dict]:
+        """ds's train rows; the held-out ones join `validation`."""
+        self.stats["output"] += len(ds.rows)
+        train = ds.rows
+        if self.split is not None:
+            held = [self._held_out(r) for r in ds.rows]
+            train = [r for r, h in zip(ds.rows, held, strict=True) if not h]
+            self.validation += [r for r, h in zip(ds.rows, held, strict=True) if h]
+        self.train_rows += len(train)
+        return train
+
     def batches(self) -> Iterator[list[dict]]:
         carried = Carried.of(self.pipe.steps)
+        yield from self._source_batches(carried)
+        stopped = "stopped_after" in self.stats
+        for ds in self.runner.appended(self.pipe, self.stats, carried, stopped=stopped):  # concat, mix
+            yield self._split(ds)
+
+    def _source_batches(self, carried: Carried) -> Iterator[list[dict]]:
         strict = self.plan.data[self.stats["source"]].on_error
         early = strict.mode == "fail" or strict.max_rows is not None  # a fraction needs the whole count
         while batch := list(islice(self._rows, BATCH_ROWS)):
@@ -104,14 +124,7 @@ class TrainStream:
             self.stats["input"] += len(batch)
             ds = Dataset("train", self.plan.data[self.stats["source"]].format, batch)
             self.runner.run_chunk(ds, self.pipe.steps, self.stats, carried)
-            self.stats["output"] += len(ds.rows)
-            train = ds.rows
-            if self.split is not None:
-                held = [self._held_out(r) for r in ds.rows]
-                train = [r for r, h in zip(ds.rows, held, strict=True) if not h]
-                self.validation += [r for r, h in zip(ds.rows, held, strict=True) if h]
-            self.train_rows += len(train)
-            yield train
+            yield self._split(ds)
             if carried.full(self.pipe.steps):  # head(n) is full: the rest of the stream could add no row
                 self.stats["stopped_after"] = self.source.read
                 self.log(f"data: head(...) of the train pipeline is full after {self.source.read} rows of "
@@ -125,7 +138,8 @@ class TrainStream:
         self.runner.warnings.extend(enforce(self.plan, s))
         self.runner.released[s.name] = s.read - len(s.problems)  # its rows went by; the count stays
         st = self.stats
-        st["conservation"] = st["input"] == st["output"] + st["deduped"] + st["filtered"] + st["sampled_out"]
+        st["conservation"] = (st["input"] + st["mixed"] + st.get("concatenated", 0)
+                              == st["output"] + st["deduped"] + st["filtered"] + st["sampled_out"])
         self.runner.datasets["train"] = Dataset("train", self.fmt, [], st)
         if self.split is None:
             return {}
