@@ -1,9 +1,12 @@
 """The data stage at scale, one measurement per fresh process (so each peak RSS is its own).
 
-    python bench/data_scale.py ours|baseline WORK ROWS
+    python bench/data_scale.py ours|baseline|mix|mix-list WORK ROWS
 
 ours      prepare() of `dataset train = d | dedupe(exact) | to_chat`, split 10%, data_workers = 2, then the
           cached rerun in the same process
+mix       the same with a replay buffer: `| mix(replay, ratio = 5%)` (2,000 chat rows, written on first use)
+mix-list  mix with the whole-list pipeline (PipelineRunner._chunked off): how it ran before mix went chunk
+          by chunk
 baseline  the plain way: datasets.load_dataset("json") then Dataset.map(batched=True) with the same fast
           tokenizer and chat template (text + prompt rendered by apply_chat_template, labels masked up to the
           prompt's length), one process
@@ -35,17 +38,37 @@ def _status(key: str) -> int:
     return 0
 
 
-def ours(work: Path, rows: int) -> dict:
-    from plan_factory import make_plan, step
+def _replay(work: Path) -> None:
+    path = work / "data" / "replay.jsonl"
+    if not path.is_file():
+        rows = [{"messages": [{"role": "user", "content": f"An earlier question, number {i}?"},
+                              {"role": "assistant", "content": f"The earlier answer, number {i}."}]} for i in range(2000)]
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def ours(work: Path, rows: int, mix: bool = False, chunked: bool = True) -> dict:
+    from plan_factory import make_plan, source, step
     from transformers import AutoTokenizer
 
     from ftlang.data.prepare import prepare
+    from ftlang.data.steps import PipelineRunner
 
     tok = AutoTokenizer.from_pretrained(str(work / "tok"))
-    plan = make_plan(work, data={"d": {"path": f"data/d{rows}.jsonl"}},
-                     pipelines={"train": ("d", [step("dedupe", mode="exact"), step("to_chat")])},
+    steps = [step("dedupe", mode="exact"), step("to_chat")]
+    data = {"d": {"path": f"data/d{rows}.jsonl"}}
+    if mix:
+        _replay(work)
+        steps.append(step("mix", other="replay", ratio=0.05, seed=0))
+        data["replay"] = source("replay", "data/replay.jsonl", format="chat")
+    if not chunked:
+        PipelineRunner._chunked = lambda self, pipe: False
+    plan = make_plan(work, data=data, pipelines={"train": ("d", steps)},
                      train={"max_seq_len": 2048, "data_workers": 2})
-    cache = work / f"cache{rows}"
+    cache = work / f"cache{rows}{'-mix' if mix else ''}{'' if chunked else '-list'}"
+    if cache.exists():
+        import shutil
+
+        shutil.rmtree(cache)
     before = _status("VmRSS")
     t = time.perf_counter()
     p = prepare(plan, tok, cache_dir=cache, log=lambda _m: None)
@@ -89,5 +112,7 @@ def baseline(work: Path, rows: int) -> dict:
 
 if __name__ == "__main__":
     kind, work, n = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
-    got = (ours if kind == "ours" else baseline)(work, n)
+    runs = {"ours": lambda: ours(work, n), "baseline": lambda: baseline(work, n),
+            "mix": lambda: ours(work, n, mix=True), "mix-list": lambda: ours(work, n, mix=True, chunked=False)}
+    got = runs[kind]()
     print(json.dumps({"kind": kind, "rows": n, "rows_s": n / got["seconds"], **got}))

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from ftlang.atomic import write_text
     from ftlang.plan import ModelSource
     from ftlang.semantic.card_text import card_name, card_text
-    from ftlang.semantic.cards import CardError, card_from_config
+    from ftlang.semantic.cards import CardError, UnknownFamily, card_from_config
 
     if args.model.count("/") != 1 or not all(args.model.split("/")):
         print(f"ftlang card: {args.model!r} is not a hub id (ORG/NAME)", file=sys.stderr)
@@ -62,8 +62,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         card = card_from_config(cfg, ModelSource(kind="hf", path=args.model, revision=args.revision))
     except CardError as e:
+        hint = ("download the model and use local(\"dir\"): the checker then reads its layout from the "
+                "safetensors headers" if isinstance(e, UnknownFamily) else
+                "write a model_card by hand (see docs/language.md, Model cards)")
         raise DiagnosticError([error("FT212", f"cannot derive a model card from {args.model}: {e}", None,
-                                     "write a model_card by hand (see docs/language.md, Model cards)")]) from None
+                                     hint)]) from None
     name = args.name or card_name(args.model)
     text = card_text(card, name, f"{args.model}: dimensions from its config.json (written by `ftlang card`)")
     out = Path(args.output or Path("cards") / f"{name}.ft")
