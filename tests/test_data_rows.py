@@ -168,6 +168,30 @@ def test_mix_and_concat_run_chunk_by_chunk_like_the_list_path(project, tok, monk
     assert [r["_meta"]["source"] for r in chunked.rows][57:] == ["extra"] * 9 + ["replay"] * 4
 
 
+@pytest.mark.parametrize("where", ["middle", "end", "twice"])
+def test_sample_picks_the_same_rows_chunk_by_chunk(project, monkeypatch, where):
+    """sample(n, seed) needs the count first: the rows before it are spilled and it picks the positions the list
+    path picks; the steps after it read the picked rows back."""
+    monkeypatch.setattr(steps_mod, "CHUNK_ROWS", 6)
+    _plan(project, n=90, split=None)  # writes data/d.jsonl
+    extra = [{"instruction": f"Extra {i}?", "output": f"Extra answer {i}."} for i in range(7)]
+    (project / "data" / "extra.jsonl").write_text("".join(json.dumps(r) + "\n" for r in extra))
+    steps = {"middle": [step("dedupe", mode="exact"), step("concat", other="extra"), step("sample", n=40, seed=7),
+                        step("filter", expr=LONG), step("to_chat"), step("head", n=30)],
+             "end": [step("filter", expr=LONG), step("to_chat"), step("sample", n=50, seed=1)],
+             "twice": [step("sample", n=60, seed=2), step("to_chat"), step("sample", n=500, seed=3),
+                       step("sample", n=25, seed=4)]}[where]
+    plan = make_plan(project, data={"d": source("d", "data/d.jsonl", on_error={"mode": "skip", "max_rows": 5}),
+                                    "extra": source("extra", "data/extra.jsonl")},
+                     pipelines={"train": ("d", steps)}, split=None)
+    chunked = PipelineRunner(plan, log=lambda _m: None, spill=project / "spill").run("train")
+    listed = PipelineRunner(plan, log=lambda _m: None).run("train")
+    assert type(chunked.rows).__name__ == "RowTable" and chunked.fmt == listed.fmt == "chat"
+    assert [r["_meta"] for r in chunked.rows] == [r["_meta"] for r in listed.rows]
+    assert [r["messages"] for r in chunked.rows] == [r["messages"] for r in listed.rows]
+    assert chunked.stats == listed.stats and chunked.stats["conservation"] and chunked.stats["sampled_out"] > 0
+
+
 def _traced_peak(project, n: int, spill: bool) -> int:
     """Peak bytes Python allocated while the train pipeline ran over n rows (and, spilled, its split)."""
     plan = _plan(project, n=n, split={"validation": 0.1, "seed": 0})

@@ -143,13 +143,14 @@ class PipelineRunner:
         if self._readers is None:
             self._readers = source_readers(self.plan)
         return (self._readers.get(pipe.source, 0) == 1
-                and all(s.op in PER_ROW_STEPS + APPEND_STEPS for s in pipe.steps))
+                and all(s.op in PER_ROW_STEPS + APPEND_STEPS + BARRIER_STEPS for s in pipe.steps))
 
-    def run_chunk(self, ds: Dataset, steps: list[StepPlan], stats: dict, carried: Carried, start: int = 0) -> None:
-        """Steps `start`.. over one chunk of a pipeline's rows; `carried` holds what the steps remember between
+    def run_chunk(self, ds: Dataset, steps: list[StepPlan], stats: dict, carried: Carried, start: int = 0,
+                  end: int | None = None) -> None:
+        """Steps start..end over one chunk of a pipeline's rows; `carried` holds what the steps remember between
         chunks, so a row equal to one of an earlier chunk is deduped too and head(n) counts every chunk.
         An append step lets the chunk by (its rows come after the last chunk: `appended`)."""
-        for k in range(start, len(steps)):
+        for k in range(start, len(steps) if end is None else end):
             step = steps[k]
             before = len(ds.rows)
             if step.op in APPEND_STEPS:
@@ -165,6 +166,8 @@ class PipelineRunner:
             stats["steps"][k]["rows_out"] += len(ds.rows)
 
     def _run_chunked(self, pipe: P.PipelinePlan) -> Dataset:
+        """The pipeline chunk by chunk, in segments that end at a sample(...): each segment's rows are spilled,
+        the sample picks among them by index, and the next segment reads the picked rows back."""
         from itertools import islice
 
         from ftlang.data.rowtable import RowWriter  # pyarrow: run time only
@@ -174,40 +177,74 @@ class PipelineRunner:
         s, rows = open_source(self.plan, pipe.source, allow_outside=self.allow_outside)
         self.sources[pipe.source] = s
         src = self.plan.data[pipe.source]
-        early = src.on_error.mode == "fail" or src.on_error.max_rows is not None  # a fraction needs the count
         stats = new_stats(pipe)
         carried = Carried.of(pipe.steps)
-        writer = RowWriter(self.spill / f"{pipe.name}.arrow")
-        fmt = src.format
+        ends = [k for k, step in enumerate(pipe.steps) if step.op in BARRIER_STEPS] + [len(pipe.steps)]
+        chunks: Iterator[list[dict]] = self._source_chunks(s, rows, src, stats)
+        start, fmt = 0, src.format
+        for n, end in enumerate(ends):
+            last = end == len(pipe.steps)
+            writer = RowWriter(self.spill / f"{pipe.name}{'' if last else f'.{n}'}.arrow")
+            for chunk in chunks:
+                ds = Dataset(pipe.name, fmt, chunk)
+                self.run_chunk(ds, pipe.steps, stats, carried, start, end)
+                writer.write(ds.rows)
+            for ds in self.appended(pipe, stats, carried, start=start, end=end):
+                writer.write(ds.rows)
+            table = writer.close()
+            for step in pipe.steps[start:end]:  # the format the steps give, even when no chunk went through
+                fmt = CONVERTED.get(step.op, fmt)
+            if last:
+                break
+            table = self._sampled(table, pipe.steps[end], stats, carried, end)
+            picked = iter(table)
+            chunks = iter(lambda it=picked: list(islice(it, CHUNK_ROWS)), [])
+            start = end + 1
+        return self._finish(Dataset(pipe.name, fmt, table), stats)
+
+    def _source_chunks(self, s: SourceRows, rows: Iterator[dict], src: P.SourcePlan, stats: dict
+                       ) -> Iterator[list[dict]]:
+        """The source's rows, CHUNK_ROWS at a time, under its on_error policy; its counts once it ends."""
+        from itertools import islice
+
+        early = src.on_error.mode == "fail" or src.on_error.max_rows is not None  # a fraction needs the count
         while s.fatal is None and (chunk := list(islice(rows, CHUNK_ROWS))):
             if early and s.problems:
                 enforce(self.plan, s)  # fail fast, before the steps see a chunk the policy rejects
             stats["input"] += len(chunk)
-            ds = Dataset(pipe.name, src.format, chunk)
-            self.run_chunk(ds, pipe.steps, stats, carried)
-            fmt = ds.fmt
-            writer.write(ds.rows)
+            yield chunk
         mark_empty(self.plan, s)
         self.warnings.extend(enforce(self.plan, s))
-        self.released[pipe.source] = s.read - len(s.problems)  # its rows went by; the count stays
-        fmt = src.format
-        for ds in self.appended(pipe, stats, carried):
-            writer.write(ds.rows)
-        for step in pipe.steps:  # the format the steps give, even when no chunk went through them
-            fmt = CONVERTED.get(step.op, fmt)
-        ds = Dataset(pipe.name, fmt, writer.close())
-        return self._finish(ds, stats)
+        self.released[s.name] = s.read - len(s.problems)  # its rows went by; the count stays
 
-    def appended(self, pipe: P.PipelinePlan, stats: dict, carried: Carried, stopped: bool = False
-                 ) -> Iterator[Dataset]:
-        """Once the source's chunks went through: each append step's rows (after every row that reached it),
-        through the steps after it, chunk by chunk. `stopped`: the source was not read to its end because a
-        head(n) was full; an append step before a full head then adds nothing (no row of it could pass)."""
+    @staticmethod
+    def _sampled(table: Any, step: StepPlan, stats: dict, carried: Carried, k: int) -> Any:
+        """sample(n, seed) over spilled rows: the same positions `_sample` picks from a list."""
+        import numpy as np
+
+        before = len(table)
+        if step.args.n < before:
+            keep = sorted(random.Random(step.args.seed).sample(range(before), step.args.n))
+            table = table.select(np.asarray(keep, dtype=np.int64))
+            stats["sampled_out"] += before - len(table)
+        stats["steps"][k]["rows_in"] += before
+        stats["steps"][k]["rows_out"] += len(table)
+        carried.passed[k] += len(table)
+        return table
+
+    def appended(self, pipe: P.PipelinePlan, stats: dict, carried: Carried, stopped: bool = False,
+                 start: int = 0, end: int | None = None) -> Iterator[Dataset]:
+        """Once the chunks of steps start..end went through: each append step's rows among them (after every
+        row that reached it), through the steps after it up to `end`, chunk by chunk. `stopped`: the source
+        was not read to its end because a head(n) was full; an append step before a full head then adds
+        nothing (no row of it could pass)."""
         from itertools import islice
 
+        end = len(pipe.steps) if end is None else end
         fmt = self.plan.data[pipe.source].format
-        for k, step in enumerate(pipe.steps):
-            if step.op in APPEND_STEPS and not (stopped and carried.full(pipe.steps[k + 1:], offset=k + 1)):
+        for k, step in enumerate(pipe.steps[:end]):
+            if k >= start and step.op in APPEND_STEPS and not (
+                    stopped and carried.full(pipe.steps[k + 1:], offset=k + 1)):
                 if step.op == "mix":  # sized by the rows that reached it
                     added = self.mixed_rows(carried.passed[k], fmt, step, stats)
                 else:
@@ -217,7 +254,7 @@ class PipelineRunner:
                 rows = iter(added)
                 while chunk := list(islice(rows, CHUNK_ROWS)):
                     ds = Dataset(pipe.name, fmt, chunk)
-                    self.run_chunk(ds, pipe.steps, stats, carried, start=k + 1)
+                    self.run_chunk(ds, pipe.steps, stats, carried, start=k + 1, end=end)
                     yield ds
             fmt = CONVERTED.get(step.op, fmt)
 
@@ -304,6 +341,9 @@ PER_ROW_STEPS = ("dedupe", "filter", "to_chat", "to_instruction", "to_completion
 #: steps that append rows after all the rows that reach them: run chunk by chunk, the source's rows pass
 #: them by, and their rows go through the later steps once the source is read (the same rows, in order)
 APPEND_STEPS = ("mix", "concat")
+#: steps that need the count of every row before them (sample picks positions): run chunk by chunk, the rows
+#: before one are spilled, it selects among them by index, and the steps after it read the selection back
+BARRIER_STEPS = ("sample",)
 
 
 @dataclass
