@@ -138,6 +138,18 @@ def test_head_counts_across_chunks_like_the_list_path(project, tok, monkeypatch)
     assert [(s["op"], s["rows_in"], s["rows_out"]) for s in st["steps"]][2] == ("head", 57, 30)
 
 
+def _same_as_the_list_path(project, plan):
+    """The train pipeline chunk by chunk (spilled), checked against the list-of-dicts path: the same chat rows, in
+    the same order, with the same provenance and counts."""
+    chunked = PipelineRunner(plan, log=lambda _m: None, spill=project / "spill").run("train")
+    listed = PipelineRunner(plan, log=lambda _m: None).run("train")
+    assert type(chunked.rows).__name__ == "RowTable" and chunked.fmt == listed.fmt == "chat"
+    assert [r["_meta"] for r in chunked.rows] == [r["_meta"] for r in listed.rows]
+    assert [r["messages"] for r in chunked.rows] == [r["messages"] for r in listed.rows]
+    assert chunked.stats == listed.stats and chunked.stats["conservation"]
+    return chunked
+
+
 def test_mix_and_concat_run_chunk_by_chunk_like_the_list_path(project, tok, monkeypatch):
     """concat(...) and mix(...) append their rows after the source's: chunked, the source streams past them and
     their rows go through the later steps at the end, with the same rows, order, provenance and counts."""
@@ -156,12 +168,7 @@ def test_mix_and_concat_run_chunk_by_chunk_like_the_list_path(project, tok, monk
                                     "extra": source("extra", "data/extra.jsonl"),
                                     "replay": source("replay", "data/replay.jsonl", format="chat")},
                      pipelines={"train": ("d", steps)}, split=None)
-    chunked = PipelineRunner(plan, log=lambda _m: None, spill=project / "spill").run("train")
-    listed = PipelineRunner(plan, log=lambda _m: None).run("train")
-    assert type(chunked.rows).__name__ == "RowTable" and chunked.fmt == listed.fmt == "chat"
-    assert [r["_meta"] for r in chunked.rows] == [r["_meta"] for r in listed.rows]
-    assert [r["messages"] for r in chunked.rows] == [r["messages"] for r in listed.rows]
-    assert chunked.stats == listed.stats and chunked.stats["conservation"]
+    chunked = _same_as_the_list_path(project, plan)
     st = chunked.stats
     # 69 rows reach mix: it adds 69/3 = 23 of replay's 10 (repeating), the last dedupe drops 3 extra + 13 replay
     assert (st["concatenated"], st["mixed"], st["deduped"], st["sampled_out"]) == (12, 23, 1 + 3 + 13, 6)
@@ -184,12 +191,7 @@ def test_sample_picks_the_same_rows_chunk_by_chunk(project, monkeypatch, where):
     plan = make_plan(project, data={"d": source("d", "data/d.jsonl", on_error={"mode": "skip", "max_rows": 5}),
                                     "extra": source("extra", "data/extra.jsonl")},
                      pipelines={"train": ("d", steps)}, split=None)
-    chunked = PipelineRunner(plan, log=lambda _m: None, spill=project / "spill").run("train")
-    listed = PipelineRunner(plan, log=lambda _m: None).run("train")
-    assert type(chunked.rows).__name__ == "RowTable" and chunked.fmt == listed.fmt == "chat"
-    assert [r["_meta"] for r in chunked.rows] == [r["_meta"] for r in listed.rows]
-    assert [r["messages"] for r in chunked.rows] == [r["messages"] for r in listed.rows]
-    assert chunked.stats == listed.stats and chunked.stats["conservation"] and chunked.stats["sampled_out"] > 0
+    assert _same_as_the_list_path(project, plan).stats["sampled_out"] > 0
 
 
 def _traced_peak(project, n: int, spill: bool) -> int:
