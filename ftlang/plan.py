@@ -229,6 +229,8 @@ def optional(doc: str = "") -> Any:
 class _Step(_Frozen):
     #: (keyword argument names, how many positional arguments) of the call in a recipe
     signature: ClassVar[tuple[tuple[str, ...], int]] = ((), 0)
+    #: the row format a conversion step gives; None: rows keep theirs
+    converts_to: ClassVar[str | None] = None
 
 
 class DedupeArgs(_Frozen):
@@ -266,6 +268,7 @@ class ToChatStep(_Step):
     """Rows become chat messages."""
 
     signature: ClassVar = (("system",), 1)
+    converts_to: ClassVar = "chat"
     op: Literal["to_chat"] = "to_chat"
     args: ToChatArgs = Field(default_factory=ToChatArgs)
     loc: Loc | None = None
@@ -279,6 +282,7 @@ class ToInstructionStep(_Step):
     """Rows become instruction/input/output."""
 
     signature: ClassVar = ((), 0)
+    converts_to: ClassVar = "instruction"
     op: Literal["to_instruction"] = "to_instruction"
     args: ToInstructionArgs = Field(default_factory=ToInstructionArgs)
     loc: Loc | None = None
@@ -292,6 +296,7 @@ class ToCompletionStep(_Step):
     """Rows become plain text."""
 
     signature: ClassVar = (("template",), 1)
+    converts_to: ClassVar = "completion"
     op: Literal["to_completion"] = "to_completion"
     args: ToCompletionArgs = Field(default_factory=ToCompletionArgs)
     loc: Loc | None = None
@@ -394,6 +399,10 @@ StepPlan = Annotated[
 STEP_MODELS: dict[str, type[_Step]] = {
     m.model_fields["op"].default: m for m in get_args(get_args(StepPlan)[0])
 }
+
+
+#: conversion op → the row format it gives
+CONVERTED: dict[str, str] = {op: m.converts_to for op, m in STEP_MODELS.items() if m.converts_to}
 
 
 def make_step(op: str, args: dict[str, Any] | None = None, loc: Loc | dict | None = None) -> StepPlan:

@@ -66,6 +66,19 @@ def test_dropout_and_labels_reach_the_model_config(tiny_llama_dir, tiny_bert_dir
     assert type(model).__name__ == "BertForSequenceClassification"
 
 
+def test_a_named_template_becomes_the_tokenizers_own(tiny_llama_dir):
+    """train { template } renders the rows; the tokenizer carries it too, so evaluation prompts, the exported
+    tokenizer and `ftlang serve` format chats the way the model was trained."""
+    from ftlang.backend.metrics import render_prompt
+    from ftlang.data.templates import stdlib_template
+
+    tok = load_tokenizer(tiny_plan(tiny_llama_dir, LORA, train={"template": "llama3"}))
+    assert tok.chat_template == stdlib_template("llama3")
+    assert render_prompt(tok, [{"role": "user", "content": "hi"}]).endswith(
+        "<|start_header_id|>assistant<|end_header_id|>\n\n")
+    assert load_tokenizer(tiny_plan(tiny_llama_dir, LORA)).chat_template.startswith("{% for message in messages %}")
+
+
 def _loss(model, prepared) -> float:
     model.eval()
     with torch.no_grad():

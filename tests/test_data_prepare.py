@@ -127,6 +127,24 @@ def test_eos_check_fails_loudly_when_template_masks_it(project, tok):
     assert e.value.diagnostics[0].code == "FT617"
 
 
+def test_a_base_tokenizer_without_a_chat_template(project, tok):
+    """A base model's tokenizer (no chat_template) trains on completion rows; chat rows need a named template
+    (FT621 at the train block), and `template = "chatml"` renders them."""
+    base = tok.__class__.from_pretrained(tok.name_or_path)
+    base.chat_template = None
+    write_jsonl(project / "data" / "t.jsonl", [{"text": f"Plain text number {i}."} for i in range(6)])
+    text = make_plan(project, data={"t": source("t", "data/t.jsonl", format="completion")}, split=None,
+                     pipelines={"train": ("t", [])})
+    p = prepare(text, base, **QUIET)
+    assert len(p.train) == 6 and p.stats["conservation"]
+    write_jsonl(project / "data" / "d.jsonl", rows(4))
+    with pytest.raises(DiagnosticError) as e:
+        prepare(make_plan(project, split=None), base, **QUIET)
+    d = e.value.diagnostics[0]
+    assert d.code == "FT621" and "no chat_template" in d.message and 'template = "chatml"' in d.help
+    assert prepare(make_plan(project, split=None, train={"template": "chatml"}), base, **QUIET).train
+
+
 def test_truncation_counted_and_empty_after_truncation_is_row_error(project, tok):
     data = rows(3) + [{"instruction": "word " * 200, "output": "short", "input": ""}]
     write_jsonl(project / "data" / "d.jsonl", data)

@@ -324,3 +324,23 @@ def test_early_stop_needs_validation(proj: Path) -> None:
     text = variant("train", "train { lr = 2e-4, early_stop { patience = 2 } }", text)
     d = only_error(proj, text)
     assert d.code == "FT217" and "validation" in d.message
+
+
+def test_a_tokenizer_without_a_chat_template_is_found_by_check(proj: Path) -> None:
+    """A local base model whose tokenizer_config.json has no chat_template cannot render chat rows: check says
+    so at the model (FT224) unless the recipe names a template or trains on completion rows."""
+    import json
+
+    base = proj / "models" / "base-llama"
+    base.mkdir(exist_ok=True)
+    (base / "config.json").write_text((proj / "models" / "tiny-llama" / "config.json").read_text())
+    (base / "tokenizer_config.json").write_text(json.dumps({"eos_token": "</s>"}))
+    text = BASE.replace("models/tiny-llama", "models/base-llama")
+    d = only_error(proj, text)
+    assert d.code == "FT224" and "`train` has chat rows" in d.message and 'template = "chatml"' in d.help
+    assert d.span.line == 2
+    assert check_text(variant("train", 'train { lr = 2e-4, template = "chatml" }', text), proj / "r.ft").plan
+    completion = text.replace("dataset train = d", 'dataset train = d | to_completion(template = "{{ messages }}")')
+    assert check_text(completion, proj / "r.ft").plan is not None
+    (base / "chat_template.jinja").write_text("{{ messages }}")
+    assert check_text(text, proj / "r.ft").plan is not None

@@ -42,6 +42,11 @@ def load_tokenizer(plan: Plan) -> Any:
         tok = AutoTokenizer.from_pretrained(where.path, **where.kwargs)
     except (OSError, ValueError) as e:
         raise _unloadable(plan, where, "tokenizer", e) from None
+    if plan.train.template:
+        from ftlang.data.templates import stdlib_template
+
+        # the template the rows are rendered with: evaluation prompts, the export and `ftlang serve` use it too
+        tok.chat_template = stdlib_template(plan.train.template)
     if plan.train.add_tokens:
         tok.add_tokens(list(plan.train.add_tokens), special_tokens=True)
     if plan.train.pad_token is not None:

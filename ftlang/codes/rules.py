@@ -32,6 +32,11 @@ CODES: tuple[Code, ...] = (
     Code("FT220", Stage.RULES, "unknown chat template",
          "`train { template = \"NAME\" }` (or a model card's `template`) names a chat template shipped in "
          "stdlib/templates/NAME.jinja. Leave it out to use the tokenizer's own chat template."),
+    Code("FT224", Stage.RULES, "the tokenizer has no chat template",
+         "Chat and instruction rows are rendered through a chat template before tokenization: the tokenizer's "
+         "own (`chat_template` in tokenizer_config.json, or chat_template.jinja beside it) or one named with "
+         "`train { template = \"chatml\" }`. A base model's tokenizer often has none; name a template (it is "
+         "then saved with the trained tokenizer, for serving), or train on completion rows."),
     Code("FT301", Stage.RULES, "qlora needs a 4-bit quant type",
          "QLoRA trains LoRA adapters over a base model quantized to 4 bits (bitsandbytes NF4 or FP4). `quant { "
          "type = int8 }` is 8-bit quantization, which QLoRA does not use: write `type = nf4` (recommended) or "

@@ -120,7 +120,11 @@ def source_fingerprints(plan: Plan, allow_outside: bool, memo_dir: Path | None =
 
 
 def _renderer(plan: Plan, tokenizer) -> ChatRenderer | None:
+    """None for a classifier, and for a tokenizer without a chat template when the plan names none: a base
+    model trains on completion rows as they are, and only chat or instruction rows then fail (FT621)."""
     if plan.model.task.kind == "classify":
+        return None
+    if plan.train.template is None and not getattr(tokenizer, "chat_template", None):
         return None
     return chat_renderer(plan.train.template, tokenizer, loc_span(plan.train.loc))
 
@@ -277,6 +281,8 @@ class _Builder:
         """`encode` over batches as they come (a stream); `count`: the rows expected, when known."""
         t = self.plan.train
         classify = self.plan.model.task.kind == "classify"
+        if not classify and fmt != "completion" and self.renderer is None:
+            chat_renderer(t.template, self.tokenizer, loc_span(t.loc))  # raises FT621: no template to render with
         path = self.out / _table_file(table or name) if self.out is not None else None
         writer = TableWriter(path, classify) if path is not None else None
         chunks = []

@@ -20,7 +20,7 @@ from ftlang.data.rows import SourceRows, content_hash, normalized_hash, public
 from ftlang.data.validate import enforce, load_source, mark_empty, open_source
 from ftlang.diagnostics import Diagnostic, DiagnosticError, error
 from ftlang.expr import ExprError, evaluate, truthy
-from ftlang.plan import Plan, StepPlan, make_step
+from ftlang.plan import CONVERTED, Plan, StepPlan, make_step
 from ftlang.source import loc_span
 
 
@@ -362,7 +362,6 @@ class Carried:
         """A head(n) among `steps` (the pipeline's from index `offset`) has let its n rows through: no later
         row can come out of the pipeline."""
         return any(s.op == "head" and self.passed[offset + k] >= s.args.n for k, s in enumerate(steps))
-CONVERTED = {"to_chat": "chat", "to_instruction": "instruction", "to_completion": "completion"}
 
 
 def new_stats(pipe: P.PipelinePlan) -> dict:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ftlang.diagnostics import Diagnostic, error
+from ftlang.plan import CONVERTED
 from ftlang.semantic.exprs import GATE_NAMES
 from ftlang.semantic.paths import is_file
 from ftlang.semantic.rules.registry import rule
@@ -148,6 +149,49 @@ def template_exists(ctx: RecipeContext) -> Iterator[Diagnostic]:
     yield error("FT220", f"no chat template `{name}` in the stdlib" + ("" if explicit else " (named by the model card)"),
                 span, f"did you mean `{guess}`?" if guess else f"templates: {', '.join(known)}; or leave it out "
                 "to use the tokenizer's own")
+
+
+def dataset_format(ctx: RecipeContext, name: str, seen: tuple[str, ...] = ()) -> str | None:
+    """The row format a source or dataset gives (its source's, through the steps' conversions)."""
+    if name in ctx.data:
+        return ctx.data[name].format
+    pipe = ctx.pipelines.get(name)
+    if pipe is None or name in seen:
+        return None
+    fmt = dataset_format(ctx, pipe.source, seen + (name,))
+    for step in pipe.steps:
+        fmt = CONVERTED.get(step.op, fmt)
+    return fmt
+
+
+def _has_chat_template(folder) -> bool | None:
+    """Whether a local model folder's tokenizer has a chat template; None when it cannot tell."""
+    import json
+
+    if is_file(folder / "chat_template.jinja") or is_file(folder / "chat_template.json"):
+        return True
+    try:
+        cfg = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return bool(cfg.get("chat_template")) if isinstance(cfg, dict) else None
+
+
+@rule("FT224")
+def tokenizer_template(ctx: RecipeContext) -> Iterator[Diagnostic]:
+    card = ctx.card
+    if ctx.task.kind == "classify" or ctx.train is None or ctx.train.template or card is None:
+        return
+    if card.source.kind != "local" or card.source.package is not None:
+        return
+    chat = [(n, f) for n in ctx.pipelines if (f := dataset_format(ctx, n)) in ("chat", "instruction")]
+    if not chat or _has_chat_template(ctx.program.root / card.source.path) is not False:
+        return
+    name, fmt = chat[0]
+    yield error("FT224", f"dataset `{name}` has {fmt} rows to render, but the tokenizer in `{card.source.path}` "
+                         "has no chat template", ctx.model_span or ctx.bound.node.name_span,
+                'name one: train { template = "chatml" } (or llama2, llama3, alpaca, mistral), or train on '
+                "completion rows (to_completion(...))")
 
 
 BOUNDED = ("bleu", "rouge_1", "rouge_2", "rouge_l", "exact_match", "accuracy", "f1")
