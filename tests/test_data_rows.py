@@ -269,3 +269,18 @@ def test_csv_is_read_row_by_row_with_its_lines(project, monkeypatch):
     assert [r["_meta"]["line"] for r in ds.rows] == [2, 3, 4, 5, 7, 8, 10]
     assert [q["line"] for q in runner.sources["d"].quarantined] == [9]
     assert ds.rows[3]["messages"][1]["content"] == "an answer\nover two lines"
+
+
+def test_a_json_array_names_every_elements_line():
+    """Each element's line is counted once, incrementally (a count from the file's start per element made
+    reading quadratic): the lines stay exact, element after element, across a duplicate-key element."""
+    from ftlang.data.read import read_json
+
+    rows = [{"instruction": f"q{i}", "output": f"a{i}\nwith a newline"} for i in range(300)]
+    text = json.dumps(rows, indent=2)
+    text = text.replace('"instruction": "q150"', '"instruction": "q150", "instruction": "again"')
+    starts = [i for i, c in enumerate(text) if c == "{"]
+    res = read_json(text)
+    assert res.fatal is None and len(res.entries) == 300
+    assert [e.line for e in res.entries] == [text.count("\n", 0, p) + 1 for p in starts]
+    assert [(e.line, e.code) for e in res.entries if e.code] == [(text.count("\n", 0, starts[150]) + 1, "FT611")]
