@@ -223,8 +223,8 @@ class PipelineRunner:
         import numpy as np
 
         before = len(table)
-        if step.args.n < before:
-            keep = sorted(random.Random(step.args.seed).sample(range(before), step.args.n))
+        keep = sample_positions(before, step)
+        if keep is not None:
             table = table.select(np.asarray(keep, dtype=np.int64))
             stats["sampled_out"] += before - len(table)
         stats["steps"][k]["rows_in"] += before
@@ -291,7 +291,7 @@ class PipelineRunner:
         ds.fmt = CONVERTED[op]
 
     def other_rows(self, fmt: str, step: StepPlan) -> tuple[Dataset, list[dict]]:
-        """The rows of the source or dataset a step names (mix, concat), copied and shaped like ds's rows."""
+        """The rows of the source or dataset a step names (mix, concat), copied and shaped like rows of `fmt`."""
         other = self.resolve(step.args.other, step)
         rows = [dict(r) for r in other.rows]
         if other.fmt != fmt:
@@ -438,12 +438,18 @@ def _mix(runner: PipelineRunner, ds: Dataset, step: P.MixStep, stats: dict) -> N
     ds.rows = ds.rows + runner.mixed_rows(len(ds.rows), ds.fmt, step, stats)
 
 
+def sample_positions(count: int, step: P.SampleStep) -> list[int] | None:
+    """The ascending positions sample(n, seed) keeps of `count` rows; None when it keeps them all."""
+    if step.args.n >= count:
+        return None
+    return sorted(random.Random(step.args.seed).sample(range(count), step.args.n))
+
+
 @runs(P.SampleStep)
 def _sample(runner: PipelineRunner, ds: Dataset, step: P.SampleStep, stats: dict) -> None:
-    n = step.args.n
-    if n < len(ds.rows):
-        keep = sorted(random.Random(step.args.seed).sample(range(len(ds.rows)), n))
-        stats["sampled_out"] += len(ds.rows) - n
+    keep = sample_positions(len(ds.rows), step)
+    if keep is not None:
+        stats["sampled_out"] += len(ds.rows) - len(keep)
         ds.rows = [ds.rows[i] for i in keep]
 
 
