@@ -284,3 +284,17 @@ def test_a_json_array_names_every_elements_line():
     assert res.fatal is None and len(res.entries) == 300
     assert [e.line for e in res.entries] == [text.count("\n", 0, p) + 1 for p in starts]
     assert [(e.line, e.code) for e in res.entries if e.code] == [(text.count("\n", 0, starts[150]) + 1, "FT611")]
+
+
+def test_a_tsv_file_is_read_tab_separated(project, monkeypatch):
+    monkeypatch.setattr(steps_mod, "CHUNK_ROWS", 2)
+    (project / "data").mkdir()
+    (project / "data" / "d.tsv").write_text("q\ta\nWhat is one, really?\tOne, of course.\nbroken\nTwo?\tTwo.\n")
+    plan = make_plan(project, data={"d": source("d", "data/d.tsv", kind="csv", fields={"instruction": "q", "output": "a"},
+                                                on_error={"mode": "skip", "max_rows": 1})},
+                     pipelines={"train": ("d", [])}, split=None)
+    runner = PipelineRunner(plan, log=lambda _m: None, spill=project / "spill")
+    ds = runner.run("train")
+    assert [(r["_meta"]["line"], r["instruction"], r["output"]) for r in ds.rows] == [
+        (2, "What is one, really?", "One, of course."), (4, "Two?", "Two.")]
+    assert [(q["line"], q["code"]) for q in runner.sources["d"].quarantined] == [(3, "FT613")]

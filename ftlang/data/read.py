@@ -199,12 +199,13 @@ def read_json(text: str) -> ReadResult:
             return out
 
 
-def read_csv(text: str | TextIO, required: list[str]) -> ReadResult:
+def read_csv(text: str | TextIO, required: list[str], delimiter: str = ",") -> ReadResult:
     """A CSV file with a header row; `required` are the columns the declared format needs. The header is
-    read now, the rows as they are consumed (from a file: a file larger than memory streams through)."""
+    read now, the rows as they are consumed (from a file: a file larger than memory streams through).
+    `delimiter`: a tab for .tsv files."""
     out = ReadResult()
     stream = io.StringIO(text, newline="") if isinstance(text, str) else text
-    reader = csv.reader(stream, strict=True)
+    reader = csv.reader(stream, strict=True, delimiter=delimiter)
     try:
         header = next(reader, None)
     except csv.Error as e:
@@ -219,18 +220,18 @@ def read_csv(text: str | TextIO, required: list[str]) -> ReadResult:
         out.fatal = FileProblem("FT603", f"missing required column {missing[0]!r}: the header has "
                                          f"{', '.join(header) or 'no columns'}", 1)
         return out
-    out.entries = _csv_rows(reader, header, out)
+    out.entries = _csv_rows(reader, header, out, delimiter)
     return out
 
 
-def _csv_rows(reader, header: list[str], out: ReadResult) -> Iterator[Entry]:
+def _csv_rows(reader, header: list[str], out: ReadResult, delimiter: str = ",") -> Iterator[Entry]:
     prev = reader.line_num
     try:
         for record in reader:
             start, prev = prev + 1, reader.line_num
             if not record:
                 continue
-            raw = printable_raw(",".join(record))
+            raw = printable_raw(delimiter.join(record))
             joined = "".join(record)
             problem = bad_utf8(joined)
             if problem:
@@ -254,7 +255,7 @@ def _csv_rows(reader, header: list[str], out: ReadResult) -> Iterator[Entry]:
 def _csv_file(path: Path, required: list[str]) -> ReadResult:
     """read_csv over the open file; the file closes when its rows are consumed (or the result is dropped)."""
     f = open(path, encoding="utf-8-sig", errors="surrogateescape", newline="")  # noqa: SIM115 - closed below
-    out = read_csv(f, required)
+    out = read_csv(f, required, "\t" if path.suffix.lower() == ".tsv" else ",")
     if isinstance(out.entries, list):
         f.close()
         return out
