@@ -298,3 +298,35 @@ def test_a_tsv_file_is_read_tab_separated(project, monkeypatch):
     assert [(r["_meta"]["line"], r["instruction"], r["output"]) for r in ds.rows] == [
         (2, "What is one, really?", "One, of course."), (4, "Two?", "Two.")]
     assert [(q["line"], q["code"]) for q in runner.sources["d"].quarantined] == [(3, "FT613")]
+
+
+def _random_steps(rng) -> list:
+    """A random pipeline over instruction rows: per-row, append and sample steps in any order, one conversion."""
+    pool = [lambda: step("dedupe", mode=rng.choice(["exact", "normalized"])), lambda: step("filter", expr=LONG),
+            lambda: step("head", n=rng.randint(1, 90)), lambda: step("sample", n=rng.randint(1, 90), seed=rng.randint(0, 9)),
+            lambda: step("concat", other="extra"), lambda: step("mix", other="replay", ratio=rng.choice([0.1, 0.3]),
+                                                                seed=rng.randint(0, 9))]
+    before = [rng.choice(pool)() for _ in range(rng.randint(0, 4))]
+    after = [rng.choice(pool[:1] + pool[2:])() for _ in range(rng.randint(0, 3))]  # filter reads `output`
+    return [*before, step("to_chat", system="S."), *after]
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_random_pipelines_give_the_list_paths_rows(project, monkeypatch, seed):
+    """Any mix of per-row, append and sample steps, at any chunk size: the chunked runner gives the list path's
+    rows, order, provenance and counts."""
+    import random
+
+    rng = random.Random(seed)
+    monkeypatch.setattr(steps_mod, "CHUNK_ROWS", rng.choice([1, 3, 7, 64]))
+    _plan(project, n=70, split=None)  # writes data/d.jsonl
+    extra = [{"instruction": f"Extra {i}?", "output": f"Extra answer {i}."} for i in range(rng.randint(1, 12))]
+    (project / "data" / "extra.jsonl").write_text("".join(json.dumps(r) + "\n" for r in extra))
+    replay = [{"messages": [{"role": "user", "content": f"r{i}"}, {"role": "assistant", "content": f"a{i}"}]}
+              for i in range(5)]
+    (project / "data" / "replay.jsonl").write_text("".join(json.dumps(r) + "\n" for r in replay))
+    plan = make_plan(project, data={"d": source("d", "data/d.jsonl", on_error={"mode": "skip", "max_rows": 5}),
+                                    "extra": source("extra", "data/extra.jsonl"),
+                                    "replay": source("replay", "data/replay.jsonl", format="chat")},
+                     pipelines={"train": ("d", _random_steps(rng))}, split=None)
+    _same_as_the_list_path(project, plan)
