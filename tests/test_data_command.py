@@ -65,3 +65,21 @@ def test_distinct_n_and_report_duplicates():
     rows = [{"text": "Same thing"}, {"text": "same  thing!"}, {"text": "other"}]
     rep = dataset_report("x", rows, "completion", None, None)
     assert rep["duplicates"] == {"exact": 0, "normalized": 1}
+
+
+def test_stats_read_a_dataset_batch_by_batch(monkeypatch):
+    """dataset_report keeps digests and lengths per row, not the rows: batch boundaries change nothing, and
+    distinct-n reads at most DIVERSITY_ROWS evenly spaced rows (the report says how many)."""
+    from ftlang.data import stats
+
+    rows = [{"text": f"row {i % 50} says things"} for i in range(200)]
+    full = stats.dataset_report("x", rows, "completion", None, None)
+    assert full["duplicates"]["exact"] == 200 - 50 and full["diversity"]["rows"] == 200
+    assert full["length"]["max"] == 4 and full["length"]["unit"] == "whitespace"
+    monkeypatch.setattr(stats, "BATCH_ROWS", 7)
+    assert stats.dataset_report("x", rows, "completion", None, None) == full
+    monkeypatch.setattr(stats, "DIVERSITY_ROWS", 40)
+    sampled = stats.dataset_report("x", rows, "completion", None, None)
+    assert sampled["diversity"]["rows"] == 40
+    assert {k: v for k, v in sampled.items() if k not in ("diversity", "instruction_diversity")} == \
+        {k: v for k, v in full.items() if k not in ("diversity", "instruction_diversity")}

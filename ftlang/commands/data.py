@@ -98,6 +98,7 @@ def _print_report(report: dict) -> None:
         if ln.get("p50") is not None:
             print(f"  length ({ln['unit']}): p50 {ln['p50']}, p90 {ln['p90']}, p99 {ln['p99']}, max {ln['max']}")
         div, ins = d["diversity"], d["instruction_diversity"]
+        sampled = f" (over {div['rows']:,} evenly spaced rows)" if div.get("rows", d["rows"]) < d["rows"] else ""
         print(f"  responses distinct-1 {div['distinct_1']}, distinct-2 {div['distinct_2']}; instructions unique "
-              f"{ins['unique_ratio']:.0%}, distinct-2 {ins['distinct_2']}")
+              f"{ins['unique_ratio']:.0%}, distinct-2 {ins['distinct_2']}{sampled}")
         print(f"  quantity: {d['quantity']['guidance']}")

@@ -7,10 +7,14 @@ loaded), distinct-1/2 of the responses, instruction diversity, and the 1K-100K q
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
+from array import array
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from itertools import islice
+from pathlib import Path
 
-from ftlang.data.formats import to_chat
 from ftlang.data.rows import content_hash, normalize_text, normalized_hash
 from ftlang.data.steps import PipelineRunner
 from ftlang.plan import Plan
@@ -50,47 +54,106 @@ def percentiles(values: list[int]) -> dict:
             "mean": round(sum(v) / len(v), 1)}
 
 
-def _lengths(rows: list[dict], fmt: str, tokenizer, plan: Plan) -> tuple[list[int], str]:
-    if tokenizer is not None:
-        try:
-            if fmt in ("chat", "instruction"):
-                from ftlang.data.templates import chat_renderer
-
-                renderer = chat_renderer(plan.train.template, tokenizer)
-                texts = [renderer.render(r["messages"] if fmt == "chat" else to_chat(r, fmt)["messages"])
-                         for r in rows]
-            else:
-                texts = [r.get("text", "") for r in rows]
-            enc = tokenizer(texts, add_special_tokens=False, return_attention_mask=False)
-            return [len(x) for x in enc["input_ids"]], "tokenizer"
-        except Exception:  # noqa: BLE001 - fall back to words, said in the report
-            pass
-    texts = [" ".join(_prompt_and_response(r, fmt)) for r in rows]
-    return [len(t.split()) for t in texts], "whitespace"
+#: distinct-n is computed over at most this many rows (evenly spaced through the dataset): its n-gram sets
+#: grow with the text, and a ratio over 50K rows describes a dataset as well as one over all of it
+DIVERSITY_ROWS = 50_000
+BATCH_ROWS = 8192
 
 
-def dataset_report(name: str, rows: list[dict], fmt: str, tokenizer, plan: Plan) -> dict:
-    prompts, responses = zip(*(_prompt_and_response(r, fmt) for r in rows), strict=True) if rows else ((), ())
-    exact = len(rows) - len({content_hash(r) for r in rows})
-    normalized = len(rows) - len({normalized_hash(r) for r in rows})
-    lengths, unit = _lengths(rows, fmt, tokenizer, plan)
-    norm_prompts = [" ".join(normalize_text(p).split()) for p in prompts]
-    first_words = Counter(p.split()[0] for p in norm_prompts if p.split())
-    top = first_words.most_common(10)
+def _renderer(fmt: str, tokenizer, plan: Plan | None):
+    """The chat renderer training uses; None when the rows need none, or (words then) when there is none."""
+    if tokenizer is None or fmt not in ("chat", "instruction"):
+        return None
+    from ftlang.data.templates import chat_renderer
+    from ftlang.diagnostics import DiagnosticError
+
+    try:
+        return chat_renderer(plan.train.template if plan is not None else None, tokenizer)
+    except DiagnosticError:
+        return None
+
+
+def _lengths(rows: list[dict], fmt: str, tokenizer, renderer) -> list[int] | None:
+    """Token lengths of the rows as training renders them; None when the tokenizer cannot (words then)."""
+    try:
+        if fmt in ("chat", "instruction"):
+            from ftlang.data.tokenize import chat_texts
+
+            texts = [t for t, _ in chat_texts(rows, fmt, renderer)]
+        else:
+            texts = [r.get("text", "") for r in rows]
+        enc = tokenizer(texts, add_special_tokens=False, return_attention_mask=False)
+        return [len(x) for x in enc["input_ids"]]
+    except Exception:  # noqa: BLE001 - fall back to words, said in the report
+        return None
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def _batches(rows) -> Iterator[list[dict]]:
+    it = iter(rows)
+    while batch := list(islice(it, BATCH_ROWS)):
+        yield batch
+
+
+def dataset_report(name: str, rows, fmt: str, tokenizer, plan: Plan | None) -> dict:
+    """The report of one dataset, read batch by batch: memory holds 16-byte digests and lengths per row, and
+    the n-grams of at most DIVERSITY_ROWS rows."""
     n = len(rows)
+    every = max(1, -(-n // DIVERSITY_ROWS))  # distinct-n reads every `every`-th row
+    exact: set[bytes] = set()
+    normalized: set[bytes] = set()
+    prompts_seen: set[bytes] = set()
+    first_words: Counter = Counter()
+    lengths = array("q")
+    renderer = _renderer(fmt, tokenizer, plan)
+    usable = tokenizer is not None and (renderer is not None or fmt not in ("chat", "instruction"))
+    unit = "tokenizer" if usable else "whitespace"
+    switched = False  # the tokenizer failed after counting earlier batches: every row is counted in words
+    sample_prompts: list[str] = []
+    sample_responses: list[str] = []
+    augmented = mixed = at = 0
+    for batch in _batches(rows):
+        pairs = [_prompt_and_response(r, fmt) for r in batch]
+        for k, (row, (prompt, response)) in enumerate(zip(batch, pairs, strict=True)):
+            meta = row.get("_meta", {})
+            augmented += bool(meta.get("augmented"))
+            mixed += bool(meta.get("mixed"))
+            exact.add(bytes.fromhex(content_hash(row))[:16])
+            normalized.add(bytes.fromhex(normalized_hash(row))[:16])
+            norm = " ".join(normalize_text(prompt).split())
+            prompts_seen.add(_digest(norm))
+            if norm:
+                first_words[norm.split(" ", 1)[0]] += 1
+            if (at + k) % every == 0:
+                sample_prompts.append(prompt)
+                sample_responses.append(response)
+        at += len(batch)
+        counted = _lengths(batch, fmt, tokenizer, renderer) if unit == "tokenizer" else None
+        if counted is None:
+            switched = switched or (unit == "tokenizer" and at > len(batch))
+            unit = "whitespace"
+            counted = [len(f"{p} {r}".split()) for p, r in pairs]
+        lengths.extend(counted)
+    if switched:
+        lengths = array("q", (len(" ".join(_prompt_and_response(r, fmt)).split()) for r in rows))
+    top = first_words.most_common(10)
     guidance = ("ok: within the 1K-100K rows practice suggests" if MIN_ROWS <= n <= MAX_ROWS else
                 f"under {MIN_ROWS:,} rows: fine-tunes this small overfit easily; add data or augment" if n < MIN_ROWS
                 else f"over {MAX_ROWS:,} rows: returns diminish; dedupe, filter or sample")
     return {
         "name": name, "format": fmt, "rows": n,
-        "augmented": sum(1 for r in rows if r.get("_meta", {}).get("augmented")),
-        "mixed": sum(1 for r in rows if r.get("_meta", {}).get("mixed")),
-        "duplicates": {"exact": exact, "normalized": normalized},
+        "augmented": augmented,
+        "mixed": mixed,
+        "duplicates": {"exact": n - len(exact), "normalized": n - len(normalized)},
         "length": {"unit": unit, **percentiles(lengths)},
-        "diversity": {"distinct_1": distinct_n(list(responses), 1), "distinct_2": distinct_n(list(responses), 2)},
+        "diversity": {"distinct_1": distinct_n(sample_responses, 1), "distinct_2": distinct_n(sample_responses, 2),
+                      "rows": len(sample_responses)},
         "instruction_diversity": {
-            "unique_ratio": round(len(set(norm_prompts)) / n, 4) if n else 0.0,
-            "distinct_2": distinct_n(list(prompts), 2),
+            "unique_ratio": round(len(prompts_seen) / n, 4) if n else 0.0,
+            "distinct_2": distinct_n(sample_prompts, 2),
             "top_first_words": top,
             "top_first_word_share": round(top[0][1] / n, 4) if top and n else 0.0,
         },
@@ -100,11 +163,14 @@ def dataset_report(name: str, rows: list[dict], fmt: str, tokenizer, plan: Plan)
 
 def data_report(plan: Plan, tokenizer=None, *, allow_outside: bool = False,
                 log: Callable[[str], None] = lambda _m: None, tokenizer_note: str | None = None) -> dict:
-    runner = PipelineRunner(plan, allow_outside=allow_outside, log=log)
-    datasets = {}
-    for name in plan.datasets.pipelines:
-        ds = runner.run(name)
-        datasets[name] = dataset_report(name, ds.rows, ds.fmt, tokenizer, plan)
+    """The report of every dataset; pipelines run as prepare runs them (chunk by chunk, rows spilled to a
+    temporary folder), so a dataset larger than memory is reported too."""
+    with tempfile.TemporaryDirectory(prefix="ftlang-stats-") as spill:
+        runner = PipelineRunner(plan, allow_outside=allow_outside, log=log, release=True, spill=Path(spill))
+        datasets = {}
+        for name in plan.datasets.pipelines:
+            ds = runner.run(name)
+            datasets[name] = dataset_report(name, ds.rows, ds.fmt, tokenizer, plan)
     return {
         "recipe": plan.recipe.name,
         "sources": {n: runner.source_stats(n) for n in runner.sources},
