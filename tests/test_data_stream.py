@@ -174,3 +174,19 @@ def _compile_with_replay(project: Path, tiny_llama_dir: Path, recipe: str):
                             {"role": "assistant", "content": f"Old answer {i}."}]} for i in range(6)]
     (project / "data" / "replay.jsonl").write_text("".join(json.dumps(r) + "\n" for r in replay))
     return _compile(project, tiny_llama_dir, recipe)
+
+
+def test_head_bounds_a_stream_outside_training_too(project, tiny_llama_dir, monkeypatch):
+    """The pipeline runner (ftlang data stats, other datasets) stops a stream's read at a full head(n) as the train
+    stream does; a local file is still read to its end."""
+    from ftlang.data import steps as steps_mod
+    from ftlang.data.steps import PipelineRunner
+
+    plan = _compile(project, tiny_llama_dir, RECIPE.replace('to_chat(system = "Be brief.")',
+                                                           'head(10) | to_chat(system = "Be brief.")'))
+    monkeypatch.setattr(steps_mod, "CHUNK_ROWS", 8)
+    lines: list[str] = []
+    runner = PipelineRunner(plan, log=lines.append, spill=project / "spill")
+    ds = runner.run("train")
+    assert len(ds.rows) == 10 and ds.stats["stopped_after"] == 16 and ds.stats["conservation"]
+    assert runner.source_stats("web")["read"] == 16 and any("the rest of the stream is not read" in x for x in lines)

@@ -180,7 +180,11 @@ class PipelineRunner:
         stats = new_stats(pipe)
         carried = Carried.of(pipe.steps)
         ends = [k for k, step in enumerate(pipe.steps) if step.op in BARRIER_STEPS] + [len(pipe.steps)]
-        chunks: Iterator[list[dict]] = self._source_chunks(s, rows, src, stats)
+        # a stream ends its read once a head(n) before the first sample is full (a file is read to its end,
+        # so the source's counts are whole)
+        streamed = src.kind == "hf_dataset" and src.hf_streaming
+        full = (lambda: carried.full(pipe.steps[:ends[0]])) if streamed else (lambda: False)
+        chunks: Iterator[list[dict]] = self._source_chunks(s, rows, src, stats, full)
         start, fmt = 0, src.format
         for n, end in enumerate(ends):
             last = end == len(pipe.steps)
@@ -189,7 +193,7 @@ class PipelineRunner:
                 ds = Dataset(pipe.name, fmt, chunk)
                 self.run_chunk(ds, pipe.steps, stats, carried, start, end)
                 writer.write(ds.rows)
-            for ds in self.appended(pipe, stats, carried, start=start, end=end):
+            for ds in self.appended(pipe, stats, carried, stopped="stopped_after" in stats, start=start, end=end):
                 writer.write(ds.rows)
             table = writer.close()
             for step in pipe.steps[start:end]:  # the format the steps give, even when no chunk went through
@@ -202,13 +206,21 @@ class PipelineRunner:
             start = end + 1
         return self._finish(Dataset(pipe.name, fmt, table), stats)
 
-    def _source_chunks(self, s: SourceRows, rows: Iterator[dict], src: P.SourcePlan, stats: dict
-                       ) -> Iterator[list[dict]]:
-        """The source's rows, CHUNK_ROWS at a time, under its on_error policy; its counts once it ends."""
+    def _source_chunks(self, s: SourceRows, rows: Iterator[dict], src: P.SourcePlan, stats: dict,
+                       full: Callable[[], bool]) -> Iterator[list[dict]]:
+        """The source's rows, CHUNK_ROWS at a time, under its on_error policy, until `full()` says no later
+        row could come through; its counts once it ends."""
         from itertools import islice
 
         early = src.on_error.mode == "fail" or src.on_error.max_rows is not None  # a fraction needs the count
-        while s.fatal is None and (chunk := list(islice(rows, CHUNK_ROWS))):
+        while s.fatal is None:
+            if full():
+                stats["stopped_after"] = s.read
+                self.log(f"data: a head(...) is full after {s.read} rows of `{s.name}`: the rest of the stream "
+                         "is not read")
+                break
+            if not (chunk := list(islice(rows, CHUNK_ROWS))):
+                break
             if early and s.problems:
                 enforce(self.plan, s)  # fail fast, before the steps see a chunk the policy rejects
             stats["input"] += len(chunk)
