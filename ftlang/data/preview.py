@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 from ftlang.data.rows import public
-from ftlang.data.steps import Dataset, PipelineRunner
-from ftlang.plan import Plan
+from ftlang.data.steps import PipelineRunner
+from ftlang.plan import CONVERTED, Plan
 
 
 def _show(rows: list[dict], n: int) -> list[str]:
@@ -23,16 +25,20 @@ def _show(rows: list[dict], n: int) -> list[str]:
 
 
 def step_lines(plan: Plan, runner: PipelineRunner, name: str, n: int) -> list[str]:
+    """The pipeline's counts and its first rows at the source and after every step, from one run (the runner
+    taps the first rows as they pass, so a large dataset runs chunk by chunk here too)."""
     pipe = plan.datasets.pipelines[name]
-    base = runner.resolve(pipe.source)
-    ds = Dataset(name, base.fmt, [dict(r) for r in base.rows])
-    stats = {"deduped": 0, "filtered": 0, "augmented": 0, "mixed": 0, "sampled_out": 0}
-    lines = [f"dataset {name} = {pipe.source}: {len(ds.rows)} rows ({ds.fmt})", *_show(ds.rows, n)]
-    for step in pipe.steps:
-        runner._step(ds, step, stats)
+    ds = runner.run(name)
+    tapped = runner.tapped.get(name, {})
+    st = ds.stats
+    fmt = plan.data[pipe.source].format if pipe.source in plan.data else runner.resolve(pipe.source).fmt
+    lines = [f"dataset {name} = {pipe.source}: {st['input']} rows ({fmt})", *_show(tapped.get(0, []), n)]
+    for k, step in enumerate(pipe.steps):
+        fmt = CONVERTED.get(step.op, fmt)
         args = step.args.model_dump()
         lines += [f"  | {step.op}({', '.join(f'{k}={v}' for k, v in args.items() if k != 'expr')}"
-                  f"{'expr' if 'expr' in args else ''}): {len(ds.rows)} rows ({ds.fmt})", *_show(ds.rows, n)]
+                  f"{'expr' if 'expr' in args else ''}): {st['steps'][k]['rows_out']} rows ({fmt})",
+                  *_show(tapped.get(k + 1, []), n)]
     return lines
 
 
@@ -48,7 +54,7 @@ def source_lines(plan: Plan, runner: PipelineRunner) -> list[str]:
     lines = ["sources:"]
     for name, s in runner.sources.items():
         skipped = len(s.problems)
-        line = f"  {name} ({s.display}): read {s.read}, kept {len(s.rows)}, skipped {skipped}"
+        line = f"  {name} ({s.display}): read {s.read}, kept {runner.source_stats(name)['kept']}, skipped {skipped}"
         if skipped:
             line += f" (on_error = skip) → quarantined in {path}"
         lines.append(line)
@@ -77,7 +83,13 @@ def marked_text(tokenizer, row: dict, color: bool) -> str:
 
 def preview(plan: Plan, tokenizer, n: int = 3, *, allow_outside: bool = False, color: bool = False,
             log: Callable[[str], None] = lambda _m: None) -> list[str]:
-    runner = PipelineRunner(plan, allow_outside=allow_outside, log=log)
+    with tempfile.TemporaryDirectory(prefix="ftlang-preview-") as spill:
+        runner = PipelineRunner(plan, allow_outside=allow_outside, log=log, spill=Path(spill), taps=n)
+        return _preview(plan, runner, tokenizer, n, color, log)
+
+
+def _preview(plan: Plan, runner: PipelineRunner, tokenizer, n: int, color: bool,
+             log: Callable[[str], None]) -> list[str]:
     lines: list[str] = []
     for name in plan.datasets.pipelines:
         lines += step_lines(plan, runner, name, n)

@@ -50,6 +50,10 @@ class PipelineRunner:
     #: a directory for spilled rows (prepare: inside the cache entry being written). With it, a pipeline of
     #: per-row steps over a source only it reads runs chunk by chunk into a RowTable (rowtable.py)
     spill: Path | None = None
+    #: keep the first `taps` rows of each pipeline's source and after each of its steps (ftlang data
+    #: preview): tapped[pipeline][k] holds them, k = 0 the source's, k = i + 1 those after step i
+    taps: int = 0
+    tapped: dict[str, dict[int, list[dict]]] = field(default_factory=dict)
     _readers: dict[str, int] | None = None
 
     # ------------------------------------------------------------------ sources
@@ -125,11 +129,20 @@ class PipelineRunner:
         ds = Dataset(name, base.fmt, list(base.rows))  # steps never change a row in place: no copies
         stats = new_stats(pipe)
         stats["input"] = len(ds.rows)
+        self._tap(name, 0, ds.rows)
         for k, step in enumerate(pipe.steps):
             before = len(ds.rows)
             self._step(ds, step, stats)
             stats["steps"][k].update(rows_in=before, rows_out=len(ds.rows))
+            self._tap(name, k + 1, ds.rows)
         return self._finish(ds, stats)
+
+    def _tap(self, name: str, k: int, rows) -> None:
+        """Keep the first `taps` rows at point k of pipeline `name` (rows arrive in order, chunk after chunk)."""
+        if self.taps:
+            kept = self.tapped.setdefault(name, {}).setdefault(k, [])
+            if len(kept) < self.taps:
+                kept += [dict(r) for r in rows[: self.taps - len(kept)]]
 
     def _step(self, ds: Dataset, step: StepPlan, stats: dict) -> None:
         STEP_RUNNERS[type(step)](self, ds, step, stats)
@@ -164,6 +177,7 @@ class PipelineRunner:
             carried.passed[k] += len(ds.rows)
             stats["steps"][k]["rows_in"] += before
             stats["steps"][k]["rows_out"] += len(ds.rows)
+            self._tap(ds.name, k + 1, ds.rows)
 
     def _run_chunked(self, pipe: P.PipelinePlan) -> Dataset:
         """The pipeline chunk by chunk, in segments that end at a sample(...): each segment's rows are spilled,
@@ -190,6 +204,8 @@ class PipelineRunner:
             last = end == len(pipe.steps)
             writer = RowWriter(self.spill / f"{pipe.name}{'' if last else f'.{n}'}.arrow")
             for chunk in chunks:
+                if start == 0:
+                    self._tap(pipe.name, 0, chunk)
                 ds = Dataset(pipe.name, fmt, chunk)
                 self.run_chunk(ds, pipe.steps, stats, carried, start, end)
                 writer.write(ds.rows)
@@ -201,6 +217,7 @@ class PipelineRunner:
             if last:
                 break
             table = self._sampled(table, pipe.steps[end], stats, carried, end)
+            self._tap(pipe.name, end + 1, table)
             picked = iter(table)
             chunks = iter(lambda it=picked: list(islice(it, CHUNK_ROWS)), [])
             start = end + 1
@@ -263,6 +280,7 @@ class PipelineRunner:
                     added = self.concatenated_rows(fmt, step, stats)
                 stats["steps"][k]["rows_out"] += len(added)
                 carried.passed[k] += len(added)
+                self._tap(pipe.name, k + 1, added)
                 rows = iter(added)
                 while chunk := list(islice(rows, CHUNK_ROWS)):
                     ds = Dataset(pipe.name, fmt, chunk)
