@@ -330,3 +330,23 @@ def test_random_pipelines_give_the_list_paths_rows(project, monkeypatch, seed):
                                     "replay": source("replay", "data/replay.jsonl", format="chat")},
                      pipelines={"train": ("d", _random_steps(rng))}, split=None)
     _same_as_the_list_path(project, plan)
+
+
+def test_preview_taps_the_first_rows_chunk_by_chunk(project, monkeypatch):
+    """ftlang data preview's first rows at the source and after each step: the chunked runner taps the rows the
+    list path holds there."""
+    monkeypatch.setattr(steps_mod, "CHUNK_ROWS", 3)
+    _plan(project, n=40, split=None)
+    extra = [{"instruction": f"Extra {i}?", "output": f"Extra answer {i}."} for i in range(4)]
+    (project / "data" / "extra.jsonl").write_text("".join(json.dumps(r) + "\n" for r in extra))
+    steps = [step("dedupe", mode="exact"), step("filter", expr=LONG), step("head", n=30), step("concat", other="extra"),
+             step("sample", n=25, seed=1), step("to_chat")]
+    plan = make_plan(project, data={"d": source("d", "data/d.jsonl", on_error={"mode": "skip", "max_rows": 5}),
+                                    "extra": source("extra", "data/extra.jsonl")},
+                     pipelines={"train": ("d", steps)}, split=None)
+    chunked = PipelineRunner(plan, log=lambda _m: None, spill=project / "spill", taps=5)
+    listed = PipelineRunner(plan, log=lambda _m: None, taps=5)
+    chunked.run("train")
+    listed.run("train")
+    assert sorted(chunked.tapped["train"]) == list(range(len(steps) + 1))
+    assert chunked.tapped == listed.tapped and all(len(v) == 5 for v in chunked.tapped["train"].values())
