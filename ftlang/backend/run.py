@@ -58,9 +58,10 @@ def world_size() -> int:
 def leave_process_group() -> None:
     """Destroy this rank's torch.distributed process group, if one is up.
 
-    Called as each rank's run ends: a rank that exits with its gloo group still alive can abort in the
-    group's thread teardown ("terminate called without an active exception", SIGABRT), and torchrun then
-    stops rank 0 mid-export. Destroying a group is local to the rank, so rank 0 may still be evaluating."""
+    Called as each rank's run ends (rank 0 after it evaluated and exported alone, the others right after the
+    save): a rank that exits with its gloo group still alive can abort in the group's thread teardown
+    ("terminate called without an active exception", SIGABRT), and torchrun then stops rank 0 mid-export.
+    Destroying a group is local to the rank, so rank 0 may still be evaluating."""
     if world_size() <= 1:
         return
     import torch.distributed as dist
@@ -542,7 +543,6 @@ def _execute(plan: Plan, run_dir: Path | None, resume: bool | Path | None, force
             baseline(run, ctx)
             result = train_model(run, ctx, callbacks)
             save(run, ctx, result)
-            leave_process_group()  # no collective runs after the save: rank 0 evaluates and exports alone
             if not run.is_main:
                 return 0
             code = int(finish.after_training(ctx))
@@ -550,4 +550,4 @@ def _execute(plan: Plan, run_dir: Path | None, resume: bool | Path | None, force
             outcome.code = code
         return outcome.code
     finally:
-        leave_process_group()
+        leave_process_group()  # every rank, as it returns: no collective runs after the save
