@@ -198,7 +198,7 @@ class PipelineRunner:
         # so the source's counts are whole)
         streamed = src.kind == "hf_dataset" and src.hf_streaming
         full = (lambda: carried.full(pipe.steps[:ends[0]])) if streamed else (lambda: False)
-        chunks: Iterator[list[dict]] = self._source_chunks(s, rows, src, stats, full)
+        chunks: Iterator[list[dict]] = self.source_chunks(s, rows, src, stats, pipe.name, full)
         start, fmt = 0, src.format
         for n, end in enumerate(ends):
             last = end == len(pipe.steps)
@@ -223,20 +223,20 @@ class PipelineRunner:
             start = end + 1
         return self._finish(Dataset(pipe.name, fmt, table), stats)
 
-    def _source_chunks(self, s: SourceRows, rows: Iterator[dict], src: P.SourcePlan, stats: dict,
-                       full: Callable[[], bool]) -> Iterator[list[dict]]:
-        """The source's rows, CHUNK_ROWS at a time, under its on_error policy, until `full()` says no later
-        row could come through; its counts once it ends."""
+    def source_chunks(self, s: SourceRows, rows: Iterator[dict], src: P.SourcePlan, stats: dict, name: str,
+                      full: Callable[[], bool], size: int | None = None) -> Iterator[list[dict]]:
+        """The source's rows, `size` (CHUNK_ROWS) at a time, under its on_error policy, until `full()` says
+        no later row could come out of pipeline `name`; the source's counts and policy once it ends."""
         from itertools import islice
 
         early = src.on_error.mode == "fail" or src.on_error.max_rows is not None  # a fraction needs the count
         while s.fatal is None:
             if full():
                 stats["stopped_after"] = s.read
-                self.log(f"data: a head(...) is full after {s.read} rows of `{s.name}`: the rest of the stream "
-                         "is not read")
+                self.log(f"data: head(...) of the {name} pipeline is full after {s.read} rows of `{s.name}`: "
+                         "the rest of the stream is not read")
                 break
-            if not (chunk := list(islice(rows, CHUNK_ROWS))):
+            if not (chunk := list(islice(rows, size or CHUNK_ROWS))):
                 break
             if early and s.problems:
                 enforce(self.plan, s)  # fail fast, before the steps see a chunk the policy rejects
@@ -290,8 +290,7 @@ class PipelineRunner:
 
     def _finish(self, ds: Dataset, stats: dict) -> Dataset:
         stats["output"] = len(ds.rows)
-        stats["conservation"] = (stats["input"] + stats["augmented"] + stats["mixed"] + stats.get("concatenated", 0)
-                                 == stats["output"] + stats["deduped"] + stats["filtered"] + stats["sampled_out"])
+        stats["conservation"] = conserved(stats)
         ds.stats = stats
         self.datasets[ds.name] = ds
         return ds
@@ -392,6 +391,12 @@ class Carried:
         """A head(n) among `steps` (the pipeline's from index `offset`) has let its n rows through: no later
         row can come out of the pipeline."""
         return any(s.op == "head" and self.passed[offset + k] >= s.args.n for k, s in enumerate(steps))
+
+
+def conserved(stats: dict) -> bool:
+    """A pipeline's counts balance: every row in came out, or was counted where it went."""
+    return (stats["input"] + stats["augmented"] + stats["mixed"] + stats.get("concatenated", 0)
+            == stats["output"] + stats["deduped"] + stats["filtered"] + stats["sampled_out"])
 
 
 def new_stats(pipe: P.PipelinePlan) -> dict:

@@ -4,8 +4,9 @@ source is read, straight into tokenization, so the source's rows are never all i
 A streamed source streams when the train pipeline reads it with per-row steps only (filter, the
 conversions, dedupe, which keeps one hash per distinct row, head(n), which counts) or append steps
 (concat, mix: their rows follow the stream's, read whole) and no other dataset reads it; otherwise it
-is read whole, and the log says why. Once a head(n) has let its n rows through,
-the rest of the stream is not read (`"stopped_after"`: the rows read), so head bounds an endless stream. The validation split of a stream is a hash split: a row is held
+is read whole, and the log says why. Once a head(n) has let its n rows through, the rest of the stream
+is not read (`"stopped_after"`: the rows read), so head bounds an endless stream. The validation split
+of a stream is a hash split: a row is held
 out when the hash of (seed, its content) falls inside the fraction, so the same data and seed hold out the
 same rows, about (not exactly) that fraction of them; the split's stats say `"method": "hash"`. With
 `split train { first = N }` it is the first N distinct rows the steps let through (and any later copy of
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
-from itertools import islice
 
 from ftlang.data.rows import content_hash
 from ftlang.data.steps import (
@@ -27,9 +27,9 @@ from ftlang.data.steps import (
     Carried,
     Dataset,
     PipelineRunner,
+    conserved,
     new_stats,
 )
-from ftlang.data.validate import enforce, mark_empty
 from ftlang.plan import Plan
 
 BATCH_ROWS = CHUNK_ROWS  # rows per batch of a stream
@@ -110,36 +110,21 @@ class TrainStream:
 
     def batches(self) -> Iterator[list[dict]]:
         carried = Carried.of(self.pipe.steps)
-        yield from self._source_batches(carried)
-        stopped = "stopped_after" in self.stats
-        for ds in self.runner.appended(self.pipe, self.stats, carried, stopped=stopped):  # concat, mix
-            yield self._split(ds)
-
-    def _source_batches(self, carried: Carried) -> Iterator[list[dict]]:
-        strict = self.plan.data[self.stats["source"]].on_error
-        early = strict.mode == "fail" or strict.max_rows is not None  # a fraction needs the whole count
-        while batch := list(islice(self._rows, BATCH_ROWS)):
-            if early and self.source.problems:
-                enforce(self.plan, self.source)  # fail fast: raises once the policy is broken
-            self.stats["input"] += len(batch)
-            ds = Dataset("train", self.plan.data[self.stats["source"]].format, batch)
+        src = self.plan.data[self.source.name]
+        for batch in self.runner.source_chunks(self.source, self._rows, src, self.stats, "train",
+                                               lambda: carried.full(self.pipe.steps), BATCH_ROWS):
+            ds = Dataset("train", src.format, batch)
             self.runner.run_chunk(ds, self.pipe.steps, self.stats, carried)
             yield self._split(ds)
-            if carried.full(self.pipe.steps):  # head(n) is full: the rest of the stream could add no row
-                self.stats["stopped_after"] = self.source.read
-                self.log(f"data: head(...) of the train pipeline is full after {self.source.read} rows of "
-                         f"`{self.source.name}`: the rest of the stream is not read")
-                return
+        for ds in self.runner.appended(self.pipe, self.stats, carried, stopped="stopped_after" in self.stats):
+            yield self._split(ds)  # concat, mix
 
     def finish(self) -> dict:
-        """After the stream: the source's policy and emptiness, the pipeline's counts; returns the split's."""
+        """After the stream (source_chunks applied the source's policy and kept its counts): the pipeline's
+        counts; returns the split's."""
         s = self.source
-        mark_empty(self.plan, s)
-        self.runner.warnings.extend(enforce(self.plan, s))
-        self.runner.released[s.name] = s.read - len(s.problems)  # its rows went by; the count stays
         st = self.stats
-        st["conservation"] = (st["input"] + st["mixed"] + st.get("concatenated", 0)
-                              == st["output"] + st["deduped"] + st["filtered"] + st["sampled_out"])
+        st["conservation"] = conserved(st)
         self.runner.datasets["train"] = Dataset("train", self.fmt, [], st)
         if self.split is None:
             return {}
