@@ -94,8 +94,7 @@ def bind_method(node: ast.Block, card: Card | None, program: Program) -> tuple[M
         else:
             from ftlang.semantic.cards import FEEDFORWARD
 
-            # a card read from the weights names its own MLP; a family's card uses the shared leaf names
-            ff = set(card.aliases.get("mlp", ())) if card and card.linears else FEEDFORWARD
+            ff = card.feedforward if card else FEEDFORWARD
             kw["feedforward"] = [t for t in targets if t in ff]
     method = None if has_errors(s.diags) else build_model(s, METHOD_MODELS[kind], kw, node.span)
     return MethodPart(kind, method, tb), s.diags

@@ -107,7 +107,7 @@ class Family:
     tie: bool = False  # tie_word_embeddings when config.json does not say
     bias: bool = False  # the attention projections' bias when config.json does not say
     head_bias: bool = False  # the LM head has a bias (phi)
-    positions: int | None = None  # learned position embeddings: rows beyond max_position (opt: 2)
+    positions: int | None = None  # learned position embeddings: rows beyond max_position (gpt2: 0, opt: 2)
     #: the head AutoModelForSequenceClassification adds: "score" (h→labels, no bias: decoders), "linear"
     #: (h→labels: BERT, after its pooler) or "dense" (h→h, then h→labels: RoBERTa, which has no pooler then)
     classifier: str = "score"
@@ -127,7 +127,7 @@ FAMILIES: dict[str, Family] = {
     "smollm3": Family("gated", ("smollm3",)),
     "phi3": Family("phi3", ("phi3",)),
     "phi": Family("phi", ("phi",), norm="layer", norms=1, head_bias=True),
-    "gpt2": Family("gpt2", ("gpt2",), norm="layer", tie=True),
+    "gpt2": Family("gpt2", ("gpt2",), norm="layer", tie=True, positions=0),
     "gpt_neox": Family("neox", ("gpt_neox",), norm="layer"),
     "opt": Family("opt", ("opt",), norm="layer", tie=True, positions=2),
     "starcoder2": Family("starcoder2", ("starcoder2",), norm="layer", tie=True, bias=True),
@@ -187,6 +187,14 @@ class Card:
         return LAYOUTS[FAMILIES[self.family].layout].gated
 
     @property
+    def feedforward(self) -> frozenset[str]:
+        """Module names on the feed-forward path (IA3 scales their input): the card's `mlp` alias less its
+        attention modules (BERT's `dense` is both), or the families' shared names when it has no `mlp` alias."""
+        if "mlp" not in self.aliases:
+            return FEEDFORWARD
+        return frozenset(self.aliases["mlp"]) - frozenset(self.aliases.get("attention", ()))
+
+    @property
     def dim_head(self) -> int:
         return self.head_dim or self.hidden // max(self.heads, 1)
 
@@ -215,11 +223,6 @@ def layer_linears(card: Card) -> list[Linear]:
     return LAYOUTS[FAMILIES[card.family].layout].linears(card)
 
 
-def _family(card: Card) -> Family | None:
-    """The card's family, or None for a card read from the weights."""
-    return FAMILIES.get(card.family)
-
-
 def extra_linears(card: Card) -> list[tuple[str, int, int, bool]]:
     """Linear layers outside the blocks that a leaf-name target also matches (BERT's pooler.dense; an
     encoder is always loaded to classify, and RoBERTa's classifier model has no pooler)."""
@@ -230,7 +233,7 @@ def extra_linears(card: Card) -> list[tuple[str, int, int, bool]]:
 
 def classifier_params(card: Card, labels: int) -> int:
     """Parameters of the sequence-classification head (PEFT's SEQ_CLS task trains it in full)."""
-    fam = _family(card)
+    fam = FAMILIES.get(card.family)  # None: a card read from the weights
     kind = fam.classifier if fam else ("linear" if card.arch == "encoder" else "score")
     h = card.hidden
     return {"score": h * labels, "linear": h * labels + labels, "dense": h * h + h + h * labels + labels}[kind]
@@ -264,10 +267,8 @@ def total_params(card: Card) -> int:
     norm_layer, norm_final = _norm_params(card)
     blocks = card.layers * (per_layer + norm_layer)
     embed = card.vocab * h
-    if card.family == "gpt2":
-        embed += (card.max_position or 1024) * h
     if fam.positions is not None:
-        embed += ((card.max_position or 2048) + fam.positions) * h
+        embed += ((card.max_position or 1024) + fam.positions) * h
     if fam.layout == "bert":  # word + position + token type embeddings, embedding LayerNorm, pooler
         embed += (card.max_position or 512) * h + card.type_vocab * h + 2 * h
         embed += sum(d_in * d_out + d_out for _, d_in, d_out, _ in extra_linears(card))
@@ -365,6 +366,21 @@ def card_from_config(cfg: dict, source: ModelSource, span: Span | None = None) -
         raise CardError(f"config.json has a malformed dimension: {e}") from e
     return Card(name=None, source=source, family=family, modules=family_modules(family),
                 aliases=family_aliases(family), span=span, **kw)
+
+
+def card_from_folder(folder: Path, source: ModelSource, span: Span | None = None) -> Card:
+    """A local model folder's card: from config.json by family, else (a model_type no family covers) from
+    the layout its safetensors headers give."""
+    cfg = read_config(folder)
+    try:
+        return card_from_config(cfg, source, span)
+    except UnknownFamily as unknown:
+        from ftlang.semantic.weights_meta import card_from_weights  # imports cards: loaded when needed
+
+        try:
+            return card_from_weights(cfg, folder, source, span)
+        except CardError as e:
+            raise CardError(f"{unknown}, and its weights do not give the layout: {e}") from None
 
 
 def read_config(directory: Path) -> dict:

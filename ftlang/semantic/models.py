@@ -10,7 +10,7 @@ from pathlib import Path
 from ftlang import plan as P
 from ftlang.diagnostics import Diagnostic, error
 from ftlang.resources import stdlib_dir
-from ftlang.semantic.cards import Card, CardError, UnknownFamily, card_from_config, read_config
+from ftlang.semantic.cards import Card, CardError, card_from_config, card_from_folder, read_config
 from ftlang.semantic.context import (
     DATA_SOURCES,
     MODEL_SOURCES,
@@ -181,18 +181,8 @@ def _model_card(node: ast.Value, trust: bool, s: Scope) -> Card | None:
     if source is None:
         return None
     if source.kind == "local" and source.package is None:
-        folder = s.root / source.path
         try:
-            cfg = read_config(folder)
-            try:
-                return card_from_config(cfg, source, node.span)
-            except UnknownFamily as unknown:
-                from ftlang.semantic.weights_meta import card_from_weights  # a layout no family describes
-
-                try:
-                    return card_from_weights(cfg, folder, source, node.span)
-                except CardError as e:
-                    raise CardError(f"{unknown}, and its weights do not give the layout: {e}") from None
+            return card_from_folder(s.root / source.path, source, node.span)
         except CardError as e:
             s.err("FT212", f"cannot derive a model card from `{source.path}`: {e}", node.span,
                   "the folder needs a transformers config.json and, for a model_type ftlang has no family for, "
