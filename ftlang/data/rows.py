@@ -10,7 +10,9 @@ import hashlib
 import json
 import re
 import unicodedata
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 
 from ftlang.diagnostics import Diagnostic
 
@@ -27,6 +29,13 @@ class SourceRows:
     quarantined: list[dict] = field(default_factory=list)  # {source, line, code, reason, raw}
     read: int = 0
     fingerprint: str = ""
+
+
+def batched(rows: Iterable, size: int) -> Iterator[list]:
+    """`rows` in lists of `size` (the last one shorter), read as they are consumed."""
+    it = iter(rows)
+    while batch := list(islice(it, size)):
+        yield batch
 
 
 def public(row: dict) -> dict:

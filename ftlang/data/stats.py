@@ -11,11 +11,10 @@ import hashlib
 import tempfile
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator
-from itertools import islice
+from collections.abc import Callable
 from pathlib import Path
 
-from ftlang.data.rows import content_hash, normalize_text, normalized_hash
+from ftlang.data.rows import batched, content_hash, normalize_text, normalized_hash
 from ftlang.data.steps import PipelineRunner
 from ftlang.plan import Plan
 
@@ -60,19 +59,6 @@ DIVERSITY_ROWS = 50_000
 BATCH_ROWS = 8192
 
 
-def _renderer(fmt: str, tokenizer, plan: Plan | None):
-    """The chat renderer training uses; None when the rows need none, or (words then) when there is none."""
-    if tokenizer is None or fmt not in ("chat", "instruction"):
-        return None
-    from ftlang.data.templates import chat_renderer
-    from ftlang.diagnostics import DiagnosticError
-
-    try:
-        return chat_renderer(plan.train.template if plan is not None else None, tokenizer)
-    except DiagnosticError:
-        return None
-
-
 def _lengths(rows: list[dict], fmt: str, tokenizer, renderer) -> list[int] | None:
     """Token lengths of the rows as training renders them; None when the tokenizer cannot (words then)."""
     try:
@@ -92,12 +78,6 @@ def _digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
-def _batches(rows) -> Iterator[list[dict]]:
-    it = iter(rows)
-    while batch := list(islice(it, BATCH_ROWS)):
-        yield batch
-
-
 def dataset_report(name: str, rows, fmt: str, tokenizer, plan: Plan | None) -> dict:
     """The report of one dataset, read batch by batch: memory holds 16-byte digests and lengths per row, and
     the n-grams of at most DIVERSITY_ROWS rows."""
@@ -108,14 +88,18 @@ def dataset_report(name: str, rows, fmt: str, tokenizer, plan: Plan | None) -> d
     prompts_seen: set[bytes] = set()
     first_words: Counter = Counter()
     lengths = array("q")
-    renderer = _renderer(fmt, tokenizer, plan)
+    renderer = None
+    if tokenizer is not None and fmt in ("chat", "instruction"):
+        from ftlang.data.prepare import _renderer  # the renderer training uses (None: no chat template)
+
+        renderer = _renderer(plan, tokenizer)
     usable = tokenizer is not None and (renderer is not None or fmt not in ("chat", "instruction"))
     unit = "tokenizer" if usable else "whitespace"
     switched = False  # the tokenizer failed after counting earlier batches: every row is counted in words
     sample_prompts: list[str] = []
     sample_responses: list[str] = []
     augmented = mixed = at = 0
-    for batch in _batches(rows):
+    for batch in batched(rows, BATCH_ROWS):
         pairs = [_prompt_and_response(r, fmt) for r in batch]
         for k, (row, (prompt, response)) in enumerate(zip(batch, pairs, strict=True)):
             meta = row.get("_meta", {})

@@ -16,7 +16,7 @@ from typing import Any
 from ftlang import plan as P
 from ftlang.data.codes import row_problem
 from ftlang.data.formats import RowError, to_chat, to_completion, to_instruction
-from ftlang.data.rows import SourceRows, content_hash, normalized_hash, public
+from ftlang.data.rows import SourceRows, batched, content_hash, normalized_hash, public
 from ftlang.data.validate import enforce, load_source, mark_empty, open_source
 from ftlang.diagnostics import Diagnostic, DiagnosticError, error
 from ftlang.expr import ExprError, evaluate, truthy
@@ -182,8 +182,6 @@ class PipelineRunner:
     def _run_chunked(self, pipe: P.PipelinePlan) -> Dataset:
         """The pipeline chunk by chunk, in segments that end at a sample(...): each segment's rows are spilled,
         the sample picks among them by index, and the next segment reads the picked rows back."""
-        from itertools import islice
-
         from ftlang.data.rowtable import RowWriter  # pyarrow: run time only
 
         assert self.spill is not None
@@ -218,8 +216,7 @@ class PipelineRunner:
                 break
             table = self._sampled(table, pipe.steps[end], stats, carried, end)
             self._tap(pipe.name, end + 1, table)
-            picked = iter(table)
-            chunks = iter(lambda it=picked: list(islice(it, CHUNK_ROWS)), [])
+            chunks = batched(table, CHUNK_ROWS)
             start = end + 1
         return self._finish(Dataset(pipe.name, fmt, table), stats)
 
@@ -267,7 +264,6 @@ class PipelineRunner:
         row that reached it), through the steps after it up to `end`, chunk by chunk. `stopped`: the source
         was not read to its end because a head(n) was full; an append step before a full head then adds
         nothing (no row of it could pass)."""
-        from itertools import islice
 
         end = len(pipe.steps) if end is None else end
         fmt = self.plan.data[pipe.source].format
@@ -281,8 +277,7 @@ class PipelineRunner:
                 stats["steps"][k]["rows_out"] += len(added)
                 carried.passed[k] += len(added)
                 self._tap(pipe.name, k + 1, added)
-                rows = iter(added)
-                while chunk := list(islice(rows, CHUNK_ROWS)):
+                for chunk in batched(added, CHUNK_ROWS):
                     ds = Dataset(pipe.name, fmt, chunk)
                     self.run_chunk(ds, pipe.steps, stats, carried, start=k + 1, end=end)
                     yield ds

@@ -368,21 +368,6 @@ def card_from_config(cfg: dict, source: ModelSource, span: Span | None = None) -
                 aliases=family_aliases(family), span=span, **kw)
 
 
-def card_from_folder(folder: Path, source: ModelSource, span: Span | None = None) -> Card:
-    """A local model folder's card: from config.json by family, else (a model_type no family covers) from
-    the layout its safetensors headers give."""
-    cfg = read_config(folder)
-    try:
-        return card_from_config(cfg, source, span)
-    except UnknownFamily as unknown:
-        from ftlang.semantic.weights_meta import card_from_weights  # imports cards: loaded when needed
-
-        try:
-            return card_from_weights(cfg, folder, source, span)
-        except CardError as e:
-            raise CardError(f"{unknown}, and its weights do not give the layout: {e}") from None
-
-
 def read_config(directory: Path) -> dict:
     path = directory / "config.json"
     try:

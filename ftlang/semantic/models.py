@@ -10,7 +10,7 @@ from pathlib import Path
 from ftlang import plan as P
 from ftlang.diagnostics import Diagnostic, error
 from ftlang.resources import stdlib_dir
-from ftlang.semantic.cards import Card, CardError, card_from_config, card_from_folder, read_config
+from ftlang.semantic.cards import Card, CardError, card_from_config, read_config
 from ftlang.semantic.context import (
     DATA_SOURCES,
     MODEL_SOURCES,
@@ -23,6 +23,7 @@ from ftlang.semantic.paths import is_dir, is_file
 from ftlang.semantic.resolve import Program
 from ftlang.semantic.schema import block
 from ftlang.semantic.values import Params, check_block, did_you_mean
+from ftlang.semantic.weights_meta import card_from_folder
 from ftlang.syntax import ast
 
 # ---------------------------------------------------------------------------- model cards

@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from ftlang.plan import ModelSource
-from ftlang.semantic.cards import Card, CardError, Linear
+from ftlang.semantic.cards import Card, CardError, Linear, UnknownFamily, card_from_config, read_config
 from ftlang.source import Span
 
 INDEX = "model.safetensors.index.json"
@@ -134,3 +134,16 @@ def card_from_weights(cfg: dict, directory: Path, source: ModelSource, span: Spa
                 max_position=_first(cfg, "max_position_embeddings", "n_positions", "max_seq_len", "seq_length"),
                 tie_embeddings=len(rows) < 2, modules=modules, aliases=aliases, span=span,
                 linears=tuple(lin for _, lin in linears), params=sum(math.prod(s) for s in shapes.values()))
+
+
+def card_from_folder(folder: Path, source: ModelSource, span: Span | None = None) -> Card:
+    """A local model folder's card: from config.json by family, else (a model_type no family covers) from
+    the layout its safetensors headers give."""
+    cfg = read_config(folder)
+    try:
+        return card_from_config(cfg, source, span)
+    except UnknownFamily as unknown:
+        try:
+            return card_from_weights(cfg, folder, source, span)
+        except CardError as e:
+            raise CardError(f"{unknown}, and its weights do not give the layout: {e}") from None
