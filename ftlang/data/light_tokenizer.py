@@ -18,6 +18,7 @@ from typing import Any
 
 from ftlang.diagnostics import DiagnosticError
 from ftlang.plan import Plan
+from ftlang.semantic.tokenizer_files import chat_template
 
 INSTALL = "install ftlang[train] for the `tokenizers` package"
 
@@ -99,13 +100,7 @@ def from_dir(folder: Path) -> LightTokenizer:
     names = {k: _token(cfg.get(k)) for k in ("bos_token", "eos_token", "unk_token", "pad_token")}
     extra = cfg.get("extra_special_tokens") or cfg.get("additional_special_tokens") or []
     _special(tok, [*names.values(), *(_token(t) for t in (extra if isinstance(extra, list) else []))])
-    template: str | dict | None = cfg.get("chat_template")
-    if isinstance(template, list):  # several named templates
-        template = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
-    jinja = folder / "chat_template.jinja"
-    if jinja.is_file():  # transformers v5 saves the template beside the config, and prefers it
-        template = jinja.read_text(encoding="utf-8")
-    return LightTokenizer(tok, names["bos_token"], names["eos_token"], names["pad_token"], template)
+    return LightTokenizer(tok, names["bos_token"], names["eos_token"], names["pad_token"], chat_template(folder, cfg))
 
 
 @lru_cache(maxsize=1)

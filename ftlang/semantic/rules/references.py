@@ -168,13 +168,13 @@ def _has_chat_template(folder) -> bool | None:
     """Whether a local model folder's tokenizer has a chat template; None when it cannot tell."""
     import json
 
-    if is_file(folder / "chat_template.jinja") or is_file(folder / "chat_template.json"):
-        return True
+    from ftlang.semantic.tokenizer_files import chat_template
+
     try:
         cfg = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return bool(cfg.get("chat_template")) if isinstance(cfg, dict) else None
+    return bool(chat_template(folder, cfg)) if isinstance(cfg, dict) else None
 
 
 @rule("FT224")
