@@ -78,12 +78,22 @@ def _digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
+def _distinct(rows) -> int:
+    """Distinct rows by content hash: spilled rows carry theirs (RowWriter stored it), others are hashed."""
+    from ftlang.data.rowtable import RowTable
+
+    if isinstance(rows, RowTable):
+        import numpy as np
+
+        return len(np.unique(rows.hashes()))
+    return len({content_hash(r) for r in rows})
+
+
 def dataset_report(name: str, rows, fmt: str, tokenizer, plan: Plan | None) -> dict:
     """The report of one dataset, read batch by batch: memory holds 16-byte digests and lengths per row, and
     the n-grams of at most DIVERSITY_ROWS rows."""
     n = len(rows)
     every = max(1, -(-n // DIVERSITY_ROWS))  # distinct-n reads every `every`-th row
-    exact: set[bytes] = set()
     normalized: set[bytes] = set()
     prompts_seen: set[bytes] = set()
     first_words: Counter = Counter()
@@ -105,7 +115,6 @@ def dataset_report(name: str, rows, fmt: str, tokenizer, plan: Plan | None) -> d
             meta = row.get("_meta", {})
             augmented += bool(meta.get("augmented"))
             mixed += bool(meta.get("mixed"))
-            exact.add(bytes.fromhex(content_hash(row))[:16])
             normalized.add(bytes.fromhex(normalized_hash(row))[:16])
             norm = " ".join(normalize_text(prompt).split())
             prompts_seen.add(_digest(norm))
@@ -131,7 +140,7 @@ def dataset_report(name: str, rows, fmt: str, tokenizer, plan: Plan | None) -> d
         "name": name, "format": fmt, "rows": n,
         "augmented": augmented,
         "mixed": mixed,
-        "duplicates": {"exact": n - len(exact), "normalized": n - len(normalized)},
+        "duplicates": {"exact": n - _distinct(rows), "normalized": n - len(normalized)},
         "length": {"unit": unit, **percentiles(lengths)},
         "diversity": {"distinct_1": distinct_n(sample_responses, 1), "distinct_2": distinct_n(sample_responses, 2),
                       "rows": len(sample_responses)},
